@@ -1,0 +1,426 @@
+"""Daemon configuration: one TOML file, overridable key by key from the environment.
+
+Precedence, highest first: ``BONDERD_<KEY>`` / ``BONDERD_<SECTION>__<KEY>`` environment
+variables, the TOML file, the defaults below. Unknown keys are errors everywhere: a misspelt
+limit silently falling back to its default is how a machine ends up running outside the
+envelope its owner believes it has.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+import re
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    SecretStr,
+    ValidationError,
+    create_model,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict, SettingsError
+
+DEFAULT_CONFIG_PATH = Path("/etc/bonderd/bonderd.toml")
+ENV_PREFIX = "BONDERD_"
+ENV_NESTED_DELIMITER = "__"
+# Names that travel in MQTT topics, file names and reports.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+# Values under these keys never appear in error messages: they end up in journald and on
+# operator terminals.
+_SECRET_KEYS = frozenset({"password"})
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the file, the key path and why.
+
+    ``problems`` holds one line per problem, already formatted as ``source: key: reason``.
+    """
+
+    def __init__(self, problems: str | Sequence[str]) -> None:
+        # A str is a Sequence[str] too; without this a single message splits into characters.
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class MqttSettings(_Section):
+    host: Annotated[str, Field(min_length=1)] = "localhost"
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    username: str | None = None
+    # SecretStr keeps the password out of reprs, logs and config_hash().
+    password: SecretStr | None = None
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    client_id: str | None = None
+    # Capped so that a typo cannot flood the line broker with telemetry.
+    telemetry_hz: Annotated[float, Field(gt=0.0, le=50.0)] = 2.0
+
+    @model_validator(mode="after")
+    def _pairs(self) -> Self:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: set both or neither")
+        if self.password is not None and self.username is None:
+            raise ValueError("password is set but username is not")
+        return self
+
+
+class Limits(_Section):
+    """The equipment's hard limits. No recipe may exceed them; validation refuses it first."""
+
+    chip_max_c: Annotated[float, Field(gt=0.0, le=600.0)] = 300.0
+    ramp_max_c_per_s: Annotated[float, Field(gt=0.0)] = 15.0
+    cool_rate_max_c_per_s: Annotated[float, Field(gt=0.0)] = 10.0
+    chuck_setpoint_min_c: float = 5.0
+    chuck_setpoint_max_c: float = 60.0
+    pressure_min_mbar: Annotated[float, Field(gt=0.0)] = 0.1
+    purge_cycles_max: Annotated[int, Field(ge=1)] = 10
+    step_timeout_max_s: Annotated[float, Field(gt=0.0)] = 3600.0
+    # Below a kilobyte no real recipe fits, so a smaller value can only be a mistake.
+    recipe_max_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 65536
+    run_duration_max_s: Annotated[float, Field(gt=0.0)] = 7200.0
+    o2_max_ppm_ceiling: Annotated[float, Field(gt=0.0)] = 1000.0
+
+    @model_validator(mode="after")
+    def _chuck_range(self) -> Self:
+        if self.chuck_setpoint_min_c >= self.chuck_setpoint_max_c:
+            raise ValueError(
+                f"chuck_setpoint_min_c ({self.chuck_setpoint_min_c:g}) must be below "
+                f"chuck_setpoint_max_c ({self.chuck_setpoint_max_c:g})"
+            )
+        return self
+
+
+def _transport_value(value: object) -> str | int | float:
+    # One check instead of a str|int|float union: a union reports one error per member,
+    # which reads as three contradictory complaints about one key.
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"must be text or a number, found {_toml_type(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number: nan and inf are not accepted")
+    return value
+
+
+TransportValue = Annotated[str | int | float, PlainValidator(_transport_value)]
+
+
+class DeviceConfig(_Section):
+    """Which driver serves a device, and how to reach it. Drivers validate their transport."""
+
+    driver: Annotated[str, Field(min_length=1)] = "sim"
+    transport: dict[str, TransportValue] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _sim_has_no_transport(self) -> Self:
+        if self.driver == "sim" and self.transport:
+            raise ValueError("a 'sim' device has no transport; remove it or name a real driver")
+        return self
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_NESTED_DELIMITER,
+        extra="forbid",
+        frozen=True,
+        allow_inf_nan=False,
+    )
+
+    equipment_id: Annotated[str, Field(min_length=1, max_length=64, pattern=NAME_PATTERN)] = (
+        "bonder-01"
+    )
+    data_dir: Path = Path("/var/lib/bonderd")
+    watch_dir: Path = Path("/var/lib/bonderd/watch")
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    limits: Limits = Field(default_factory=Limits)
+    devices: dict[str, DeviceConfig] = Field(default_factory=dict)
+
+
+# A plain-model mirror of Settings for checking the file alone: validating a BaseSettings goes
+# through its __init__, which drops `strict` and mixes the environment in.
+_MIRRORED_FIELDS: dict[str, Any] = {n: (f.annotation, f) for n, f in Settings.model_fields.items()}
+_FILE_SCHEMA: type[BaseModel] = create_model(
+    "BonderdConfigFile",
+    __config__=ConfigDict(extra="forbid", allow_inf_nan=False),
+    **_MIRRORED_FIELDS,
+)
+
+
+def load_settings(path: Path | None, *, required: bool) -> Settings:
+    """Read the configuration file (``path`` or the default) and apply environment overrides.
+
+    With ``required`` False a missing file means "defaults plus environment"; a file that
+    exists but cannot be read or parsed is an error either way, never a silent fallback.
+    """
+    file = path if path is not None else DEFAULT_CONFIG_PATH
+    file_data = _read_toml(file, required=required)
+    try:
+        env_data: dict[str, Any] = EnvSettingsSource(Settings)()
+    except SettingsError as exc:
+        raise ConfigError([f"environment ({ENV_PREFIX}*): {exc}"]) from exc
+
+    # The file is checked on its own and strictly, in JSON mode so that paths may be TOML
+    # strings: TOML values are typed, so `port = "1883"` or `telemetry_hz = true` are mistakes
+    # worth stopping for. Environment values are strings by nature and are coerced below.
+    # Cross-field rules wait for the merge: the environment may supply the other half.
+    try:
+        _FILE_SCHEMA.model_validate_json(json.dumps(file_data), strict=True)
+    except ValidationError as exc:
+        type_errors = [e for e in exc.errors(include_url=False) if e["type"] != "value_error"]
+        if type_errors:
+            raise ConfigError(_problems(type_errors, lambda _loc: str(file))) from exc
+
+    def origin(loc: tuple[int | str, ...]) -> str:
+        var = ENV_PREFIX + ENV_NESTED_DELIMITER.join(str(p) for p in loc).upper()
+        covered = _covers(env_data, loc)
+        if covered == "value":
+            return f"environment {var}"
+        if covered == "table":
+            return f"{file} with environment overrides {var}{ENV_NESTED_DELIMITER}*"
+        return str(file)
+
+    # Passing the merged values as init arguments keeps "environment beats file" without
+    # changing the source order for anyone constructing Settings directly.
+    try:
+        return Settings(**_deep_merge(file_data, env_data))
+    except ValidationError as exc:
+        raise ConfigError(_problems(exc.errors(include_url=False), origin)) from exc
+
+
+def config_hash(settings: Settings) -> str:
+    """sha256 of a canonical JSON dump, recorded with every run for traceability.
+
+    Secrets are masked by their type, so changing the broker password does not change the
+    hash; everything that can influence a process does.
+    """
+    canonical = json.dumps(
+        settings.model_dump(mode="json"),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+    )
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def describe_pydantic_error(err: ErrorDetails, *, redact: bool = False) -> str:
+    """A pydantic error as a sentence a process or line engineer understands.
+
+    Shared by configuration and recipe loading so both speak the same language; ``redact``
+    keeps the offending value out of the text.
+    """
+    kind = err["type"]
+    ctx: Mapping[str, Any] = err.get("ctx") or {}
+    value = err["input"]
+    found = "" if redact else f" (found {_show(value)})"
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "finite_number":
+        return "must be a finite number: nan and inf are not accepted"
+    if kind in _EXPECTED:
+        shown = "" if redact or isinstance(value, dict | list) else f" {_show(value)}"
+        reason = f"wrong type: expected {_EXPECTED[kind]}, found {_toml_type(value)}{shown}"
+        if kind.startswith("int") and isinstance(value, float) and value.is_integer():
+            reason += "; write whole numbers without a decimal point"
+        return reason
+    if kind in _BOUNDS:
+        word, key = _BOUNDS[kind]
+        limit = ctx.get(key)
+        if kind == "greater_than_equal" and limit == 0:
+            return f"cannot be negative{found}"
+        return f"must be {word} {_show(limit)}{found}"
+    if kind == "too_short":
+        n = ctx.get("min_length", 1)
+        return f"needs at least {n} entr{'y' if n == 1 else 'ies'}"
+    if kind == "too_long":
+        return f"has more than {ctx.get('max_length')} entries"
+    if kind == "string_too_short":
+        return "must not be empty" if ctx.get("min_length") == 1 else str(err["msg"])
+    if kind == "string_too_long":
+        return f"is longer than {ctx.get('max_length')} characters"
+    if kind == "string_pattern_mismatch":
+        if ctx.get("pattern") == NAME_PATTERN:
+            return (
+                "may contain only letters, digits, '_', '.' and '-', "
+                f"starting with a letter or digit{found}"
+            )
+        return f"does not have the required form {ctx.get('pattern')}{found}"
+    if kind == "literal_error":
+        return f"must be {ctx.get('expected')}{found}"
+    if kind in {"value_error", "assertion_error"}:
+        return str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    return str(err["msg"])
+
+
+_EXPECTED = {
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "string_type": "text (a quoted string)",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "list_type": "an array",
+    "dict_type": "a table",
+    "model_type": "a table",
+    "model_attributes_type": "a table",
+    "path_type": "a path (a quoted string)",
+}
+
+_BOUNDS = {
+    "greater_than": ("greater than", "gt"),
+    "greater_than_equal": ("≥", "ge"),
+    "less_than": ("less than", "lt"),
+    "less_than_equal": ("≤", "le"),
+}
+
+
+def _toml_type(value: object) -> str:
+    """The TOML name of a parsed value's type, as an engineer editing the file sees it."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, dt.date | dt.time):
+        return "a date/time"
+    return type(value).__name__
+
+
+def _show(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        # 3.0 must stay visibly a float when the complaint is that it is one.
+        return f"{value:.1f}" if value.is_integer() and abs(value) < 1e15 else f"{value:g}"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return json.dumps(shown, ensure_ascii=False)
+    if isinstance(value, dict | list):
+        return _toml_type(value)
+    return str(value)
+
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def toml_key_path(parts: Sequence[int | str]) -> str:
+    """``("steps", 3, "peak_window_c", "max")`` -> ``steps[3].peak_window_c.max``."""
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            key = part if _BARE_KEY.match(part) else json.dumps(part, ensure_ascii=False)
+            out += f".{key}" if out else key
+    return out
+
+
+def _read_toml(file: Path, *, required: bool) -> dict[str, Any]:
+    try:
+        data = file.read_bytes()
+    except FileNotFoundError as exc:
+        if not required:
+            return {}
+        raise ConfigError([f"{file}: configuration file not found"]) from exc
+    except OSError as exc:
+        raise ConfigError([f"{file}: cannot read the configuration file: {exc.strerror}"]) from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, col = _position(data, exc.start)
+        raise ConfigError(
+            [f"{file}: not valid UTF-8 at line {line}, column {col}; save it as UTF-8"]
+        ) from exc
+    try:
+        doc = tomllib.loads(text.removeprefix("\ufeff"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{file}: not valid TOML: {exc}"]) from exc
+    dates = list(_date_values(doc, ()))
+    if dates:
+        raise ConfigError(
+            [
+                f"{file}: {toml_key_path(loc)}: wrong type: dates and times are not used in the "
+                "configuration (quote the value if it is text)"
+                for loc in dates
+            ]
+        )
+    return doc
+
+
+def _position(data: bytes, offset: int) -> tuple[int, int]:
+    """1-based line and column (in characters) of a byte offset."""
+    start = data.rfind(b"\n", 0, offset) + 1
+    line = data.count(b"\n", 0, offset) + 1
+    col = len(data[start:offset].decode("utf-8", errors="replace")) + 1
+    return line, col
+
+
+def _date_values(node: object, loc: tuple[int | str, ...]) -> list[tuple[int | str, ...]]:
+    if isinstance(node, dict):
+        return [p for k, v in node.items() for p in _date_values(v, (*loc, k))]
+    if isinstance(node, list):
+        return [p for i, v in enumerate(node) for p in _date_values(v, (*loc, i))]
+    if isinstance(node, dt.date | dt.time):
+        return [loc]
+    return []
+
+
+def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        below = merged.get(key)
+        if isinstance(value, Mapping) and isinstance(below, Mapping):
+            merged[key] = _deep_merge(below, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _covers(data: Mapping[str, Any], loc: tuple[int | str, ...]) -> Literal["value", "table", ""]:
+    """Whether ``data`` set the value at ``loc`` (or a value containing it), or part of it."""
+    node: object = data
+    for part in loc:
+        if not isinstance(node, Mapping) or part not in node:
+            return ""
+        node = node[part]
+        if not isinstance(node, Mapping):
+            return "value"
+    return "table" if loc else ""
+
+
+def _problems(
+    errors: Sequence[ErrorDetails], origin: Callable[[tuple[int | str, ...]], str]
+) -> list[str]:
+    problems = []
+    for err in errors:
+        loc = tuple(err["loc"])
+        redact = any(isinstance(p, str) and p in _SECRET_KEYS for p in loc)
+        path = toml_key_path(loc) or "(top level)"
+        problems.append(f"{origin(loc)}: {path}: {describe_pydantic_error(err, redact=redact)}")
+    return problems

@@ -1,0 +1,396 @@
+"""The run executor: one run at a time, steps as async functions, guaranteed safe end.
+
+Three tasks live for the length of a run, all fed by the monitor's snapshots: the steps,
+the guard (stops the run on an unsafe snapshot) and the trace writer. Whatever ends the
+steps — completion, a step failure, a guard, an operator abort, a bug — the ``finally``
+path turns every energy source off and, unless the run completed, runs the whole
+safe-state sequence before the record is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from daemon import __version__
+from daemon.config import Limits
+from daemon.conformance import StepOutcome, evaluate
+from daemon.errors import CommandRefused, SafetyStop, StepFailed
+from daemon.guards import check as check_guards
+from daemon.monitor import Monitor, Snapshot
+from daemon.recipe.load import LoadedRecipe
+from daemon.records import RunStore
+from daemon.result import build_result
+from daemon.run_state import RunState, TransitionRefused, Trigger, next_state
+from daemon.safe_state import enter_safe_state, outputs_off
+from daemon.steps.context import StepContext
+from daemon.steps.vacuum_film import NO_HOLD, run_step
+from daemon.trace import Sample
+from drivers.clock import Clock
+from drivers.protocols import Machine
+
+log = structlog.get_logger(__name__)
+
+Listener = Callable[[str, dict[str, Any]], None]
+SAFE_STATE_STEP = "safe_state"  # the trace's step name while the safe state runs
+TRACE_FLUSH_EVERY = 5  # samples; at 10 Hz a crash loses at most half a second
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_run_id() -> str:
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+class Executor:
+    def __init__(
+        self,
+        machine: Machine,
+        clock: Clock,
+        monitor: Monitor,
+        store: RunStore,
+        limits: Limits,
+        *,
+        equipment_id: str = "bonder-01",
+        config_hash: str = "",
+    ) -> None:
+        self.machine = machine
+        self.clock = clock
+        self.monitor = monitor
+        self.store = store
+        self.limits = limits
+        self.equipment_id = equipment_id
+        self.config_hash = config_hash
+        self.state = RunState.IDLE
+        self.run_id: str | None = None
+        self.ctx: StepContext | None = None
+        self.current_step: str | None = None
+        self.current_type: str | None = None
+        self.step_index = 0
+        self.step_count = 0
+        self._listeners: list[Listener] = []
+        self._steps_task: asyncio.Task[None] | None = None
+        self._abort_reason: str | None = None
+        self._abort_code: str | None = None
+        self._resume = asyncio.Event()
+        self._in_heat_phase = False
+        self._run_t0 = 0.0
+        self._alarms: list[dict[str, Any]] = []
+
+    # ---- observation -------------------------------------------------------------------
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def _emit(self, event: str, **payload: Any) -> None:
+        for listener in self._listeners:
+            try:
+                listener(event, payload)
+            except Exception:  # a broken listener must not break a run
+                log.exception("listener_failed", event_name=event)
+
+    def _fire(self, trigger: Trigger) -> None:
+        old = self.state
+        self.state = next_state(old, trigger)
+        log.info("state_changed", old=old.value, new=self.state.value, trigger=trigger.value)
+        self._emit("StateChanged", old=old.value, new=self.state.value, run_id=self.run_id)
+
+    def t_run(self) -> float:
+        return self.clock.now() - self._run_t0
+
+    # ---- operator commands -------------------------------------------------------------
+    def request_hold(self) -> None:
+        if self.state is not RunState.RUNNING:
+            raise CommandRefused(f"hold refused: the machine is {self.state}, not running")
+        if self._in_heat_phase or self.current_type in NO_HOLD:
+            raise CommandRefused(
+                f"hold refused during step '{self.current_step}': the solder is being "
+                "reflowed or cooled; holding now would spoil the joints. Abort if needed."
+            )
+        self._fire(Trigger.HOLD)
+
+    def resume(self) -> None:
+        try:
+            self._fire(Trigger.RESUME)
+        except TransitionRefused as exc:
+            raise CommandRefused(f"resume refused: {exc}") from None
+        self._resume.set()
+
+    def abort(self, reason: str = "aborted by operator", code: str = "operator_abort") -> None:
+        if self.state not in (RunState.RUNNING, RunState.HOLDING, RunState.HELD):
+            raise CommandRefused(f"abort refused: the machine is {self.state}, no run to abort")
+        self._abort_reason = self._abort_reason or reason
+        self._abort_code = self._abort_code or code
+        self._fire(Trigger.ABORT)
+        if self._steps_task is not None:
+            self._steps_task.cancel()
+
+    def reset(self) -> None:
+        try:
+            self._fire(Trigger.RESET)
+        except TransitionRefused as exc:
+            raise CommandRefused(f"reset refused: {exc}") from None
+
+    # ---- the run -----------------------------------------------------------------------
+    async def run(
+        self,
+        loaded: LoadedRecipe,
+        *,
+        lot_id: str,
+        operator: str | None = None,
+        recipe_version: int = 1,
+    ) -> dict[str, Any]:
+        """Run one recipe to its end and return the result document."""
+        recipe = loaded.recipe
+        self._fire(Trigger.START)
+        self.run_id = run_id = new_run_id()
+        self._abort_reason = self._abort_code = None
+        self._alarms = []
+        self._in_heat_phase = False
+        self._resume.clear()
+        self.step_count = len(recipe.steps)
+        started_at = _utc_now()
+        self.store.create_run(
+            run_id,
+            recipe_name=recipe.name,
+            recipe_version=recipe_version,
+            recipe_sha256=loaded.sha256,
+            recipe_text=loaded.text,
+            lot_id=lot_id,
+            operator=operator or "",
+            equipment_id=self.equipment_id,
+            software_version=__version__,
+            config_hash=self.config_hash,
+            started_at=started_at,
+        )
+        self._run_t0 = self.clock.now()
+        ctx = self.ctx = StepContext(
+            machine=self.machine,
+            clock=self.clock,
+            monitor=self.monitor,
+            recipe=recipe,
+            limits=self.limits,
+        )
+        outcomes: list[StepOutcome] = []
+        samples: list[Sample] = []
+        self._emit(
+            "RunStarted",
+            run_id=run_id,
+            recipe={"name": recipe.name, "version": recipe_version, "sha256": loaded.sha256},
+            lot_id=lot_id,
+            steps=[s.name for s in recipe.steps],
+        )
+        log.info("run_started", run_id=run_id, recipe=recipe.name, lot_id=lot_id)
+
+        tg_limit = recipe.materials.component.tg_c - recipe.materials.component.tg_margin_c
+        trace_task = asyncio.create_task(self._trace(run_id, samples), name="trace")
+        guard_task = asyncio.create_task(self._guard(tg_limit), name="guard")
+        self._steps_task = asyncio.create_task(self._steps(outcomes), name="steps")
+        completed = False
+        me = asyncio.current_task()
+        stopping = False  # run() itself was cancelled: finish the record, then re-raise
+        try:
+            await self._steps_task
+            completed = True
+        except asyncio.CancelledError:
+            if me is not None and me.cancelling():
+                stopping = True
+                me.uncancel()
+                self._steps_task.cancel()
+                await asyncio.gather(self._steps_task, return_exceptions=True)
+            if self._abort_reason is None:
+                self._abort_reason, self._abort_code = "daemon stopping", "shutdown"
+            if self.state is not RunState.ABORTING:
+                self._fire(Trigger.ABORT)
+        except (StepFailed, SafetyStop) as exc:
+            code = exc.code if isinstance(exc, SafetyStop) else "step_failed"
+            self._fail(code, str(exc))
+        except Exception as exc:
+            log.exception("run_internal_error", run_id=run_id)
+            self._fail("internal_error", f"internal error: {type(exc).__name__}: {exc}")
+        finally:
+            await self._end_energy(ctx, completed)
+            guard_task.cancel()
+            if not completed:
+                # The trace goes on through the safe state; it must not count as the step.
+                self.current_step, self.current_type = SAFE_STATE_STEP, None
+                solidus = recipe.materials.solder.solidus_c
+                report = await enter_safe_state(
+                    self.machine, self.clock, self.monitor, solidus_c=solidus
+                )
+                for problem in report.problems:
+                    self._alarm("safe_state_incomplete", "warning", problem)
+            trace_task.cancel()
+            await asyncio.gather(trace_task, guard_task, return_exceptions=True)
+            self.store.add_samples(run_id, samples[self._flushed :])
+
+        checks, metrics = evaluate(recipe, samples, outcomes)
+        result = build_result(
+            run_id=run_id,
+            recipe_name=recipe.name,
+            recipe_version=recipe_version,
+            recipe_sha256=loaded.sha256,
+            lot_id=lot_id,
+            operator=operator or "",
+            equipment_id=self.equipment_id,
+            aborted=not completed,
+            reason=self._abort_reason or "",
+            started_at=started_at,
+            ended_at=_utc_now(),
+            steps=outcomes,
+            checks=checks,
+            metrics=metrics,
+            alarms=self._alarms,
+            software_version=__version__,
+            config_hash=self.config_hash,
+        )
+        doc = result.model_dump(mode="json")
+        self.store.finish_run(
+            run_id,
+            state=doc["result"],
+            reason=doc["reason"],
+            ended_at=doc["ended_at"],
+            result=doc,
+        )
+        self._fire(Trigger.COMPLETE if completed else Trigger.SAFE)
+        self.current_step = self.current_type = None
+        self._emit("RunCompleted", **doc)
+        log.info("run_completed", run_id=run_id, result=doc["result"], reason=doc["reason"])
+        if stopping:
+            raise asyncio.CancelledError
+        return doc
+
+    _flushed = 0
+
+    def _fail(self, code: str, reason: str) -> None:
+        self._abort_reason = self._abort_reason or reason
+        self._abort_code = self._abort_code or code
+        self._alarm(code, "alarm", reason)
+        if self.state is not RunState.ABORTING:
+            self._fire(Trigger.ABORT)
+
+    def _alarm(self, code: str, severity: str, message: str) -> None:
+        assert self.run_id is not None
+        t = round(self.t_run(), 3)
+        alarm = {"t_s": t, "code": code, "severity": severity, "message": message}
+        self._alarms.append(alarm)
+        self.store.add_alarm(self.run_id, t, code, severity, message)
+        self._emit("AlarmRaised", run_id=self.run_id, step=self.current_step, **alarm)
+        log.error("alarm", run_id=self.run_id, step=self.current_step, **alarm)
+
+    async def _end_energy(self, ctx: StepContext, completed: bool) -> None:
+        # Shielded: a second cancellation (Ctrl-C twice) must not stop the lamps going off.
+        report = await asyncio.shield(outputs_off(self.machine))
+        ctx.lamps_enabled = False
+        ctx.setpoint_c = None
+        for problem in report.problems:
+            self._alarm("safe_state_incomplete", "alarm", problem)
+
+    async def _steps(self, outcomes: list[StepOutcome]) -> None:
+        assert self.ctx is not None and self.run_id is not None
+        ctx, run_id = self.ctx, self.run_id
+        for idx, step in enumerate(ctx.recipe.steps):
+            await self._hold_point()
+            self.step_index, self.current_step, self.current_type = idx, step.name, step.type
+            if step.type == "reflow":
+                self._in_heat_phase = True
+            ctx.step_name, ctx.progress = step.name, 0.0
+            ctx.timeout_s = step.timeout_s
+            started = self.t_run()
+            ctx.deadline = self.clock.now() + step.timeout_s
+            self.store.step_started(run_id, idx, step.type, step.name, round(started, 3))
+            self._emit("StepStarted", run_id=run_id, index=idx, type=step.type, name=step.name)
+            log.info("step_started", run_id=run_id, step=step.name, index=idx)
+            outcome = StepOutcome(step.type, step.name, "aborted", started, None)
+            try:
+                await run_step(ctx, step)
+                outcome = StepOutcome(step.type, step.name, "completed", started, self.t_run())
+            except (StepFailed, SafetyStop) as exc:
+                outcome = StepOutcome(
+                    step.type, step.name, "failed", started, self.t_run(), str(exc)
+                )
+                raise
+            except BaseException as exc:
+                outcome = StepOutcome(
+                    step.type,
+                    step.name,
+                    "aborted",
+                    started,
+                    self.t_run(),
+                    self._abort_reason or repr(exc),
+                )
+                raise
+            finally:
+                outcomes.append(outcome)
+                end = outcome.ended_t_s if outcome.ended_t_s is not None else self.t_run()
+                self.store.step_ended(run_id, idx, outcome.result, round(end, 3), outcome.detail)
+                self._emit(
+                    "StepCompleted",
+                    run_id=run_id,
+                    index=idx,
+                    type=step.type,
+                    name=step.name,
+                    result=outcome.result,
+                    duration_s=round(end - started, 3),
+                    detail=outcome.detail,
+                )
+            if step.type == "cool":
+                self._in_heat_phase = False
+        ctx.deadline = None
+
+    async def _hold_point(self) -> None:
+        if self.state is not RunState.HOLDING:
+            return
+        self._resume.clear()
+        self._fire(Trigger.HOLD_REACHED)
+        log.info("held", run_id=self.run_id, before_step=self.step_index + 1)
+        await self._resume.wait()
+
+    async def _guard(self, component_max_c: float) -> None:
+        while True:
+            snap = await self.monitor.next()
+            v = check_guards(
+                snap,
+                chip_max_c=self.limits.chip_max_c,
+                component_max_c=component_max_c,
+                heating=self._in_heat_phase,
+            )
+            if v is None:
+                continue
+            # Energy off first, on this very snapshot; the bookkeeping follows.
+            await asyncio.shield(outputs_off(self.machine))
+            if self.state in (RunState.RUNNING, RunState.HOLDING, RunState.HELD):
+                self._fail(v.code, v.message)
+                if self._steps_task is not None:
+                    self._steps_task.cancel()
+            return
+
+    async def _trace(self, run_id: str, samples: list[Sample]) -> None:
+        self._flushed = 0
+        while True:
+            snap = await self.monitor.next()
+            samples.append(self._sample(snap))
+            if len(samples) - self._flushed >= TRACE_FLUSH_EVERY:
+                self.store.add_samples(run_id, samples[self._flushed :])
+                self._flushed = len(samples)
+
+    def _sample(self, snap: Snapshot) -> Sample:
+        ctx = self.ctx
+        stage = snap.stage
+        return Sample(
+            t_s=round(snap.t - self._run_t0, 3),
+            step=self.current_step or "",
+            setpoint_c=ctx.setpoint_c if ctx is not None else None,
+            temps_c={ch: (r.value if r.ok else None) for ch, r in snap.temps.items()},
+            pressure_mbar=snap.pressure_mbar(),
+            o2_ppm=snap.o2_ppm(),
+            lamp_pct=snap.lamp_mean_pct(),
+            z_um=stage.position_um.value if stage is not None and stage.position_um.ok else None,
+            lamp_zones_pct=snap.lamp_pct,
+        )

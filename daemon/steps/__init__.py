@@ -1,0 +1,1 @@
+"""Recipe steps: one async function per step type."""

@@ -1,0 +1,1 @@
+"""Device protocols of the bonder, their simulated twins and (later) real drivers."""

@@ -1,0 +1,216 @@
+"""Typed async interfaces of every device class the bonder drives.
+
+Every call takes a ``timeout`` in seconds (wall time) and raises only
+``drivers.errors.DeviceError`` subclasses. Real drivers and simulated twins implement
+the same protocols, so the daemon cannot tell them apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from drivers.reading import Reading
+
+DEFAULT_TIMEOUT_S = 1.0
+
+# Names of the valves and digital I/O points, shared by the daemon, the plant and the config.
+VALVE_N2_PURGE = "n2_purge"  # N2 into the working space
+VALVE_VENT = "vent"  # working space to atmosphere (N2 vent line)
+VALVE_PUMP = "pump_isolation"  # open = the pump is connected to the working space
+VALVES = (VALVE_N2_PURGE, VALVE_VENT, VALVE_PUMP)
+
+IN_ESTOP_OK = "estop_ok"  # E-stop chain closed (True = not pressed)
+IN_DOOR_CLOSED = "door_closed"
+IN_CHILLER_FLOW = "chiller_flow"  # flow switch in the chuck coolant loop
+INPUTS = (IN_ESTOP_OK, IN_DOOR_CLOSED, IN_CHILLER_FLOW)
+
+OUT_LAMP_CONTACTOR = "lamp_contactor"
+OUT_SCR_ENABLE = "scr_enable"
+OUT_FILM_CLAMP = "film_clamp"
+OUTPUTS = (OUT_LAMP_CONTACTOR, OUT_SCR_ENABLE, OUT_FILM_CLAMP)
+
+
+@runtime_checkable
+class Device(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    async def connect(self, timeout: float = DEFAULT_TIMEOUT_S) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class LampBank(Device, Protocol):
+    """SCR power controllers of the IR lamp zones."""
+
+    @property
+    def zones(self) -> int: ...
+
+    async def set_power(self, pct: Sequence[float], timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        """Command each zone's output power, 0..100 %."""
+
+    async def read_power(self, timeout: float = DEFAULT_TIMEOUT_S) -> list[Reading]:
+        """The output power each zone delivers now, %."""
+
+
+class Thermocouples(Device, Protocol):
+    @property
+    def channels(self) -> tuple[str, ...]: ...
+
+    async def read(self, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, Reading]:
+        """Every channel in °C; an open thermocouple reads with status FAULT."""
+
+
+class VacuumGauge(Device, Protocol):
+    async def read(self, timeout: float = DEFAULT_TIMEOUT_S) -> Reading:
+        """Working-space pressure, mbar."""
+
+
+@dataclass(frozen=True, slots=True)
+class PumpStatus:
+    running: bool
+    fault: bool
+    detail: str = ""
+
+
+class Pump(Device, Protocol):
+    async def start(self, timeout: float = DEFAULT_TIMEOUT_S) -> None: ...
+
+    async def stop(self, timeout: float = DEFAULT_TIMEOUT_S) -> None: ...
+
+    async def status(self, timeout: float = DEFAULT_TIMEOUT_S) -> PumpStatus: ...
+
+
+class Valves(Device, Protocol):
+    async def set(self, valve: str, open_: bool, timeout: float = DEFAULT_TIMEOUT_S) -> None: ...
+
+    async def states(self, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, bool]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ChillerStatus:
+    temperature: Reading  # bath / outlet temperature, °C
+    setpoint_c: float
+    running: bool
+    fault: bool
+    detail: str = ""
+
+
+class Chiller(Device, Protocol):
+    async def set_setpoint(self, celsius: float, timeout: float = DEFAULT_TIMEOUT_S) -> None: ...
+
+    async def start(self, timeout: float = DEFAULT_TIMEOUT_S) -> None: ...
+
+    async def stop(self, timeout: float = DEFAULT_TIMEOUT_S) -> None: ...
+
+    async def status(self, timeout: float = DEFAULT_TIMEOUT_S) -> ChillerStatus: ...
+
+
+class OxygenAnalyzer(Device, Protocol):
+    async def read(self, timeout: float = DEFAULT_TIMEOUT_S) -> Reading:
+        """O2 in ppm; STALE while the analyzer is not measuring (never a fake 0 ppm)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StageStatus:
+    position_um: Reading
+    force_n: Reading
+    busy: bool
+    homed: bool
+    fault: bool
+    detail: str = ""
+
+
+class ZStage(Device, Protocol):
+    async def home(self, timeout: float = DEFAULT_TIMEOUT_S) -> None: ...
+
+    async def move_abs(
+        self, position_um: float, speed_um_s: float, timeout: float = DEFAULT_TIMEOUT_S
+    ) -> None:
+        """Start a move; returns once the move is accepted, not when it ends."""
+
+    async def stop(self, timeout: float = DEFAULT_TIMEOUT_S) -> None: ...
+
+    async def status(self, timeout: float = DEFAULT_TIMEOUT_S) -> StageStatus: ...
+
+
+@dataclass(frozen=True, slots=True)
+class UvStatus:
+    shutter_open: bool
+    irradiance_mw_cm2: float
+    lamp_ready: bool
+    fault: bool
+    detail: str = ""
+
+
+class UvSource(Device, Protocol):
+    async def set_irradiance(self, mw_cm2: float, timeout: float = DEFAULT_TIMEOUT_S) -> None: ...
+
+    async def open_shutter(self, timeout: float = DEFAULT_TIMEOUT_S) -> None: ...
+
+    async def close_shutter(self, timeout: float = DEFAULT_TIMEOUT_S) -> None: ...
+
+    async def status(self, timeout: float = DEFAULT_TIMEOUT_S) -> UvStatus: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DispenserStatus:
+    dispensing: bool
+    pressure_kpa: float
+    fault: bool
+    detail: str = ""
+
+
+class Dispenser(Device, Protocol):
+    async def set_pressure(self, kpa: float, timeout: float = DEFAULT_TIMEOUT_S) -> None: ...
+
+    async def dispense(self, duration_s: float, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        """Start a timed shot; returns once the shot is triggered."""
+
+    async def stop(self, timeout: float = DEFAULT_TIMEOUT_S) -> None: ...
+
+    async def status(self, timeout: float = DEFAULT_TIMEOUT_S) -> DispenserStatus: ...
+
+
+class DigitalIO(Device, Protocol):
+    async def read_inputs(self, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, bool]: ...
+
+    async def write_output(
+        self, name: str, on: bool, timeout: float = DEFAULT_TIMEOUT_S
+    ) -> None: ...
+
+    async def read_outputs(self, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, bool]: ...
+
+
+@dataclass(slots=True)
+class Machine:
+    """One instance of every device the bonder has."""
+
+    lamps: LampBank
+    thermocouples: Thermocouples
+    gauge: VacuumGauge
+    pump: Pump
+    valves: Valves
+    chiller: Chiller
+    o2: OxygenAnalyzer
+    zstage: ZStage
+    uv: UvSource
+    dispenser: Dispenser
+    dio: DigitalIO
+
+    def devices(self) -> list[Device]:
+        return [
+            self.dio,
+            self.lamps,
+            self.thermocouples,
+            self.gauge,
+            self.pump,
+            self.valves,
+            self.chiller,
+            self.o2,
+            self.zstage,
+            self.uv,
+            self.dispenser,
+        ]

@@ -1,0 +1,24 @@
+"""A reading from a device: a value, when it was taken, and whether it can be trusted."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    OK = "ok"
+    STALE = "stale"  # the device answered, but the value is old or not being measured
+    FAULT = "fault"  # the value is known to be wrong (open thermocouple, sensor error, ...)
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    value: float
+    ts: float  # clock time (seconds) at which the value was measured
+    status: Status = Status.OK
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.OK

@@ -1,0 +1,1 @@
+"""The simulated machine: the plant's physics, simulated drivers, clock and fault injection."""

@@ -1,0 +1,486 @@
+"""Simulated drivers: every device protocol implemented on top of the plant.
+
+They behave like the real drivers as seen from the daemon: a call before ``connect()`` raises
+DeviceNotConnected, bad arguments raise InvalidCommand naming the argument, a device that does
+not answer makes the call wait its timeout (on the plant's clock) and raise DeviceTimeout, and
+a device reporting a fault of its own raises DeviceFault. Sensor artefacts that the daemon
+must cope with (thermocouple noise and quantization, the O2 analyzer's 2 s stream) live here;
+the physics, the sensors' own lags and the fault state live in the plant.
+"""
+
+# The device protocols pass an explicit per-call timeout (the real drivers hand it to their
+# transports), so every method has a ``timeout`` parameter by contract.
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from drivers.errors import DeviceFault, DeviceNotConnected, DeviceTimeout, InvalidCommand
+from drivers.protocols import (
+    DEFAULT_TIMEOUT_S,
+    OUTPUTS,
+    VALVES,
+    ChillerStatus,
+    DispenserStatus,
+    Machine,
+    PumpStatus,
+    StageStatus,
+    UvStatus,
+)
+from drivers.reading import Reading, Status
+from drivers.sim.plant import TC_CHANNELS, Plant
+
+if TYPE_CHECKING:
+    from drivers.protocols import (
+        Chiller,
+        DigitalIO,
+        Dispenser,
+        LampBank,
+        OxygenAnalyzer,
+        Pump,
+        Thermocouples,
+        UvSource,
+        VacuumGauge,
+        Valves,
+        ZStage,
+    )
+
+
+def _quantize(value: float, step: float) -> float:
+    # The second round removes the binary noise of the multiplication (0.30000000000000004).
+    return round(round(value / step) * step, 6)
+
+
+def _finite(value: object) -> float | None:
+    """``value`` as a finite float, or None if it is not a real finite number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    v = float(value)
+    return v if math.isfinite(v) else None
+
+
+class _SimDevice:
+    """Connection state, argument checks and injected no-response shared by every device."""
+
+    def __init__(self, plant: Plant, name: str) -> None:
+        self._plant = plant
+        self._clock = plant.clock
+        self._name = name
+        self._connected = False
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    async def connect(self, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        self._check_timeout(timeout)
+        await self._exchange(timeout)
+        self._connected = True
+
+    async def close(self) -> None:
+        self._connected = False
+
+    def _check_timeout(self, timeout: float) -> None:
+        t = _finite(timeout)
+        if t is None or t <= 0.0:
+            raise InvalidCommand(self._name, f"timeout must be a finite number > 0, got {timeout}")
+
+    def _begin(self, timeout: float) -> None:
+        """Checks every call makes before touching the device."""
+        if not self._connected:
+            raise DeviceNotConnected(self._name, "not connected (call connect() first)")
+        self._check_timeout(timeout)
+
+    async def _exchange(self, timeout: float) -> None:
+        """One request/response with the device: brings the plant up to now, or times out."""
+        self._plant.advance()
+        if self._plant.unresponsive(self._name):
+            await self._clock.sleep(timeout)
+            raise DeviceTimeout(self._name, f"no response within {timeout:g} s")
+
+    def _number(self, arg: str, value: object, lo: float, hi: float) -> float:
+        v = _finite(value)
+        if v is None or not lo <= v <= hi:
+            raise InvalidCommand(self._name, f"{arg} = {value!r} outside {lo:g}..{hi:g}")
+        return v
+
+
+class SimLampBank(_SimDevice):
+    def __init__(self, plant: Plant) -> None:
+        super().__init__(plant, "lamps")
+
+    @property
+    def zones(self) -> int:
+        return self._plant.params.zones
+
+    async def set_power(self, pct: Sequence[float], timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        self._begin(timeout)
+        if not isinstance(pct, Sequence) or isinstance(pct, str | bytes):
+            raise InvalidCommand(self._name, f"pct: expected a sequence of {self.zones} values")
+        if len(pct) != self.zones:
+            raise InvalidCommand(self._name, f"pct: expected {self.zones} zones, got {len(pct)}")
+        values = [self._number(f"pct[{i}]", v, 0.0, 100.0) for i, v in enumerate(pct)]
+        await self._exchange(timeout)
+        self._plant.set_lamp_power(values)
+
+    async def read_power(self, timeout: float = DEFAULT_TIMEOUT_S) -> list[Reading]:
+        self._begin(timeout)
+        await self._exchange(timeout)
+        now = self._clock.now()
+        dead = self._plant.lamp_dead_zones
+        out: list[Reading] = []
+        for i, pct in enumerate(self._plant.lamp_output_pct()):
+            if i in dead:
+                # The SCR controller sees no load current: partial-load-failure alarm.
+                out.append(Reading(0.0, now, Status.FAULT, "load failure (open lamp)"))
+            else:
+                out.append(Reading(round(pct, 2), now))
+        return out
+
+
+class SimThermocouples(_SimDevice):
+    def __init__(self, plant: Plant) -> None:
+        super().__init__(plant, "tc")
+        self._rng = plant.rng("tc")
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return TC_CHANNELS
+
+    async def read(self, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, Reading]:
+        self._begin(timeout)
+        await self._exchange(timeout)
+        p = self._plant.params
+        now = self._clock.now()
+        out: dict[str, Reading] = {}
+        for ch in TC_CHANNELS:
+            fault = self._plant.tc_fault(ch)
+            noisy = self._plant.tc_junction(ch) + self._rng.gauss(0.0, p.tc_noise_c)
+            if fault is None:
+                out[ch] = Reading(_quantize(noisy, p.tc_resolution_c), now)
+            elif fault.kind == "open":
+                out[ch] = Reading(p.tc_open_value_c, now, Status.FAULT, "open thermocouple")
+            elif fault.kind == "stuck":
+                # A frozen transmitter repeats one number: no noise, no change, status OK.
+                out[ch] = Reading(fault.value, now)
+            elif fault.kind == "drift":
+                drifted = noisy + fault.value * (now - fault.since)
+                out[ch] = Reading(_quantize(drifted, p.tc_resolution_c), now)
+            else:  # no_response of one channel: the module answers but keeps the old value
+                out[ch] = Reading(
+                    fault.last_value, fault.since, Status.STALE, "channel not updating"
+                )
+        return out
+
+
+class SimVacuumGauge(_SimDevice):
+    def __init__(self, plant: Plant) -> None:
+        super().__init__(plant, "gauge")
+        self._rng = plant.rng("gauge")
+        self._last = plant.pressure_mbar
+
+    async def read(self, timeout: float = DEFAULT_TIMEOUT_S) -> Reading:
+        self._begin(timeout)
+        await self._exchange(timeout)
+        now = self._clock.now()
+        kind, stuck = self._plant.gauge_fault()
+        if kind == "fail":
+            return Reading(self._last, now, Status.FAULT, "sensor error")
+        if kind == "stuck":
+            return Reading(stuck, now)
+        noise = 1.0 + self._rng.gauss(0.0, self._plant.params.gauge_noise_rel)
+        value = float(f"{max(0.0, self._plant.pressure_mbar * noise):.4g}")
+        self._last = value
+        return Reading(value, now)
+
+
+class SimPump(_SimDevice):
+    def __init__(self, plant: Plant) -> None:
+        super().__init__(plant, "pump")
+
+    async def start(self, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        self._begin(timeout)
+        await self._exchange(timeout)
+        if self._plant.pump_tripped:
+            raise DeviceFault(self._name, "pump tripped (overload): cannot start")
+        self._plant.pump_start()
+
+    async def stop(self, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        self._begin(timeout)
+        await self._exchange(timeout)
+        self._plant.pump_stop()
+
+    async def status(self, timeout: float = DEFAULT_TIMEOUT_S) -> PumpStatus:
+        self._begin(timeout)
+        await self._exchange(timeout)
+        tripped = self._plant.pump_tripped
+        return PumpStatus(
+            running=self._plant.pump_running,
+            fault=tripped,
+            detail="tripped (overload)" if tripped else "",
+        )
+
+
+class SimValves(_SimDevice):
+    def __init__(self, plant: Plant) -> None:
+        super().__init__(plant, "valves")
+
+    async def set(self, valve: str, open_: bool, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        self._begin(timeout)
+        if valve not in VALVES:
+            raise InvalidCommand(
+                self._name, f"valve: unknown valve {valve!r} (known: {', '.join(VALVES)})"
+            )
+        await self._exchange(timeout)
+        self._plant.set_valve(valve, bool(open_))
+
+    async def states(self, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, bool]:
+        self._begin(timeout)
+        await self._exchange(timeout)
+        return self._plant.valves()
+
+
+class SimChiller(_SimDevice):
+    def __init__(self, plant: Plant) -> None:
+        super().__init__(plant, "chiller")
+
+    async def set_setpoint(self, celsius: float, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        self._begin(timeout)
+        p = self._plant.params
+        sp = self._number("celsius", celsius, p.chiller_setpoint_min_c, p.chiller_setpoint_max_c)
+        await self._exchange(timeout)
+        self._plant.chiller_set_setpoint(sp)
+
+    async def start(self, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        self._begin(timeout)
+        await self._exchange(timeout)
+        if self._plant.chiller_failed:
+            raise DeviceFault(self._name, "chiller failure: cannot start")
+        self._plant.chiller_start()
+
+    async def stop(self, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        self._begin(timeout)
+        await self._exchange(timeout)
+        self._plant.chiller_stop()
+
+    async def status(self, timeout: float = DEFAULT_TIMEOUT_S) -> ChillerStatus:
+        self._begin(timeout)
+        await self._exchange(timeout)
+        failed = self._plant.chiller_failed
+        return ChillerStatus(
+            temperature=Reading(_quantize(self._plant.fluid_c, 0.1), self._clock.now()),
+            setpoint_c=self._plant.chiller_setpoint_c,
+            running=self._plant.chiller_running,
+            fault=failed,
+            detail="chiller failure" if failed else "",
+        )
+
+
+class SimOxygenAnalyzer(_SimDevice):
+    def __init__(self, plant: Plant) -> None:
+        super().__init__(plant, "o2")
+
+    async def read(self, timeout: float = DEFAULT_TIMEOUT_S) -> Reading:
+        self._begin(timeout)
+        await self._exchange(timeout)
+        # The analyzer streams one value per period: between updates the last value keeps
+        # its own timestamp, so a consumer can judge its age.
+        value, ts = self._plant.o2_sample()
+        value = round(value, 2)
+        if not self._plant.o2_measuring:
+            return Reading(value, ts, Status.STALE, "analyzer not measuring")
+        return Reading(value, ts)
+
+
+class SimZStage(_SimDevice):
+    def __init__(self, plant: Plant) -> None:
+        super().__init__(plant, "zstage")
+
+    def _check_fault(self) -> None:
+        if self._plant.zstage_failed:
+            raise DeviceFault(self._name, "drive fault")
+
+    async def home(self, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        self._begin(timeout)
+        await self._exchange(timeout)
+        self._check_fault()
+        self._plant.z_home()
+
+    async def move_abs(
+        self, position_um: float, speed_um_s: float, timeout: float = DEFAULT_TIMEOUT_S
+    ) -> None:
+        self._begin(timeout)
+        p = self._plant.params
+        pos = self._number("position_um", position_um, p.z_min_um, p.z_max_um)
+        v = _finite(speed_um_s)
+        if v is None or not 0.0 < v <= p.z_speed_max_um_s:
+            raise InvalidCommand(
+                self._name, f"speed_um_s = {speed_um_s!r} outside (0, {p.z_speed_max_um_s:g}]"
+            )
+        await self._exchange(timeout)
+        self._check_fault()
+        if not self._plant.z_homed:
+            raise InvalidCommand(self._name, "not homed: home() before move_abs()")
+        self._plant.z_move(pos, v)
+
+    async def stop(self, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        self._begin(timeout)
+        await self._exchange(timeout)
+        self._plant.z_stop()
+
+    async def status(self, timeout: float = DEFAULT_TIMEOUT_S) -> StageStatus:
+        self._begin(timeout)
+        await self._exchange(timeout)
+        now = self._clock.now()
+        failed = self._plant.zstage_failed
+        return StageStatus(
+            position_um=Reading(round(self._plant.z_um, 2), now),
+            force_n=Reading(round(self._plant.force_n, 4), now),
+            busy=self._plant.z_moving,
+            homed=self._plant.z_homed,
+            fault=failed,
+            detail="drive fault" if failed else "",
+        )
+
+
+class SimUvSource(_SimDevice):
+    def __init__(self, plant: Plant) -> None:
+        super().__init__(plant, "uv")
+
+    async def set_irradiance(self, mw_cm2: float, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        self._begin(timeout)
+        lim = self._plant.params.uv_irradiance_max_mw_cm2
+        value = self._number("mw_cm2", mw_cm2, 0.0, lim)
+        await self._exchange(timeout)
+        self._plant.uv_set_irradiance(value)
+
+    async def open_shutter(self, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        self._begin(timeout)
+        await self._exchange(timeout)
+        if self._plant.uv_failed:
+            raise DeviceFault(self._name, "lamp failure: shutter stays closed")
+        self._plant.uv_shutter(True)
+
+    async def close_shutter(self, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        self._begin(timeout)
+        await self._exchange(timeout)
+        self._plant.uv_shutter(False)
+
+    async def status(self, timeout: float = DEFAULT_TIMEOUT_S) -> UvStatus:
+        self._begin(timeout)
+        await self._exchange(timeout)
+        failed = self._plant.uv_failed
+        return UvStatus(
+            shutter_open=self._plant.uv_shutter_open,
+            irradiance_mw_cm2=self._plant.uv_irradiance_mw_cm2,
+            lamp_ready=not failed,
+            fault=failed,
+            detail="lamp failure" if failed else "",
+        )
+
+
+class SimDispenser(_SimDevice):
+    def __init__(self, plant: Plant) -> None:
+        super().__init__(plant, "dispenser")
+
+    async def set_pressure(self, kpa: float, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        self._begin(timeout)
+        value = self._number("kpa", kpa, 0.0, self._plant.params.dispense_pressure_max_kpa)
+        await self._exchange(timeout)
+        self._plant.dispenser_set_pressure(value)
+
+    async def dispense(self, duration_s: float, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        self._begin(timeout)
+        lim = self._plant.params.dispense_shot_max_s
+        d = _finite(duration_s)
+        if d is None or not 0.0 < d <= lim:
+            raise InvalidCommand(self._name, f"duration_s = {duration_s!r} outside (0, {lim:g}]")
+        await self._exchange(timeout)
+        if self._plant.dispenser_failed:
+            raise DeviceFault(self._name, "dispenser fault")
+        self._plant.dispense(d)
+
+    async def stop(self, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        self._begin(timeout)
+        await self._exchange(timeout)
+        self._plant.dispense_stop()
+
+    async def status(self, timeout: float = DEFAULT_TIMEOUT_S) -> DispenserStatus:
+        self._begin(timeout)
+        await self._exchange(timeout)
+        failed = self._plant.dispenser_failed
+        return DispenserStatus(
+            dispensing=self._plant.dispensing,
+            pressure_kpa=self._plant.dispenser_pressure_kpa,
+            fault=failed,
+            detail="dispenser fault" if failed else "",
+        )
+
+
+class SimDigitalIO(_SimDevice):
+    """The remote I/O coupler. Every answered call re-arms its output watchdog."""
+
+    def __init__(self, plant: Plant) -> None:
+        super().__init__(plant, "dio")
+
+    async def _exchange(self, timeout: float) -> None:
+        await super()._exchange(timeout)
+        self._plant.dio_contact()
+
+    async def read_inputs(self, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, bool]:
+        self._begin(timeout)
+        await self._exchange(timeout)
+        return self._plant.inputs()
+
+    async def write_output(self, name: str, on: bool, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        self._begin(timeout)
+        if name not in OUTPUTS:
+            raise InvalidCommand(
+                self._name, f"name: unknown output {name!r} (known: {', '.join(OUTPUTS)})"
+            )
+        await self._exchange(timeout)
+        self._plant.set_output(name, bool(on))
+
+    async def read_outputs(self, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, bool]:
+        self._begin(timeout)
+        await self._exchange(timeout)
+        return self._plant.outputs()
+
+
+def build_sim_machine(plant: Plant) -> Machine:
+    """Every device of the bonder, simulated on ``plant`` (not yet connected)."""
+    return Machine(
+        lamps=SimLampBank(plant),
+        thermocouples=SimThermocouples(plant),
+        gauge=SimVacuumGauge(plant),
+        pump=SimPump(plant),
+        valves=SimValves(plant),
+        chiller=SimChiller(plant),
+        o2=SimOxygenAnalyzer(plant),
+        zstage=SimZStage(plant),
+        uv=SimUvSource(plant),
+        dispenser=SimDispenser(plant),
+        dio=SimDigitalIO(plant),
+    )
+
+
+if TYPE_CHECKING:
+    # mypy proves each simulated class satisfies its protocol structurally.
+    def _conformance(plant: Plant) -> None:
+        _lamps: LampBank = SimLampBank(plant)
+        _tc: Thermocouples = SimThermocouples(plant)
+        _gauge: VacuumGauge = SimVacuumGauge(plant)
+        _pump: Pump = SimPump(plant)
+        _valves: Valves = SimValves(plant)
+        _chiller: Chiller = SimChiller(plant)
+        _o2: OxygenAnalyzer = SimOxygenAnalyzer(plant)
+        _zstage: ZStage = SimZStage(plant)
+        _uv: UvSource = SimUvSource(plant)
+        _dispenser: Dispenser = SimDispenser(plant)
+        _dio: DigitalIO = SimDigitalIO(plant)
