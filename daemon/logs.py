@@ -27,6 +27,8 @@ def configure(level: str = "INFO", json: bool | None = None) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # Looked up at each use, not bound at start-up: stderr may be replaced (tests, a
+        # redirected service) after logging was configured.
+        logger_factory=lambda *_: structlog.PrintLogger(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
