@@ -13,12 +13,19 @@ import time
 from typing import Any, TextIO
 
 from daemon.executor import Executor
+from daemon.monitor import Snapshot
 
 BAR_WIDTH = 24
 
 
 def _fmt(v: float | None, spec: str = ".1f") -> str:
     return "—" if v is None else format(v, spec)
+
+
+def _o2_partial(snap: Snapshot) -> float | None:
+    """Under vacuum the ppm figure is mostly leaked-in air; the partial pressure is what acts."""
+    ppm, p = snap.o2_ppm(), snap.pressure_mbar()
+    return None if ppm is None or p is None else ppm * 1e-6 * p
 
 
 class ProgressView:
@@ -44,7 +51,8 @@ class ProgressView:
             f"[{step}] {bar} {overall * 100:3.0f}%  t {ex.t_run():6.1f} s  "
             f"chip {_fmt(snap.temp('chip'))} (sp {_fmt(sp)})  comp {_fmt(snap.temp('component'))}  "
             f"chuck {_fmt(snap.temp('chuck'))} °C  p {_fmt(snap.pressure_mbar(), '.3g')} mbar  "
-            f"O2 {_fmt(snap.o2_ppm(), '.3g')} ppm  lamps {snap.lamp_mean_pct():4.1f}%  "
+            f"O2 {_fmt(snap.o2_ppm(), '.3g')} ppm ({_fmt(_o2_partial(snap), '.2g')} mbar)  "
+            f"lamps {snap.lamp_mean_pct():4.1f}%  "
             f"[{ex.state}]"
         )
 

@@ -31,7 +31,7 @@ class ScaledClock:
     """Monotonic time multiplied by ``speed``; speed 1 is real time."""
 
     def __init__(self, speed: float = 1.0) -> None:
-        if not speed > 0:
+        if not 0 < speed < float("inf"):
             raise ValueError(f"speed must be > 0, got {speed}")
         self._speed = speed
         self._t0 = time.monotonic()

@@ -42,6 +42,19 @@ class Device(Protocol):
     async def close(self) -> None: ...
 
 
+@runtime_checkable
+class Identifiable(Protocol):
+    """A device that can say what it is: make, model, serial number, firmware.
+
+    Optional, and kept apart from :class:`Device` so that no driver has to implement it: the
+    run record stores whatever identity each driver reports (traceability), and "not
+    reported" for the others.
+    """
+
+    async def identify(self, timeout: float = DEFAULT_TIMEOUT_S) -> str:
+        """One line naming the device and its firmware, as read from the device."""
+
+
 class LampBank(Device, Protocol):
     """SCR power controllers of the IR lamp zones."""
 

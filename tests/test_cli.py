@@ -54,10 +54,7 @@ def test_run_each_shipped_recipe_at_speed_100_exits_0_with_every_check_ok(
 
 
 def test_run_with_a_thermocouple_opening_in_reflow_exits_1_naming_it(tmp_path: Path) -> None:
-    faults = tmp_path / "faults.toml"
-    faults.write_text(
-        '[[fault]]\nat_step = "reflow"\nafter_s = 5.0\ndevice = "tc.chip"\nkind = "open"\nvalue = 0.0\n'
-    )
+    faults = REPO / "tests/data/faults/tc-chip-open-in-reflow.toml"  # the README's example
     proc = bonderd(
         "run", str(SAC), "--sim", "--speed", "100", "--json", "--faults", str(faults),
         "--data-dir", str(tmp_path / "data"),

@@ -48,6 +48,11 @@ if TYPE_CHECKING:
     )
 
 
+# Names the plant model in device identities; bump it when the physics changes, so a record
+# says which simulation produced it.
+PLANT_MODEL = "1"
+
+
 def _quantize(value: float, step: float) -> float:
     # The second round removes the binary noise of the multiplication (0.30000000000000004).
     return round(round(value / step) * step, 6)
@@ -85,6 +90,13 @@ class _SimDevice:
 
     async def close(self) -> None:
         self._connected = False
+
+    async def identify(self, timeout: float = DEFAULT_TIMEOUT_S) -> str:
+        """``Identifiable``: says plainly that it is simulated, so no record can pass it off
+        as a real instrument."""
+        self._begin(timeout)
+        await self._exchange(timeout)
+        return f"simulated {type(self).__name__} ({self._name}), bonderd plant model {PLANT_MODEL}"
 
     def _check_timeout(self, timeout: float) -> None:
         t = _finite(timeout)
