@@ -135,6 +135,64 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             for op, row in (("INSERT", "NEW"), ("UPDATE", "OLD"), ("DELETE", "OLD"))
         ),
     ),
+    # `bonderd serve` (daemon/outbox.py, daemon/library.py): the MQTT event outbox with its
+    # per-equipment sequence, command replies for de-duplication, the recipe library, and
+    # the few values that must survive a restart (control mode, active alarms).
+    (
+        """
+        CREATE TABLE event_seq (
+            equipment_id TEXT PRIMARY KEY,
+            last_seq INTEGER NOT NULL
+        ) STRICT
+        """,
+        """
+        CREATE TABLE event_outbox (
+            equipment_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            event TEXT NOT NULL,
+            payload_json TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            delivered_at TEXT,
+            PRIMARY KEY (equipment_id, seq)
+        ) STRICT
+        """,
+        "CREATE INDEX event_outbox_pending ON event_outbox (equipment_id, delivered_at, seq)",
+        """
+        CREATE TABLE command_replies (
+            command_id TEXT PRIMARY KEY,
+            command TEXT NOT NULL,
+            reply_json TEXT NOT NULL,
+            received_at TEXT NOT NULL
+        ) STRICT
+        """,
+        """
+        CREATE TABLE recipe_library (
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            recipe_text TEXT NOT NULL,
+            source TEXT NOT NULL,
+            added_at TEXT NOT NULL,
+            PRIMARY KEY (name, version),
+            UNIQUE (name, sha256)
+        ) STRICT
+        """,
+        # A library version is what runs refer to by (name, version): it never changes.
+        """
+        CREATE TRIGGER recipe_library_no_update BEFORE UPDATE ON recipe_library
+        BEGIN SELECT RAISE(ABORT, 'a recipe version cannot be changed'); END
+        """,
+        """
+        CREATE TRIGGER recipe_library_no_delete BEFORE DELETE ON recipe_library
+        BEGIN SELECT RAISE(ABORT, 'a recipe version cannot be deleted'); END
+        """,
+        """
+        CREATE TABLE serve_state (
+            key TEXT PRIMARY KEY,
+            value_json TEXT NOT NULL
+        ) STRICT
+        """,
+    ),
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 

@@ -98,3 +98,23 @@ class VirtualClock:
             wake, _, fut = heapq.heappop(self._heap)
             self._now = max(self._now, wake)
             fut.set_result(None)
+
+
+class ManualClock:
+    """Time moves only when its owner moves it (or something sleeps on it).
+
+    For tests and tools that step the plant explicitly; sleeping advances the time at once.
+    """
+
+    def __init__(self, t: float = 0.0) -> None:
+        self.t = t
+
+    @property
+    def speed(self) -> float:
+        return float("inf")
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        self.t += max(0.0, seconds)

@@ -9,7 +9,7 @@ from typing import get_args
 
 import pytest
 
-from drivers.clock import VirtualClock
+from drivers.clock import ManualClock, VirtualClock
 from drivers.errors import DeviceFault, DeviceTimeout
 from drivers.protocols import (
     IN_CHILLER_FLOW,
@@ -32,23 +32,6 @@ from drivers.sim.faults import (
     parse_scenario,
 )
 from drivers.sim.plant import FAULT_KINDS, Plant, PlantParams
-
-
-class ManualClock:
-    """Time moves only when the test moves it (or a driver sleeps on it)."""
-
-    def __init__(self, t: float = 0.0) -> None:
-        self.t = t
-
-    def now(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.t += max(0.0, seconds)
-
-    @property
-    def speed(self) -> float:
-        return math.inf
 
 
 def tick(plant: Plant, seconds: float) -> None:

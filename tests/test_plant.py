@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
+from drivers.clock import ManualClock
 from drivers.protocols import (
     OUT_FILM_CLAMP,
     OUT_LAMP_CONTACTOR,
@@ -16,23 +17,6 @@ from drivers.protocols import (
     VALVE_VENT,
 )
 from drivers.sim.plant import Plant, PlantFault, PlantParams
-
-
-class ManualClock:
-    """Time moves only when the test moves it."""
-
-    def __init__(self, t: float = 0.0) -> None:
-        self.t = t
-
-    def now(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.t += max(0.0, seconds)
-
-    @property
-    def speed(self) -> float:
-        return math.inf
 
 
 def make(params: PlantParams | None = None) -> tuple[Plant, ManualClock]:

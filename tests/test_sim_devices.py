@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from drivers.clock import VirtualClock
+from drivers.clock import ManualClock, VirtualClock
 from drivers.errors import DeviceFault, DeviceNotConnected, InvalidCommand
 from drivers.protocols import (
     IN_CHILLER_FLOW,
@@ -28,23 +28,6 @@ from drivers.protocols import (
 from drivers.reading import Status
 from drivers.sim.devices import SimThermocouples, build_sim_machine
 from drivers.sim.plant import Plant, PlantFault, PlantParams
-
-
-class ManualClock:
-    """Time moves only when the test moves it (or a driver sleeps on it)."""
-
-    def __init__(self, t: float = 0.0) -> None:
-        self.t = t
-
-    def now(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.t += max(0.0, seconds)
-
-    @property
-    def speed(self) -> float:
-        return math.inf
 
 
 async def connected(clock: ManualClock | VirtualClock | None = None) -> tuple[Machine, Plant]:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         Chiller,
         DigitalIO,
         Dispenser,
+        Identifiable,
         LampBank,
         OxygenAnalyzer,
         Pump,
@@ -496,3 +497,4 @@ if TYPE_CHECKING:
         _uv: UvSource = SimUvSource(plant)
         _dispenser: Dispenser = SimDispenser(plant)
         _dio: DigitalIO = SimDigitalIO(plant)
+        _ident: Identifiable = SimDigitalIO(plant)
