@@ -95,6 +95,27 @@ class Limits(_Section):
     recipe_max_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 65536
     run_duration_max_s: Annotated[float, Field(gt=0.0)] = 7200.0
     o2_max_ppm_ceiling: Annotated[float, Field(gt=0.0)] = 1000.0
+    # Interlock limits (daemon/interlocks.py, docs/safety.md). Each sits outside what a clean
+    # run of a shipped recipe reaches, with the margin measured in tests/test_false_trips.py.
+    chip_over_peak_c: Annotated[float, Field(gt=0.0)] = 20.0  # trip above recipe peak max + this
+    # Lamps held off (suspended) this close below Tg − margin.
+    component_approach_c: Annotated[float, Field(gt=0.0)] = 10.0
+    component_hysteresis_c: Annotated[float, Field(gt=0.0)] = 5.0
+    chuck_max_c: Annotated[float, Field(gt=0.0)] = 70.0
+    tc_min_c: float = -30.0
+    tc_max_c: Annotated[float, Field(gt=0.0)] = 450.0
+    tc_stale_s: Annotated[float, Field(gt=0.0)] = 0.5
+    tc_stuck_s: Annotated[float, Field(gt=0.0)] = 2.0
+    tc_disagree_max_c: Annotated[float, Field(gt=0.0)] = 15.0
+    pressure_rise_max_mbar: Annotated[float, Field(gt=0.0)] = 5.0
+    o2_stale_s: Annotated[float, Field(gt=0.0)] = 6.0
+    heat_gain_window_s: Annotated[float, Field(gt=0.0)] = 3.0
+    heat_gain_min_pct: Annotated[float, Field(gt=0.0, le=100.0)] = 80.0
+    heat_gain_min_rise_c: Annotated[float, Field(gt=0.0)] = 1.0
+    lamp_uncommanded_pct: Annotated[float, Field(gt=0.0)] = 10.0
+    heat_without_lamps_rise_c: Annotated[float, Field(gt=0.0)] = 5.0
+    z_force_max_n: Annotated[float, Field(gt=0.0)] = 5.0
+    snapshot_stale_s: Annotated[float, Field(gt=0.0)] = 1.0
 
     @model_validator(mode="after")
     def _chuck_range(self) -> Self:

@@ -1,7 +1,9 @@
 """The run executor: one run at a time, steps as async functions, guaranteed safe end.
 
-Three tasks live for the length of a run, all fed by the monitor's snapshots: the steps,
-the guard (stops the run on an unsafe snapshot) and the trace writer. Whatever ends the
+Two tasks live for the length of a run, both fed by the monitor's snapshots: the steps and
+the trace writer. Unsafe conditions are the interlock monitor's (daemon/interlocks.py, its
+own task; ADR 0030): it switches the energy off itself and tells the executor, which then
+aborts the run with the interlock named in the reason. Whatever ends the
 steps — completion, a step failure, a guard, an operator abort, a bug — the ``finally``
 path turns every energy source off and, unless the run completed, runs the whole
 safe-state sequence before the record is closed.
@@ -21,10 +23,12 @@ from daemon import __version__
 from daemon.config import Limits
 from daemon.conformance import StepOutcome, evaluate
 from daemon.errors import CommandRefused, SafetyStop, StepFailed
-from daemon.guards import check as check_guards
+from daemon.interlock_rules.rules import RunLimits, RunView
+from daemon.interlocks import Alarm, InterlockLatched, Interlocks
 from daemon.monitor import Monitor, Snapshot
 from daemon.recipe.load import LoadedRecipe
 from daemon.records import RunStore
+from daemon.report.identity import identify_machine
 from daemon.result import build_result
 from daemon.run_state import RunState, TransitionRefused, Trigger, next_state
 from daemon.safe_state import enter_safe_state, outputs_off
@@ -60,6 +64,7 @@ class Executor:
         *,
         equipment_id: str = "bonder-01",
         config_hash: str = "",
+        interlocks: Interlocks | None = None,
     ) -> None:
         self.machine = machine
         self.clock = clock
@@ -83,6 +88,11 @@ class Executor:
         self._in_heat_phase = False
         self._run_t0 = 0.0
         self._alarms: list[dict[str, Any]] = []
+        # Never without interlocks: a caller that brings none gets a private set, whose task
+        # the executor keeps running for the length of each run.
+        self.interlocks = interlocks or Interlocks(machine, clock, monitor, limits)
+        self.interlocks.on_trip = self._on_trip
+        self.interlocks.subscribe(self._on_interlock_event)
 
     # ---- observation -------------------------------------------------------------------
     def subscribe(self, listener: Listener) -> None:
@@ -128,14 +138,53 @@ class Executor:
         self._abort_reason = self._abort_reason or reason
         self._abort_code = self._abort_code or code
         self._fire(Trigger.ABORT)
-        if self._steps_task is not None:
-            self._steps_task.cancel()
+        if self.ctx is not None:
+            self.ctx.aborting = True
+        self._cancel_steps()
+
+    def _cancel_steps(self) -> None:
+        """Cancel the steps, and keep cancelling until they have stopped.
+
+        On Python 3.11 ``asyncio.wait_for`` returns the result instead of raising when it is
+        cancelled just as its awaitable completes (fixed in 3.12). Simulated devices answer at
+        once, so a single ``cancel()`` is regularly lost and the step (reflow, lamps on) runs
+        on. Re-cancelling while the run is aborting closes that gap.
+        """
+        task = self._steps_task
+        if task is None or task.done() or self.state is not RunState.ABORTING:
+            return
+        task.cancel()
+        asyncio.get_running_loop().call_later(0.01, self._cancel_steps)
 
     def reset(self) -> None:
+        try:
+            self.interlocks.reset()
+        except InterlockLatched as exc:
+            raise CommandRefused(str(exc)) from None
+        if self.state is RunState.IDLE:
+            return  # an interlock tripped between runs: clearing it was the whole reset
         try:
             self._fire(Trigger.RESET)
         except TransitionRefused as exc:
             raise CommandRefused(f"reset refused: {exc}") from None
+
+    # ---- interlocks --------------------------------------------------------------------
+    def _on_trip(self, alarm: Alarm) -> None:
+        """The interlock task tripped; the outputs are off already. Abort the run."""
+        if self.state in (RunState.RUNNING, RunState.HOLDING, RunState.HELD):
+            self._abort_reason = self._abort_reason or f"interlock {alarm.code}: {alarm.message}"
+            self._abort_code = self._abort_code or alarm.code
+            self._fire(Trigger.ABORT)
+            self._resume.set()
+            if self.ctx is not None:
+                self.ctx.aborting = True
+            self._cancel_steps()
+
+    def _on_interlock_event(self, event: str, payload: dict[str, Any]) -> None:
+        if event == "AlarmRaised" and self.run_id is not None and self.state is not RunState.IDLE:
+            self._alarm(payload["code"], payload["severity"], payload["message"])
+        else:
+            self._emit(event, run_id=self.run_id, step=self.current_step, **payload)
 
     # ---- the run -----------------------------------------------------------------------
     async def run(
@@ -148,6 +197,13 @@ class Executor:
     ) -> dict[str, Any]:
         """Run one recipe to its end and return the result document."""
         recipe = loaded.recipe
+        if self.interlocks.trip is not None:
+            trip = self.interlocks.trip
+            raise CommandRefused(
+                f"start refused: interlock {trip.code} is tripped ({trip.message}); reset first"
+            )
+        # Before START: nothing can cancel the run half-started (traceability; never raises).
+        devices = await identify_machine(self.machine)
         self._fire(Trigger.START)
         self.run_id = run_id = new_run_id()
         self._abort_reason = self._abort_code = None
@@ -168,6 +224,7 @@ class Executor:
             software_version=__version__,
             config_hash=self.config_hash,
             started_at=started_at,
+            devices=devices,
         )
         self._run_t0 = self.clock.now()
         ctx = self.ctx = StepContext(
@@ -188,9 +245,19 @@ class Executor:
         )
         log.info("run_started", run_id=run_id, recipe=recipe.name, lot_id=lot_id)
 
-        tg_limit = recipe.materials.component.tg_c - recipe.materials.component.tg_margin_c
+        ctx.inhibit = self.interlocks.lamp_inhibit
+        self.interlocks.arm(
+            RunView(
+                limits=RunLimits.of(recipe, self.limits),
+                step_type=lambda: self.current_type,
+                lamps_enabled=lambda: ctx.lamps_enabled,
+                lamp_cmd_pct=lambda: ctx.lamp_cmd_pct if ctx.lamps_enabled else 0.0,
+            )
+        )
+        own_interlocks = not self.interlocks.running
+        if own_interlocks:
+            self.interlocks.start()
         trace_task = asyncio.create_task(self._trace(run_id, samples), name="trace")
-        guard_task = asyncio.create_task(self._guard(tg_limit), name="guard")
         self._steps_task = asyncio.create_task(self._steps(outcomes), name="steps")
         completed = False
         me = asyncio.current_task()
@@ -216,18 +283,24 @@ class Executor:
             self._fail("internal_error", f"internal error: {type(exc).__name__}: {exc}")
         finally:
             await self._end_energy(ctx, completed)
-            guard_task.cancel()
             if not completed:
                 # The trace goes on through the safe state; it must not count as the step.
                 self.current_step, self.current_type = SAFE_STATE_STEP, None
                 solidus = recipe.materials.solder.solidus_c
                 report = await enter_safe_state(
-                    self.machine, self.clock, self.monitor, solidus_c=solidus
+                    self.machine,
+                    self.clock,
+                    self.monitor,
+                    solidus_c=solidus,
+                    plan=self.interlocks.safe_state_plan(),
                 )
                 for problem in report.problems:
                     self._alarm("safe_state_incomplete", "warning", problem)
+            self.interlocks.disarm()
+            if own_interlocks:
+                await self.interlocks.stop()
             trace_task.cancel()
-            await asyncio.gather(trace_task, guard_task, return_exceptions=True)
+            await asyncio.gather(trace_task, return_exceptions=True)
             self.store.add_samples(run_id, samples[self._flushed :])
 
         checks, metrics = evaluate(recipe, samples, outcomes)
@@ -288,6 +361,7 @@ class Executor:
         # Shielded: a second cancellation (Ctrl-C twice) must not stop the lamps going off.
         report = await asyncio.shield(outputs_off(self.machine))
         ctx.lamps_enabled = False
+        ctx.lamp_cmd_pct = 0.0
         ctx.setpoint_c = None
         for problem in report.problems:
             self._alarm("safe_state_incomplete", "alarm", problem)
@@ -296,6 +370,8 @@ class Executor:
         assert self.ctx is not None and self.run_id is not None
         ctx, run_id = self.ctx, self.run_id
         for idx, step in enumerate(ctx.recipe.steps):
+            if ctx.aborting:  # a cancellation lost inside a device command (see _cancel_steps)
+                raise asyncio.CancelledError
             await self._hold_point()
             self.step_index, self.current_step, self.current_type = idx, step.name, step.type
             if step.type == "reflow":
@@ -348,28 +424,14 @@ class Executor:
         if self.state is not RunState.HOLDING:
             return
         self._resume.clear()
+        # No control loop runs while held, so no lamp may stay lit (a cool step hands its
+        # lamps on to the next step; a hold must not inherit them).
+        if self.ctx is not None:
+            await self.ctx.disable_lamps()
+            self.ctx.controller = None
         self._fire(Trigger.HOLD_REACHED)
         log.info("held", run_id=self.run_id, before_step=self.step_index + 1)
         await self._resume.wait()
-
-    async def _guard(self, component_max_c: float) -> None:
-        while True:
-            snap = await self.monitor.next()
-            v = check_guards(
-                snap,
-                chip_max_c=self.limits.chip_max_c,
-                component_max_c=component_max_c,
-                heating=self._in_heat_phase,
-            )
-            if v is None:
-                continue
-            # Energy off first, on this very snapshot; the bookkeeping follows.
-            await asyncio.shield(outputs_off(self.machine))
-            if self.state in (RunState.RUNNING, RunState.HOLDING, RunState.HELD):
-                self._fail(v.code, v.message)
-                if self._steps_task is not None:
-                    self._steps_task.cancel()
-            return
 
     async def _trace(self, run_id: str, samples: list[Sample]) -> None:
         self._flushed = 0

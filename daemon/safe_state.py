@@ -6,6 +6,10 @@
 2. Keep vacuum (film pressure) and chuck cooling while the solder solidifies: venting a
    molten joint lets the chips float off their pads.
 3. Vent with nitrogen to atmosphere.
+
+Per situation (``SafeStatePlan``): when the fault itself lets air in (a torn film, a leak),
+there is no vacuum to keep: holding it would only pull air over the hot joints, so step 2 is
+skipped and the space is flooded with N2 at once.
 """
 
 from __future__ import annotations
@@ -36,6 +40,11 @@ SOLIDIFY_MAX_S = 180.0
 SOLIDIFY_BLIND_S = 60.0  # wait this long when the chip temperature cannot be read
 VENT_TO_MBAR = 900.0
 VENT_MAX_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class SafeStatePlan:
+    vent_now: bool = False  # skip the solidification hold: the vacuum cannot be kept
 
 
 @dataclass
@@ -74,13 +83,19 @@ async def outputs_off(machine: Machine, report: SafeStateReport | None = None) -
 
 
 async def enter_safe_state(
-    machine: Machine, clock: Clock, monitor: Monitor, *, solidus_c: float
+    machine: Machine,
+    clock: Clock,
+    monitor: Monitor,
+    *,
+    solidus_c: float,
+    plan: SafeStatePlan | None = None,
 ) -> SafeStateReport:
     """The whole sequence. Cancellation during it is deferred until outputs are off."""
+    plan = plan or SafeStatePlan()
     report = await asyncio.shield(outputs_off(machine))
-    log.warning("safe_state_outputs_off", problems=report.problems)
+    log.warning("safe_state_outputs_off", problems=report.problems, vent_now=plan.vent_now)
 
-    deadline = clock.now() + SOLIDIFY_MAX_S
+    deadline = clock.now() if plan.vent_now else clock.now() + SOLIDIFY_MAX_S
     blind_until: float | None = None
     while clock.now() < deadline:
         snap = await monitor.next()
@@ -93,11 +108,19 @@ async def enter_safe_state(
         if chip < solidus_c - SOLIDIFY_MARGIN_C:
             break
     else:
+        if plan.vent_now:
+            return await _vent(machine, clock, monitor, report)
         report.problems.append(
             f"chip did not fall below {solidus_c - SOLIDIFY_MARGIN_C:.0f} °C within "
             f"{SOLIDIFY_MAX_S:.0f} s; venting anyway"
         )
 
+    return await _vent(machine, clock, monitor, report)
+
+
+async def _vent(
+    machine: Machine, clock: Clock, monitor: Monitor, report: SafeStateReport
+) -> SafeStateReport:
     t = ACTION_TIMEOUT_S
     await _try(report, "pump isolation closed", lambda: machine.valves.set(VALVE_PUMP, False, t))
     await _try(report, "N2 purge closed", lambda: machine.valves.set(VALVE_N2_PURGE, False, t))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from daemon.config import Limits
@@ -38,10 +38,21 @@ class StepContext:
     progress: float = 0.0  # 0..1 within the step, for the operator's display
     lamps_enabled: bool = field(default=False)
     controller: LampController | None = None
+    # The interlock monitor's verdict: why the lamps must stay at 0 % now (None = they may be
+    # on). Checked on every lamp command, so a step cannot undo a trip or a suspension.
+    inhibit: Callable[[], str | None] | None = None
+    lamp_cmd_pct: float = 0.0  # last commanded power, for the stuck-SCR interlocks
+    # Set by the executor when the run is being aborted. Python 3.11's wait_for can swallow a
+    # cancellation that lands as its command completes, so the step also stops at its next tick.
+    aborting: bool = False
 
     async def tick(self) -> Snapshot:
         """The next fresh snapshot; fails the step once its timeout has passed."""
+        if self.aborting:
+            raise asyncio.CancelledError
         snap = await self.monitor.next()
+        if self.aborting:
+            raise asyncio.CancelledError
         if self.deadline is not None and snap.t > self.deadline:
             raise StepFailed(
                 f"step '{self.step_name}' did not reach its goal within {self.timeout_s:g} s"
@@ -65,25 +76,42 @@ class StepContext:
         if not inputs.get(IN_DOOR_CLOSED, False):
             raise SafetyStop("door_open", "door open: lamps not enabled")
 
+    def inhibited(self) -> str | None:
+        return self.inhibit() if self.inhibit is not None else None
+
     async def enable_lamps(self) -> None:
         snap = self.monitor.latest or await self.tick()
+        # A suspension (e.g. oxygen still high) delays heating; the step's timeout bounds it.
+        while (why := self.inhibited()) is not None:
+            try:
+                snap = await self.tick()
+            except StepFailed as exc:
+                raise StepFailed(f"{exc}: heating held off — {why}") from exc
         self.check_permissives(snap)
         dio, t = self.machine.dio, CMD_TIMEOUT_S
         await self.command("SCR enable", dio.write_output(OUT_SCR_ENABLE, True, t))
         await self.command("lamp contactor", dio.write_output(OUT_LAMP_CONTACTOR, True, t))
         self.lamps_enabled = True
+        if self.inhibited() is not None:
+            # A trip landed while the outputs were being written: undo at once.
+            await self.disable_lamps()
 
     async def set_lamps(self, pct: float) -> None:
         if not self.lamps_enabled and pct > 0:
             raise StepFailed("lamp power requested while the lamps are not enabled")
+        if self.inhibited() is not None:
+            pct = 0.0
         zones = self.machine.lamps.zones
+        self.lamp_cmd_pct = max(self.lamp_cmd_pct, pct)  # while the command is on its way
         await self.command("lamp power", self.machine.lamps.set_power([pct] * zones, CMD_TIMEOUT_S))
+        self.lamp_cmd_pct = pct
 
     async def disable_lamps(self) -> None:
         dio, t = self.machine.dio, CMD_TIMEOUT_S
         await self.command(
             "lamps to 0 %", self.machine.lamps.set_power([0.0] * self.machine.lamps.zones, t)
         )
+        self.lamp_cmd_pct = 0.0
         await self.command("lamp contactor", dio.write_output(OUT_LAMP_CONTACTOR, False, t))
         await self.command("SCR enable", dio.write_output(OUT_SCR_ENABLE, False, t))
         self.lamps_enabled = False

@@ -31,7 +31,16 @@ async def _valve(ctx: StepContext, valve: str, open_: bool) -> None:
 
 async def _wait_pressure(ctx: StepContext, ok: Callable[[float], bool], what: str) -> Snapshot:
     while True:
-        snap = await ctx.tick()
+        try:
+            snap = await ctx.tick()
+        except StepFailed as exc:
+            # A pump-down that stalls is a leak or a torn film far more often than a slow pump:
+            # say so, with the pressure it stalled at.
+            last = ctx.monitor.latest
+            p_now = last.pressure_mbar() if last is not None else None
+            at = f"{p_now:.3g} mbar" if p_now is not None else "unknown pressure"
+            hint = " (leak or torn film?)" if what.startswith("pumping") else ""
+            raise StepFailed(f"{exc} while {what}: stalled at {at}{hint}") from exc
         p = snap.pressure_mbar()
         if p is None:
             raise SafetyStop("gauge_lost", f"vacuum gauge gives no valid reading while {what}")
@@ -174,7 +183,8 @@ async def _follow(
 async def _start_heating(ctx: StepContext, channel: str) -> float:
     snap = await ctx.tick()
     start = _chip(snap, channel)
-    await ctx.enable_lamps()
+    if not ctx.lamps_enabled:
+        await ctx.enable_lamps()
     return start
 
 
@@ -194,9 +204,9 @@ async def cool(ctx: StepContext, step: Cool) -> None:
     profile = Profile(start, [Segment(ramp_c_per_s=rate, to_c=step.to_c)])
     if not ctx.lamps_enabled:
         await ctx.enable_lamps()
+    # The lamps stay under control at the end: a following securement release takes them
+    # over without a gap (a gap is a thermal shock), and venting switches them off first.
     await _follow(ctx, profile, "chip", lambda t, c: c <= step.to_c)
-    ctx.controller = None
-    await ctx.disable_lamps()
 
 
 async def securement_release(ctx: StepContext, step: SecurementRelease) -> None:
@@ -218,6 +228,8 @@ async def securement_release(ctx: StepContext, step: SecurementRelease) -> None:
 
 
 async def vent(ctx: StepContext, step: Vent) -> None:
+    await ctx.disable_lamps()  # never vent onto lit lamps, whatever ran before
+    ctx.controller = None
     await _valve(ctx, VALVE_PUMP, False)
     await _valve(ctx, VALVE_N2_PURGE, False)
     await _valve(ctx, VALVE_VENT, True)

@@ -79,7 +79,7 @@ FAULT_VALUE_OPTIONAL: Final = frozenset({"stuck", "stuck_on"})
 class PlantParams:
     """Physical constants of the simulated bonder. Units are in the names."""
 
-    dt_s: float = 0.005  # longest integration substep
+    dt_s: float = 0.01  # longest integration substep
     ambient_c: float = 23.0
     p_atm_mbar: float = 1013.0
 
@@ -384,8 +384,10 @@ class Plant:
         self._o2_n = math.floor(self._t / p.o2_sample_period_s)
         self._o2_sample = (self._p_o2 / self._p_mbar * 1e6, self._t)
         self._dio_deadline: float | None = None
+        self._dio_watchdog_s = p.dio_watchdog_s
         if p.dio_watchdog_s is not None:
             self._dio_deadline = self._t + p.dio_watchdog_s
+        self._observers: list[Callable[[Plant], None]] = []
 
     # ----------------------------------------------------------------- basics
 
@@ -582,8 +584,36 @@ class Plant:
     def dio_contact(self) -> None:
         """The daemon talked to the I/O coupler: re-arm its watchdog."""
         self.advance()
-        if self._p.dio_watchdog_s is not None:
-            self._dio_deadline = self._t + self._p.dio_watchdog_s
+        if self._dio_watchdog_s is not None:
+            self._dio_deadline = self._t + self._dio_watchdog_s
+
+    def arm_dio_watchdog(self, seconds: float) -> None:
+        """Configure the coupler's output watchdog, as the daemon does at start-up."""
+        if not (math.isfinite(seconds) and seconds > 0):
+            raise ValueError(f"watchdog time must be > 0, got {seconds}")
+        self.advance()
+        self._dio_watchdog_s = seconds
+        self._dio_deadline = self._t + seconds
+
+    @property
+    def dio_watchdog_s(self) -> float | None:
+        return self._dio_watchdog_s
+
+    def add_observer(self, observer: Callable[[Plant], None]) -> None:
+        """Call ``observer(plant)`` after every integration that moved time (test invariants)."""
+        self._observers.append(observer)
+
+    @property
+    def chip_c(self) -> float:
+        return self._chip_temp()[0]
+
+    @property
+    def component_c(self) -> float:
+        return self._t_comp
+
+    @property
+    def contactor_energized(self) -> bool:
+        return self._contactor_energized()
 
     # ------------------------------------------------------------- vacuum / gas
 
@@ -938,6 +968,7 @@ class Plant:
     def advance(self) -> None:
         """Integrate the plant up to ``clock.now()``."""
         t_end = self._clock.now()
+        moved = self._t < t_end
         while self._t < t_end:
             t_ev = self._next_event()
             if t_ev > t_end:
@@ -949,6 +980,9 @@ class Plant:
         # Faults scheduled in the past fire at the next advance even if time did not move.
         if self._fault_queue and self._fault_queue[0][0] <= self._t:
             self._process_events()
+        if moved:
+            for observer in self._observers:
+                observer(self)
 
     def _next_event(self) -> float:
         t_ev = (self._o2_n + 1) * self._p.o2_sample_period_s

@@ -1,0 +1,1 @@
+"""The interlock rules (``rules``) and the simulation's invariant checker (``invariants``)."""

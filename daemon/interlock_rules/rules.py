@@ -1,0 +1,471 @@
+"""The interlock rules: what each snapshot of the machine must satisfy, and what follows if not.
+
+Each rule gives a ``Finding`` while its condition holds:
+
+- ``TRIP``: latched. The interlock monitor switches every energy source off at once, the run
+  is aborted with the rule's code in its reason, and only an operator reset clears the latch,
+  and only once the condition is gone.
+- ``SUSPEND``: the lamps are held at 0 % while the condition holds; the rule itself applies
+  hysteresis, so a suspension clears only once the value is back by the hysteresis band.
+- ``WARN``: an alarm for the operator; nothing is switched.
+
+Limits come from the configuration (``[limits]``, daemon/config.py) and from the recipe
+(peak window, Tg and margin, atmosphere). docs/safety.md lists every rule with its limit.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from daemon.config import Limits
+from daemon.conformance import O2_PPM_MIN_PRESSURE_MBAR
+from daemon.monitor import Snapshot
+from daemon.recipe.model import VacuumFilmBondRecipe
+from drivers.protocols import IN_CHILLER_FLOW, IN_DOOR_CLOSED, IN_ESTOP_OK
+from drivers.reading import Reading, Status
+
+
+class Action(StrEnum):
+    TRIP = "trip"
+    SUSPEND = "suspend"
+    WARN = "warn"
+
+
+SEVERITY = {Action.TRIP: "alarm", Action.SUSPEND: "warning", Action.WARN: "warning"}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    code: str
+    action: Action
+    message: str
+    # The fault itself forbids holding the vacuum in the safe state (air is coming in through
+    # a tear or leak): vent with N2 at once instead of keeping a vacuum that cannot be kept.
+    vent_now: bool = False
+
+
+# Identical readings in a row before a sensor counts as stuck. With the simulated TC (σ 0.1 °C,
+# 0.1 °C steps) a repeat has p ≈ 0.4, so 20 in a row happen by chance about once in 10⁸.
+STUCK_MIN_READINGS = 20
+# Steps before any heat: the thermocouples sit on parts in thermal contact near the chuck.
+PRE_HEAT_STEPS = frozenset({"chuck_stabilize", "purge", "pump_down"})
+# Steps with the lamps on or molten/solidifying solder under the film.
+HEAT_STEPS = frozenset({"reflow", "cool", "securement_release"})
+# Devices a vacuum-film bond cannot do without; the others only warn when they fall silent.
+VACUUM_FILM_DEVICES = frozenset(
+    {"tc", "gauge", "o2", "lamps", "pump", "valves", "chiller", "dio", "dio.outputs"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RunLimits:
+    """The limits of one run: the equipment's, tightened by the recipe."""
+
+    chip_max_c: float
+    component_max_c: float  # Tg − margin
+    component_suspend_c: float
+    chuck_max_c: float
+    o2_max_ppm: float
+    o2_max_partial_mbar: float
+    used_devices: frozenset[str]
+
+    @classmethod
+    def of(cls, recipe: VacuumFilmBondRecipe, limits: Limits) -> RunLimits:
+        peaks = [s.peak_window_c.max for s in recipe.steps_of("reflow") if s.type == "reflow"]
+        chip_max = limits.chip_max_c
+        if peaks:
+            chip_max = min(chip_max, max(peaks) + limits.chip_over_peak_c)
+        comp = recipe.materials.component
+        tg_limit = comp.tg_c - comp.tg_margin_c
+        return cls(
+            chip_max_c=chip_max,
+            component_max_c=tg_limit,
+            component_suspend_c=tg_limit - limits.component_approach_c,
+            chuck_max_c=min(limits.chuck_max_c, tg_limit),
+            o2_max_ppm=recipe.atmosphere.o2_max_ppm,
+            o2_max_partial_mbar=recipe.atmosphere.o2_max_partial_mbar,
+            used_devices=VACUUM_FILM_DEVICES,
+        )
+
+
+@dataclass
+class RunView:
+    """What the rules see of the run in progress, read live from the executor."""
+
+    limits: RunLimits
+    step_type: Callable[[], str | None]
+    lamps_enabled: Callable[[], bool]
+    lamp_cmd_pct: Callable[[], float]
+
+
+class _Window:
+    """(t, value) pairs of the last ``span_s`` seconds."""
+
+    def __init__(self, span_s: float) -> None:
+        self.span_s = span_s
+        self.points: deque[tuple[float, float]] = deque()
+
+    def add(self, t: float, value: float) -> None:
+        self.points.append((t, value))
+        while self.points and self.points[0][0] < t - self.span_s:
+            self.points.popleft()
+
+    def clear(self) -> None:
+        self.points.clear()
+
+    def full(self) -> bool:
+        """The window spans (nearly) its whole length."""
+        return len(self.points) >= 2 and self.points[-1][0] - self.points[0][0] >= 0.9 * self.span_s
+
+    def rise(self) -> float:
+        return self.points[-1][1] - self.points[0][1] if self.points else 0.0
+
+
+class RuleEngine:
+    """Evaluates every rule on a snapshot; keeps the little history some rules need."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.run: RunView | None = None
+        self._suspended: set[str] = set()
+        # signal -> (value, since t, identical readings in a row)
+        self._same_since: dict[str, tuple[float, float, int]] = {}
+        self._pressure_floor: float | None = None
+        self._heated = False
+        self._gain = _Window(limits.heat_gain_window_s)
+        self._lamps_off = _Window(2.0)
+        self._lamps_off_since: float | None = None
+        self._uncommanded = 0
+        self._no_output = 0
+        self._chiller_seen_running = False
+
+    def arm(self, run: RunView) -> None:
+        self.run = run
+        self._suspended.clear()
+        self._same_since.clear()
+        self._pressure_floor = None
+        self._heated = False
+        self._gain.clear()
+        self._lamps_off.clear()
+        self._lamps_off_since = None
+        self._uncommanded = 0
+        self._no_output = 0
+        self._chiller_seen_running = False
+
+    def disarm(self) -> None:
+        self.run = None
+        self._suspended.clear()
+
+    # ------------------------------------------------------------------------------------
+    def evaluate(self, snap: Snapshot) -> list[Finding]:
+        out: list[Finding] = []
+        self._always(snap, out)
+        run = self.run
+        if run is not None:
+            step = run.step_type()
+            self._devices(snap, run, out)
+            self._thermocouples(snap, step, out)
+            self._temperatures(snap, run, out)
+            self._lamps(snap, run, step, out)
+            self._vacuum(snap, step, out)
+            self._oxygen(snap, run, step, out)
+            self._utilities(snap, out)
+        else:
+            for device, why in snap.errors.items():
+                out.append(Finding("device_lost", Action.WARN, f"{device} not answering: {why}"))
+        return out
+
+    def _always(self, snap: Snapshot, out: list[Finding]) -> None:
+        """Rules that hold with or without a run."""
+        inputs = snap.inputs
+        if inputs is not None:
+            if not inputs.get(IN_ESTOP_OK, False):
+                out.append(Finding("estop", Action.TRIP, "E-stop pressed"))
+            if self.run is not None and not inputs.get(IN_DOOR_CLOSED, False):
+                out.append(Finding("door_open", Action.TRIP, "door opened during the run"))
+        uv = snap.uv
+        # No recipe kind has a UV exposure step yet, so an open shutter is always wrong.
+        if uv is not None and uv.shutter_open:
+            out.append(
+                Finding("uv_shutter_open", Action.TRIP, "UV shutter open outside an exposure")
+            )
+        stage = snap.stage
+        if (
+            stage is not None
+            and stage.force_n.ok
+            and stage.force_n.value > self.limits.z_force_max_n
+        ):
+            out.append(
+                Finding(
+                    "z_force",
+                    Action.TRIP,
+                    f"Z stage force {stage.force_n.value:.2f} N above the limit "
+                    f"{self.limits.z_force_max_n:g} N",
+                )
+            )
+
+    def _devices(self, snap: Snapshot, run: RunView, out: list[Finding]) -> None:
+        for device, why in snap.errors.items():
+            used = device in run.limits.used_devices
+            action = Action.TRIP if used else Action.WARN
+            out.append(Finding("device_lost", action, f"{device} not answering: {why}"))
+        for name, status in (("Z stage", snap.stage), ("UV source", snap.uv)):
+            if status is not None and status.fault:
+                out.append(Finding("device_fault", Action.WARN, f"{name}: {status.detail}"))
+
+    def _stuck(self, key: str, r: Reading, now: float, label: str, out: list[Finding]) -> None:
+        # A live sensor never repeats one value for long: noise moves the last digit. A frozen
+        # transmitter or a value held by a broken converter does.
+        # Both a time and a count: when the monitor slows down (a device timing out), a few
+        # readings a second apart repeat by chance and prove nothing.
+        prev = self._same_since.get(key)
+        if prev is None or prev[0] != r.value:
+            self._same_since[key] = (r.value, now, 1)
+            return
+        n = prev[2] + 1
+        self._same_since[key] = (prev[0], prev[1], n)
+        if now - prev[1] >= self.limits.tc_stuck_s and n >= STUCK_MIN_READINGS:
+            out.append(
+                Finding(
+                    f"{key}_stuck",
+                    Action.TRIP,
+                    f"{label} stuck at {r.value:g} for {now - prev[1]:.1f} s (no noise)",
+                )
+            )
+
+    def _thermocouples(self, snap: Snapshot, step: str | None, out: list[Finding]) -> None:
+        lim = self.limits
+        for ch, r in snap.temps.items():
+            label = f"thermocouple '{ch}'"
+            if r.status is Status.FAULT:
+                out.append(
+                    Finding("tc_open", Action.TRIP, f"{label} failed: {r.detail or 'fault'}")
+                )
+                continue
+            if r.status is Status.STALE or snap.t - r.ts > lim.tc_stale_s:
+                why = r.detail or f"last value {snap.t - r.ts:.1f} s old"
+                out.append(Finding("tc_stale", Action.TRIP, f"{label} not updating: {why}"))
+                continue
+            if not lim.tc_min_c <= r.value <= lim.tc_max_c:
+                out.append(
+                    Finding(
+                        "tc_range",
+                        Action.TRIP,
+                        f"{label} reads {r.value:.1f} °C, outside {lim.tc_min_c:g}..{lim.tc_max_c:g} °C",
+                    )
+                )
+                continue
+            self._stuck(f"tc_{ch}", r, snap.t, label, out)
+        if step in PRE_HEAT_STEPS and not self._heated:
+            # Before any heat the parts sit on the chuck and follow it: a channel far from the
+            # others is drifting or has come off its part.
+            ok = {ch: r.value for ch, r in snap.temps.items() if r.ok}
+            if len(ok) >= 2:
+                lo, hi = min(ok, key=ok.__getitem__), max(ok, key=ok.__getitem__)
+                if ok[hi] - ok[lo] > lim.tc_disagree_max_c:
+                    out.append(
+                        Finding(
+                            "tc_disagree",
+                            Action.TRIP,
+                            f"thermocouples '{hi}' ({ok[hi]:.1f} °C) and '{lo}' ({ok[lo]:.1f} °C) "
+                            f"disagree by more than {lim.tc_disagree_max_c:g} °C before heating",
+                        )
+                    )
+
+    def _temperatures(self, snap: Snapshot, run: RunView, out: list[Finding]) -> None:
+        rl = run.limits
+        chip = snap.temp("chip")
+        if chip is not None and chip > rl.chip_max_c:
+            out.append(
+                Finding(
+                    "chip_overtemp",
+                    Action.TRIP,
+                    f"chip {chip:.1f} °C above the limit {rl.chip_max_c:g} °C",
+                )
+            )
+        comp = [r.value for ch, r in snap.temps.items() if ch.startswith("component") and r.ok]
+        if comp:
+            avg = sum(comp) / len(comp)
+            if avg > rl.component_max_c:
+                out.append(
+                    Finding(
+                        "component_tg",
+                        Action.TRIP,
+                        f"component average {avg:.1f} °C above Tg − margin ({rl.component_max_c:g} °C)",
+                    )
+                )
+            resume_below = rl.component_suspend_c - self.limits.component_hysteresis_c
+            held = "component_near_tg" in self._suspended
+            if avg > rl.component_suspend_c or (held and avg > resume_below):
+                self._suspended.add("component_near_tg")
+                out.append(
+                    Finding(
+                        "component_near_tg",
+                        Action.SUSPEND,
+                        f"component average {avg:.1f} °C near Tg − margin: lamps held off until "
+                        f"it is below {resume_below:g} °C",
+                    )
+                )
+            else:
+                self._suspended.discard("component_near_tg")
+        chuck = snap.temp("chuck")
+        if chuck is not None and chuck > rl.chuck_max_c:
+            out.append(
+                Finding(
+                    "chuck_overtemp",
+                    Action.TRIP,
+                    f"chuck {chuck:.1f} °C above the limit {rl.chuck_max_c:g} °C",
+                )
+            )
+
+    def _lamps(self, snap: Snapshot, run: RunView, step: str | None, out: list[Finding]) -> None:
+        lim = self.limits
+        cmd = run.lamp_cmd_pct()
+        measured = max(snap.lamp_pct) if snap.lamp_pct else 0.0
+        chip = snap.temp("chip")
+        if step in HEAT_STEPS:
+            self._heated = True
+        # Stuck SCR: a zone delivers more than it is told to. Two snapshots in a row, because
+        # the command may change between the read and this check.
+        if measured > cmd + lim.lamp_uncommanded_pct:
+            self._uncommanded += 1
+        else:
+            self._uncommanded = 0
+        # Dead lamps: told to deliver and delivering nothing (the SCRs measure load current).
+        if run.lamps_enabled() and cmd >= lim.lamp_uncommanded_pct and measured < 1.0:
+            self._no_output += 1
+        else:
+            self._no_output = 0
+        if self._no_output >= 3:
+            out.append(
+                Finding(
+                    "lamp_no_output",
+                    Action.TRIP,
+                    f"lamps commanded {cmd:.0f} % and delivering {measured:.0f} %: lamp or SCR failure",
+                )
+            )
+        if self._uncommanded >= 2:
+            out.append(
+                Finding(
+                    "lamp_uncommanded",
+                    Action.TRIP,
+                    f"lamp output {measured:.0f} % with {cmd:.0f} % commanded: stuck SCR, "
+                    "contactor opened",
+                )
+            )
+        if chip is None:
+            self._gain.clear()
+            self._lamps_off.clear()
+            return
+        # Heating gain: lamps driven hard for the whole window must raise the chip.
+        if cmd >= lim.heat_gain_min_pct:
+            self._gain.add(snap.t, chip)
+            if self._gain.full() and self._gain.rise() < lim.heat_gain_min_rise_c:
+                out.append(
+                    Finding(
+                        "no_heating",
+                        Action.TRIP,
+                        f"lamps at {cmd:.0f} % for {lim.heat_gain_window_s:g} s and the chip rose "
+                        f"{self._gain.rise():.1f} °C: lamp failure or thermocouple off the chip",
+                    )
+                )
+        else:
+            self._gain.clear()
+        # Lamps commanded off (for longer than the filaments glow) and the chip still heating.
+        if cmd <= 0.0 and not run.lamps_enabled():
+            self._lamps_off_since = self._lamps_off_since or snap.t
+            if snap.t - self._lamps_off_since >= 1.0:
+                self._lamps_off.add(snap.t, chip)
+                if (
+                    self._lamps_off.full()
+                    and self._lamps_off.rise() > lim.heat_without_lamps_rise_c
+                ):
+                    out.append(
+                        Finding(
+                            "heat_without_lamps",
+                            Action.TRIP,
+                            f"chip rose {self._lamps_off.rise():.1f} °C in 2 s with the lamps "
+                            "commanded off: stuck SCR or drifting thermocouple, contactor opened",
+                        )
+                    )
+        else:
+            self._lamps_off_since = None
+            self._lamps_off.clear()
+
+    def _vacuum(self, snap: Snapshot, step: str | None, out: list[Finding]) -> None:
+        p = snap.pressure
+        if p is not None and p.status is Status.FAULT:
+            out.append(Finding("gauge_fault", Action.TRIP, f"vacuum gauge: {p.detail or 'fault'}"))
+            return
+        if p is None or not p.ok:
+            return
+        self._stuck("gauge", p, snap.t, "vacuum gauge", out)
+        if step not in HEAT_STEPS:
+            self._pressure_floor = None
+            return
+        floor = p.value if self._pressure_floor is None else min(self._pressure_floor, p.value)
+        self._pressure_floor = floor
+        if p.value > floor + self.limits.pressure_rise_max_mbar:
+            out.append(
+                Finding(
+                    "vacuum_lost",
+                    Action.TRIP,
+                    f"pressure rose from {floor:.2f} to {p.value:.1f} mbar during heating/cooling: "
+                    "leak or torn film",
+                    vent_now=True,
+                )
+            )
+
+    def _oxygen(self, snap: Snapshot, run: RunView, step: str | None, out: list[Finding]) -> None:
+        # Guarded from the pump-down before heating through the end of cooling. Before the
+        # lamps are on, bad oxygen suspends heating (the pump may still bring it down); once
+        # they are on, it trips.
+        if step != "pump_down" and step not in HEAT_STEPS:
+            return
+        action = Action.TRIP if step in HEAT_STEPS and run.lamps_enabled() else Action.SUSPEND
+        o2 = snap.o2
+        if o2 is None or not o2.ok or snap.t - o2.ts > self.limits.o2_stale_s:
+            why = (o2.detail or "old value") if o2 is not None else "no reading"
+            out.append(Finding("o2_stale", action, f"O2 analyzer gives no fresh reading ({why})"))
+            return
+        p = snap.pressure_mbar()
+        if p is None:
+            return
+        rl = run.limits
+        partial = o2.value * 1e-6 * p
+        # Under vacuum the ppm figure is dominated by the leak's air and means little; the
+        # partial pressure is what oxidises the solder (daemon/conformance.py).
+        if p >= O2_PPM_MIN_PRESSURE_MBAR and o2.value > rl.o2_max_ppm:
+            out.append(
+                Finding("o2_high", action, f"O2 {o2.value:.1f} ppm above {rl.o2_max_ppm:g} ppm")
+            )
+        elif partial > rl.o2_max_partial_mbar:
+            out.append(
+                Finding(
+                    "o2_high",
+                    action,
+                    f"O2 partial pressure {partial:.3f} mbar above {rl.o2_max_partial_mbar:g} mbar",
+                )
+            )
+
+    def _utilities(self, snap: Snapshot, out: list[Finding]) -> None:
+        ch = snap.chiller
+        if ch is not None:
+            if ch.fault:
+                out.append(
+                    Finding("chiller_fault", Action.TRIP, f"chiller: {ch.detail or 'fault'}")
+                )
+            elif ch.running:
+                self._chiller_seen_running = True
+            flow = snap.inputs.get(IN_CHILLER_FLOW, False) if snap.inputs is not None else True
+            if self._chiller_seen_running and not flow and not ch.fault:
+                out.append(Finding("chiller_no_flow", Action.TRIP, "no coolant flow to the chuck"))
+        pump = snap.pump
+        if pump is not None and pump.fault:
+            out.append(Finding("pump_fault", Action.TRIP, f"vacuum pump: {pump.detail or 'fault'}"))
+
+    def suspended(self) -> bool:
+        return bool(self._suspended)
