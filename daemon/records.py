@@ -20,8 +20,8 @@ import math
 import os
 import sqlite3
 import uuid
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal, TextIO, cast
@@ -193,6 +193,27 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         ) STRICT
         """,
     ),
+    # Traceability (run reports): what each device said it was (make, model, firmware) when
+    # the run started. A table rather than a column on runs, so that migrating a database in
+    # the field touches no finished run's row (which the triggers above protect).
+    (
+        """
+        CREATE TABLE run_devices (
+            run_id TEXT NOT NULL REFERENCES runs (run_id),
+            device TEXT NOT NULL,
+            identity TEXT NOT NULL,
+            PRIMARY KEY (run_id, device)
+        ) STRICT
+        """,
+        *(
+            f"""
+            CREATE TRIGGER run_devices_finished_no_{op.lower()} BEFORE {op} ON run_devices
+            WHEN (SELECT state FROM runs WHERE run_id = {row}.run_id) <> 'running'
+            BEGIN SELECT RAISE(ABORT, 'run is finished: its record cannot be changed'); END
+            """
+            for op, row in (("INSERT", "NEW"), ("UPDATE", "OLD"), ("DELETE", "OLD"))
+        ),
+    ),
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 
@@ -254,6 +275,9 @@ class RunRecord:
     result: dict[str, Any] | None  # the result document, as finish_run stored it
     steps: tuple[StepRecord, ...]
     alarms: tuple[AlarmRecord, ...]
+    # Device name -> the identity it reported at run start; empty for runs recorded before
+    # the run_devices table existed.
+    devices: dict[str, str] = field(default_factory=dict)
 
 
 def _utc_iso(ts: datetime | str) -> str:
@@ -435,8 +459,12 @@ class RunStore:
         software_version: str,
         config_hash: str,
         started_at: datetime | str,
+        devices: Mapping[str, str] | None = None,
     ) -> None:
-        """Record a new run in state ``running``. A run id is never reused."""
+        """Record a new run in state ``running``. A run id is never reused.
+
+        ``devices`` maps each device name to the identity it reported (traceability).
+        """
         with self._tx() as db:
             if db.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone():
                 raise RecordsError(f"run {run_id!r} already exists")
@@ -458,6 +486,10 @@ class RunStore:
                     _utc_iso(started_at),
                     self._owner,
                 ),
+            )
+            db.executemany(
+                "INSERT INTO run_devices (run_id, device, identity) VALUES (?, ?, ?)",
+                [(run_id, name, identity) for name, identity in (devices or {}).items()],
             )
 
     def step_started(self, run_id: str, idx: int, type_: str, name: str, t_s: float) -> None:
@@ -575,6 +607,12 @@ class RunStore:
                 (run_id,),
             )
         )
+        devices = dict(
+            self._db.execute(
+                "SELECT device, identity FROM run_devices WHERE run_id = ? ORDER BY device",
+                (run_id,),
+            ).fetchall()
+        )
         return RunRecord(
             run_id=run_id,
             recipe_name=row[1],
@@ -593,6 +631,7 @@ class RunStore:
             result=json.loads(row[14]) if row[14] is not None else None,
             steps=steps,
             alarms=alarms,
+            devices=devices,
         )
 
     _RUN_COLUMNS: Final = (
