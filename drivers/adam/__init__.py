@@ -1,0 +1,1 @@
+"""Advantech ADAM-6018+ 8-channel thermocouple input module (Modbus TCP)."""

@@ -1,0 +1,1 @@
+"""Edwards nXDS dry scroll pump (serial ASCII protocol)."""

@@ -1,0 +1,1 @@
+"""Protocol-level emulators of the real devices, driven by the simulated plant."""

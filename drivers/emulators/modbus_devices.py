@@ -1,0 +1,416 @@
+"""Modbus emulators: WAGO 750-352 (TCP), ADAM-6018+ (TCP), GFX4-IR (RTU, over TCP).
+
+Each is a pymodbus server whose datastore is computed from the plant on every request (the
+plant integrates lazily, so a request sees the plant at that instant). The sensor models of
+the simulated twins (noise, quantization, injected faults) are reused, so an emulator and
+the in-process simulation show the same machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+from collections.abc import Sequence
+
+from pymodbus.constants import ExcCodes
+from pymodbus.datastore import ModbusServerContext
+from pymodbus.exceptions import NoSuchIdException
+from pymodbus.framer import FramerType
+from pymodbus.server import ModbusTcpServer
+
+from drivers.adam import registers as adam
+from drivers.errors import DeviceError
+from drivers.gefran import registers as gfx
+from drivers.protocols import OUTPUTS, VALVES
+from drivers.reading import Status
+from drivers.sim.devices import SimDigitalIO, SimLampBank, SimThermocouples, SimValves
+from drivers.sim.plant import Plant
+from drivers.wago import registers as wago
+
+SIM_TIMEOUT_S = 0.01  # how long an emulator waits on a simulated device that has "died"
+
+
+class Misbehaviour:
+    """What an emulator does wrong on purpose (tests: no answer, garbage, slow)."""
+
+    def __init__(self) -> None:
+        self.silent = False
+        self.garbage = False
+        self.delay_s = 0.0
+
+    def clear(self) -> None:
+        self.silent, self.garbage, self.delay_s = False, False, 0.0
+
+
+class _PlantContext(ModbusServerContext):
+    """A server context answering from device logic instead of a stored register block."""
+
+    def __init__(self, device_ids: Sequence[int], bad: Misbehaviour) -> None:
+        # The base class's storage is not used: every value is computed per request.
+        self.old_simulator = True
+        self.simdevices = []
+        self._ids = list(device_ids)
+        self._bad = bad
+
+    def device_ids(self) -> list[int]:
+        return list(self._ids)
+
+    async def async_getValues(
+        self, device_id: int, func_code: int, address: int, count: int = 1
+    ) -> list[int] | list[bool] | ExcCodes:
+        if device_id not in self._ids:
+            raise NoSuchIdException(f"no device {device_id}")
+        if self._bad.delay_s:
+            await asyncio.sleep(self._bad.delay_s)
+        try:
+            return await self.read(device_id, func_code, address, count)
+        except DeviceError:
+            return ExcCodes.DEVICE_FAILURE
+
+    async def async_setValues(
+        self, device_id: int, func_code: int, address: int, values: Sequence[int] | Sequence[bool]
+    ) -> ExcCodes | None:
+        if device_id not in self._ids:
+            raise NoSuchIdException(f"no device {device_id}")
+        try:
+            return await self.write(device_id, func_code, address, list(values))
+        except DeviceError:
+            return ExcCodes.DEVICE_FAILURE
+
+    async def read(
+        self, device_id: int, fc: int, address: int, count: int
+    ) -> list[int] | list[bool] | ExcCodes:
+        raise NotImplementedError
+
+    async def write(
+        self, device_id: int, fc: int, address: int, values: list[int]
+    ) -> ExcCodes | None:
+        raise NotImplementedError
+
+
+def _window(regs: dict[int, int], address: int, count: int) -> list[int] | ExcCodes:
+    if any(a not in regs for a in range(address, address + count)):
+        return ExcCodes.ILLEGAL_ADDRESS
+    return [regs[a] for a in range(address, address + count)]
+
+
+class WagoContext(_PlantContext):
+    """750-352 process image and Modbus watchdog (wall time, like the hardware timer)."""
+
+    def __init__(self, plant: Plant, bad: Misbehaviour) -> None:
+        super().__init__([0, 1, 255], bad)  # the coupler answers any unit id on TCP
+        self.plant = plant
+        self._dio = SimDigitalIO(plant)
+        self._valves = SimValves(plant)
+        self._dio._connected = True
+        self._valves._connected = True
+        self.wd_time = 0  # 100 ms units
+        self.wd_mask = 0
+        self.wd_mask_hi = 0
+        self.wd_trigger = 0
+        self.wd_status = wago.WD_STATUS_OFF
+        self.wd_close_socket = 0
+        self.wd_deadline: float | None = None
+        self.expiries = 0
+
+    @staticmethod
+    def now() -> float:
+        # The coupler's watchdog is a hardware timer: it runs on wall time whatever the
+        # plant's speed, as it does on the machine.
+        return time.monotonic()
+
+    def _retrigger(self, fc: int) -> None:
+        if self.wd_status == wago.WD_STATUS_ACTIVE and self.wd_mask & (1 << (fc - 1)):
+            self.wd_deadline = self.now() + self.wd_time / 10.0
+
+    def check_watchdog(self) -> None:
+        """Expire the watchdog if its time has passed: every output to 0."""
+        deadline = self.wd_deadline
+        if self.wd_status != wago.WD_STATUS_ACTIVE or deadline is None:
+            return
+        if self.now() >= deadline:
+            self.wd_status = wago.WD_STATUS_EXHAUSTED
+            self.wd_deadline = None
+            self.expiries += 1
+            for name in OUTPUTS:
+                self.plant.set_output(name, False)
+            for valve in VALVES:
+                self.plant.set_valve(valve, False)
+
+    async def _outputs(self) -> list[bool]:
+        outs = await self._dio.read_outputs(SIM_TIMEOUT_S)
+        valves = await self._valves.states(SIM_TIMEOUT_S)
+        bits = [False] * wago.N_OUTPUTS
+        for name, ch in wago.OUTPUT_CHANNELS.items():
+            bits[ch] = outs[name] if name in outs else valves[name]
+        return bits
+
+    def _regs(self) -> dict[int, int]:
+        return {
+            wago.WD_TIME: self.wd_time,
+            wago.WD_FC_MASK: self.wd_mask,
+            wago.WD_FC_MASK_HI: self.wd_mask_hi,
+            wago.WD_TRIGGER: self.wd_trigger,
+            wago.WD_AC_TRG_TIME: 0xFFFF,
+            wago.WD_AC_STOP_MASK: 0,
+            wago.WD_RUNNING: self.wd_status,
+            wago.WD_RESTART: 1,
+            wago.WD_AC_STOP_SIMPLE: 0,
+            wago.WD_CLOSE_SOCKET: self.wd_close_socket,
+        }
+
+    async def read(
+        self, device_id: int, fc: int, address: int, count: int
+    ) -> list[int] | list[bool] | ExcCodes:
+        self.check_watchdog()
+        self._retrigger(fc)
+        if fc == 2 or (fc == 1 and address < wago.OUTPUTS_READBACK_BASE):
+            inputs = await self._dio.read_inputs(SIM_TIMEOUT_S)
+            bits = [False] * wago.N_INPUTS
+            for name, ch in wago.INPUT_CHANNELS.items():
+                bits[ch] = inputs[name]
+            start = address - wago.INPUTS_BASE
+            if start < 0 or start + count > wago.N_INPUTS:
+                return ExcCodes.ILLEGAL_ADDRESS
+            return bits[start : start + count]
+        if fc in (1, 5, 15):
+            base = wago.OUTPUTS_READBACK_BASE if fc == 1 else wago.OUTPUTS_BASE
+            start = address - base
+            bits = await self._outputs()
+            if start < 0 or start + count > wago.N_OUTPUTS:
+                return ExcCodes.ILLEGAL_ADDRESS
+            return bits[start : start + count]
+        if fc in (3, 4, 6, 16):
+            return _window(self._regs(), address, count)
+        return ExcCodes.ILLEGAL_FUNCTION
+
+    async def write(
+        self, device_id: int, fc: int, address: int, values: list[int]
+    ) -> ExcCodes | None:
+        self.check_watchdog()
+        self._retrigger(fc)
+        if fc in (5, 15):
+            start = address - wago.OUTPUTS_BASE
+            if start < 0 or start + len(values) > wago.N_OUTPUTS:
+                return ExcCodes.ILLEGAL_ADDRESS
+            if self.wd_status == wago.WD_STATUS_EXHAUSTED:
+                # After a watchdog timeout the outputs stay off until the master restarts it.
+                return ExcCodes.DEVICE_FAILURE
+            by_channel = {ch: name for name, ch in wago.OUTPUT_CHANNELS.items()}
+            for i, v in enumerate(values):
+                name = by_channel.get(start + i)
+                if name in OUTPUTS:
+                    await self._dio.write_output(name, bool(v), SIM_TIMEOUT_S)
+                elif name in VALVES:
+                    await self._valves.set(name, bool(v), SIM_TIMEOUT_S)
+            return None
+        if fc in (6, 16):
+            for i, v in enumerate(values):
+                rc = self._write_register(address + i, int(v))
+                if rc is not None:
+                    return rc
+            return None
+        return ExcCodes.ILLEGAL_FUNCTION
+
+    def _write_register(self, address: int, v: int) -> ExcCodes | None:
+        running = self.wd_status == wago.WD_STATUS_ACTIVE
+        if address in (wago.WD_TIME, wago.WD_FC_MASK, wago.WD_FC_MASK_HI) and running:
+            return ExcCodes.ILLEGAL_VALUE  # locked while the watchdog runs
+        if address == wago.WD_TIME:
+            self.wd_time = v
+        elif address == wago.WD_FC_MASK:
+            self.wd_mask = v
+        elif address == wago.WD_FC_MASK_HI:
+            self.wd_mask_hi = v
+        elif address == wago.WD_TRIGGER:
+            if (
+                v != self.wd_trigger
+                and self.wd_time > 0
+                and self.wd_status != wago.WD_STATUS_EXHAUSTED
+            ):
+                self.wd_status = wago.WD_STATUS_ACTIVE
+                self.wd_deadline = self.now() + self.wd_time / 10.0
+            self.wd_trigger = v
+        elif address == wago.WD_RESTART:
+            if v == 1 and self.wd_status == wago.WD_STATUS_EXHAUSTED and self.wd_time > 0:
+                self.wd_status = wago.WD_STATUS_ACTIVE
+                self.wd_deadline = self.now() + self.wd_time / 10.0
+        elif address == wago.WD_AC_STOP_SIMPLE:
+            if v in (0xAA55, 0x55AA):
+                self.wd_status = wago.WD_STATUS_OFF
+                self.wd_deadline = None
+        elif address == wago.WD_CLOSE_SOCKET:
+            self.wd_close_socket = v
+        elif address not in self._regs():
+            return ExcCodes.ILLEGAL_ADDRESS
+        return None
+
+    async def watch(self) -> None:
+        """The coupler's own timer: expires the watchdog even when nobody asks."""
+        while True:
+            self.check_watchdog()
+            await asyncio.sleep(0.02)
+
+
+class AdamContext(_PlantContext):
+    """ADAM-6018+: type K channels, the bonder's thermocouples on inputs 0.. in TC order."""
+
+    def __init__(self, plant: Plant, bad: Misbehaviour) -> None:
+        super().__init__([1], bad)
+        self._tc = SimThermocouples(plant)
+        self._tc._connected = True
+        self._span = adam.TYPE_K_MAX_C - adam.TYPE_K_MIN_C
+
+    async def read(
+        self, device_id: int, fc: int, address: int, count: int
+    ) -> list[int] | list[bool] | ExcCodes:
+        if fc not in (3, 4):
+            return ExcCodes.ILLEGAL_FUNCTION
+        readings = list((await self._tc.read(SIM_TIMEOUT_S)).values())
+        regs: dict[int, int] = {}
+        for idx in range(adam.CHANNELS):
+            status = 0
+            raw = 0
+            if idx < len(readings):
+                rd = readings[idx]
+                if rd.status is Status.FAULT:
+                    raw, status = adam.RAW_FULL_SCALE, adam.STATUS_OPEN_CIRCUIT
+                else:
+                    frac = (rd.value - adam.TYPE_K_MIN_C) / self._span
+                    if frac > 1.0:
+                        status = adam.STATUS_OVER_RANGE
+                    elif frac < 0.0:
+                        status = adam.STATUS_UNDER_RANGE
+                    raw = round(min(1.0, max(0.0, frac)) * adam.RAW_FULL_SCALE)
+            else:
+                raw, status = adam.RAW_FULL_SCALE, adam.STATUS_OPEN_CIRCUIT  # nothing wired
+            regs[adam.AI_VALUE_BASE + idx] = raw
+            regs[adam.AI_STATUS_BASE + 2 * idx] = status & 0xFFFF
+            regs[adam.AI_STATUS_BASE + 2 * idx + 1] = status >> 16
+        return _window(regs, address, count)
+
+    async def write(
+        self, device_id: int, fc: int, address: int, values: list[int]
+    ) -> ExcCodes | None:
+        return ExcCodes.ILLEGAL_ADDRESS
+
+
+class Gfx4Context(_PlantContext):
+    """GFX4-IR in GFX-compatible addressing: one node per zone."""
+
+    def __init__(self, plant: Plant, bad: Misbehaviour, base_node: int = 1) -> None:
+        zones = plant.params.zones
+        super().__init__(list(range(base_node, base_node + zones)), bad)
+        self.plant = plant
+        self._base = base_node
+        self._lamps = SimLampBank(plant)
+        self._lamps._connected = True
+        self.manual = [0] * zones
+        self.sp_r = [0] * zones  # 0 = EEPROM storage (the factory default)
+        self.eeprom_writes = 0
+
+    async def read(
+        self, device_id: int, fc: int, address: int, count: int
+    ) -> list[int] | list[bool] | ExcCodes:
+        if fc not in (3, 4, 6, 16):
+            return ExcCodes.ILLEGAL_FUNCTION
+        z = device_id - self._base
+        power = await self._lamps.read_power(SIM_TIMEOUT_S)
+        alarms = 0
+        if power[z].status is Status.FAULT:
+            alarms |= gfx.ALARM_NO_CURRENT
+        if self.manual[z] > 0 and not self.plant.state.contactor_energized:
+            alarms |= gfx.ALARM_NO_VOLTAGE
+        regs = {
+            gfx.PV: 0,
+            gfx.OUTPUT_POWER: round(power[z].value * gfx.POWER_SCALE),
+            gfx.ALARMS: alarms,
+            gfx.SP_R: self.sp_r[z],
+            gfx.MANUAL_POWER: self.manual[z],
+        }
+        return _window(regs, address, count)
+
+    async def write(
+        self, device_id: int, fc: int, address: int, values: list[int]
+    ) -> ExcCodes | None:
+        if fc not in (6, 16) or len(values) != 1:
+            return ExcCodes.ILLEGAL_FUNCTION
+        z = device_id - self._base
+        v = values[0]
+        if address == gfx.SP_R:
+            if v not in (0, 1):
+                return ExcCodes.ILLEGAL_VALUE
+            self.sp_r[z] = v
+            return None
+        if address == gfx.MANUAL_POWER:
+            if not 0 <= v <= 100 * gfx.POWER_SCALE:
+                return ExcCodes.ILLEGAL_VALUE
+            self.manual[z] = v
+            if self.sp_r[z] != gfx.SP_R_RAM_ONLY:
+                self.eeprom_writes += 1
+            await self._lamps.set_power([m / gfx.POWER_SCALE for m in self.manual], SIM_TIMEOUT_S)
+            return None
+        return ExcCodes.ILLEGAL_ADDRESS
+
+
+class ModbusEmulator:
+    """A pymodbus TCP server around one context, with deliberate misbehaviour for tests."""
+
+    def __init__(
+        self,
+        name: str,
+        context: _PlantContext,
+        *,
+        framing: str = "tcp",
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.name = name
+        self.context = context
+        self.bad = context._bad
+        self.framing = framing
+        self.host = host
+        self.port = port
+        self._server: ModbusTcpServer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def _trace(self, sending: bool, data: bytes) -> bytes:
+        if not sending:
+            return data
+        if self.bad.silent:
+            return b""
+        if self.bad.garbage:
+            return os.urandom(max(5, len(data)))
+        return data
+
+    async def start(self) -> None:
+        if self.port == 0:
+            self.port = _free_port(self.host)
+        self._server = ModbusTcpServer(
+            self.context,
+            framer=FramerType.RTU if self.framing == "rtu" else FramerType.SOCKET,
+            address=(self.host, self.port),
+            ignore_missing_devices=self.framing == "rtu",  # an RS-485 node that is absent is silent
+            trace_packet=self._trace,
+        )
+        await self._server.serve_forever(background=True)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.shutdown()  # type: ignore[no-untyped-call]
+            self._server = None
+
+    @property
+    def where(self) -> str:
+        kind = "Modbus RTU over TCP" if self.framing == "rtu" else "Modbus TCP"
+        return f"{kind} {self.host}:{self.port}"
+
+
+def _free_port(host: str) -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port

@@ -1,0 +1,106 @@
+"""Start every emulator on one plant; tell where each listens."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from drivers.emulators.modbus_devices import (
+    AdamContext,
+    Gfx4Context,
+    Misbehaviour,
+    ModbusEmulator,
+    WagoContext,
+)
+from drivers.emulators.serial_devices import (
+    JulaboEmulator,
+    NxdsEmulator,
+    SerialEmulator,
+    Teledyne3000TAEmulator,
+    Tpg36xEmulator,
+)
+from drivers.sim.plant import Plant
+
+# Device name in the config -> driver name; the order is the order `emulate` prints.
+DRIVERS = {
+    "dio": "wago-750-352",
+    "valves": "wago-750-352",
+    "thermocouples": "adam-6018",
+    "lamps": "gfx4-ir",
+    "gauge": "tpg36x",
+    "pump": "nxds",
+    "chiller": "julabo",
+    "o2": "teledyne-3000ta",
+}
+
+
+class EmulatorSet:
+    def __init__(
+        self, plant: Plant, host: str = "127.0.0.1", ports: dict[str, int] | None = None
+    ) -> None:
+        ports = ports or {}
+        self.plant = plant
+        self.wago = WagoContext(plant, Misbehaviour())
+        self.modbus: dict[str, ModbusEmulator] = {
+            "dio": ModbusEmulator("dio", self.wago, host=host, port=ports.get("dio", 0)),
+            "thermocouples": ModbusEmulator(
+                "thermocouples",
+                AdamContext(plant, Misbehaviour()),
+                host=host,
+                port=ports.get("thermocouples", 0),
+            ),
+            "lamps": ModbusEmulator(
+                "lamps",
+                Gfx4Context(plant, Misbehaviour()),
+                framing="rtu",
+                host=host,
+                port=ports.get("lamps", 0),
+            ),
+        }
+        self.serial: dict[str, SerialEmulator] = {
+            "gauge": Tpg36xEmulator(plant, host=host, port=ports.get("gauge", 0)),
+            "pump": NxdsEmulator(plant, host=host, port=ports.get("pump", 0)),
+            "chiller": JulaboEmulator(plant, host=host, port=ports.get("chiller", 0)),
+            "o2": Teledyne3000TAEmulator(plant, host=host, port=ports.get("o2", 0)),
+        }
+        self._watch: asyncio.Task[None] | None = None
+
+    def emulator(self, device: str) -> ModbusEmulator | SerialEmulator:
+        if device == "valves":
+            device = "dio"
+        return self.modbus.get(device) or self.serial[device]
+
+    async def start(self) -> None:
+        for m in self.modbus.values():
+            await m.start()
+        for s in self.serial.values():
+            await s.start()
+        self._watch = asyncio.create_task(self.wago.watch(), name="wago-watchdog")
+
+    async def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+            self._watch = None
+        for m in self.modbus.values():
+            await m.stop()
+        for s in self.serial.values():
+            await s.stop()
+
+    def where(self) -> dict[str, str]:
+        return {dev: self.emulator(dev).where for dev in DRIVERS}
+
+    def config_toml(self) -> str:
+        """The `[devices.*]` tables that point the daemon's real drivers at these emulators."""
+        out: list[str] = []
+        for dev, driver in DRIVERS.items():
+            em = self.emulator(dev)
+            out.append(f"[devices.{dev}]")
+            out.append(f'driver = "{driver}"')
+            if isinstance(em, ModbusEmulator):
+                out.append(f'transport = {{ host = "{em.host}", port = {em.port} }}')
+            else:
+                out.append(f'transport = {{ url = "socket://{em.host}:{em.port}" }}')
+            out.append("")
+        return "\n".join(out)

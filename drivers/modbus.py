@@ -1,0 +1,302 @@
+"""One physical Modbus link, shared by every driver that talks over it.
+
+A ``ModbusBus`` is a TCP connection (Modbus TCP, MBAP framing) or an RS-485 line reached
+through a serial device server (RTU framing over TCP, ADR 0021). Every request holds the
+bus lock, so drivers sharing a line never interleave frames; every request has a wall-clock
+timeout; every failure becomes a ``drivers.errors`` exception. After a failure the link is
+dropped and re-opened on the next request, no sooner than a bounded exponential backoff, so a
+device that is gone costs the 10 Hz loop a fast ``DeviceNotConnected``, not a timeout per cycle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Literal, TypeVar
+
+import structlog
+from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.exceptions import ModbusException
+from pymodbus.framer import FramerType
+from pymodbus.pdu import ExceptionResponse, ModbusPDU
+
+from drivers.errors import DeviceError, DeviceFault, DeviceNotConnected, DeviceTimeout
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+Framing = Literal["tcp", "rtu"]
+
+# Modbus exception codes, as the devices' manuals name them.
+EXCEPTION_NAMES = {
+    1: "illegal function",
+    2: "illegal data address",
+    3: "illegal data value",
+    4: "server device failure",
+    5: "acknowledge",
+    6: "server device busy",
+    10: "gateway path unavailable",
+    11: "gateway target device failed to respond",
+}
+
+
+class ModbusBus:
+    def __init__(
+        self,
+        name: str,
+        host: str,
+        port: int,
+        *,
+        framing: Framing = "tcp",
+        timeout_s: float = 0.25,
+        retries: int = 1,
+        backoff_min_s: float = 0.2,
+        backoff_max_s: float = 5.0,
+    ) -> None:
+        self.name = name
+        self.host = host
+        self.port = port
+        self.framing = framing
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self._backoff_min = backoff_min_s
+        self._backoff_max = backoff_max_s
+        self._backoff = backoff_min_s
+        self._retry_at = 0.0  # monotonic time before which no reconnect is tried
+        self._client: AsyncModbusTcpClient | None = None
+        self.lock = asyncio.Lock()
+        self.last_ok: float | None = None  # monotonic time of the last good answer
+        self.on_connect: list[Callable[[], Awaitable[None]]] = []
+        self._users = 0
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self._client.connected
+
+    def acquire(self) -> None:
+        """A driver starts using the bus (the bus closes when the last one lets go)."""
+        self._users += 1
+
+    async def release(self) -> None:
+        self._users = max(0, self._users - 1)
+        if self._users == 0:
+            async with self.lock:
+                self._drop()
+
+    async def connect(self, device: str, timeout: float) -> None:
+        async with self.lock:
+            if not self.connected:
+                self._retry_at = 0.0
+                await self._open(device, timeout)
+
+    async def ensure(self, device: str, timeout: float) -> None:
+        """Open the link if needed; call with ``lock`` held (for multi-request transactions)."""
+        if not self.connected:
+            await self._open(device, timeout)
+
+    def _drop(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _failed(self) -> None:
+        self._drop()
+        self._retry_at = time.monotonic() + self._backoff
+        self._backoff = min(self._backoff * 2.0, self._backoff_max)
+
+    async def _open(self, device: str, timeout: float) -> None:
+        if time.monotonic() < self._retry_at:
+            raise DeviceNotConnected(
+                device,
+                f"{self.host}:{self.port} down; next reconnect attempt in "
+                f"{self._retry_at - time.monotonic():.1f} s",
+            )
+        client = AsyncModbusTcpClient(
+            self.host,
+            port=self.port,
+            framer=FramerType.RTU if self.framing == "rtu" else FramerType.SOCKET,
+            timeout=min(self.timeout_s, timeout),
+            retries=0,
+            # Reconnection is ours (bounded backoff, reported to the caller), not pymodbus's.
+            reconnect_delay=0.0,
+            reconnect_delay_max=0.0,
+            name=f"{self.name}",
+        )
+        try:
+            ok = await asyncio.wait_for(client.connect(), timeout)
+        except (TimeoutError, OSError, ModbusException) as exc:
+            client.close()
+            self._failed()
+            raise DeviceNotConnected(
+                device, f"cannot connect to {self.host}:{self.port}: {exc}"
+            ) from exc
+        if not ok:
+            client.close()
+            self._failed()
+            raise DeviceNotConnected(device, f"cannot connect to {self.host}:{self.port}")
+        self._client = client
+        self._backoff = self._backoff_min
+        log.info("modbus_connected", bus=self.name, host=self.host, port=self.port)
+        for hook in self.on_connect:
+            # Runs under the bus lock: a device that must be configured on every connect (the
+            # WAGO watchdog) is configured before anybody else's request goes out.
+            await hook()
+
+    async def call(
+        self,
+        device: str,
+        what: str,
+        request: Callable[[AsyncModbusTcpClient], Awaitable[ModbusPDU]],
+        timeout: float,
+        *,
+        locked: bool = False,
+    ) -> ModbusPDU:
+        """Send one request; returns the response PDU, or raises a DeviceError."""
+        if locked:
+            return await self._call(device, what, request, timeout)
+        async with self.lock:
+            if not self.connected:
+                await self._open(device, timeout)
+            return await self._call(device, what, request, timeout)
+
+    async def _call(
+        self,
+        device: str,
+        what: str,
+        request: Callable[[AsyncModbusTcpClient], Awaitable[ModbusPDU]],
+        timeout: float,
+    ) -> ModbusPDU:
+        deadline = time.monotonic() + timeout
+        attempt = 0
+        while True:
+            client = self._client
+            if client is None:
+                raise DeviceNotConnected(device, f"{self.host}:{self.port} not connected")
+            left = deadline - time.monotonic()
+            try:
+                rsp = await asyncio.wait_for(request(client), max(0.001, min(left, self.timeout_s)))
+            except (TimeoutError, ModbusException, OSError) as exc:
+                attempt += 1
+                if (
+                    attempt <= self.retries
+                    and deadline - time.monotonic() > 0.01
+                    and client.connected
+                ):
+                    continue
+                # A late RTU answer has no transaction id and would be taken for the answer to
+                # the next request: the only safe recovery is a fresh link.
+                self._failed()
+                if (
+                    isinstance(exc, TimeoutError)
+                    or "timeout" in str(exc).lower()
+                    or "No response" in str(exc)
+                ):
+                    raise DeviceTimeout(device, f"{what}: no answer within {timeout:g} s") from exc
+                raise DeviceNotConnected(device, f"{what}: {exc}") from exc
+            if isinstance(rsp, ExceptionResponse) or rsp.isError():
+                code = getattr(rsp, "exception_code", 0)
+                self.last_ok = time.monotonic()
+                raise DeviceFault(
+                    device,
+                    f"{what}: Modbus exception {code} ({EXCEPTION_NAMES.get(code, 'unknown')})",
+                )
+            self.last_ok = time.monotonic()
+            return rsp
+
+    # Convenience wrappers; addresses are 0-based protocol addresses.
+
+    async def read_holding(
+        self,
+        device: str,
+        device_id: int,
+        address: int,
+        count: int,
+        timeout: float,
+        *,
+        locked: bool = False,
+    ) -> list[int]:
+        rsp = await self.call(
+            device,
+            f"read holding registers {address}+{count}",
+            lambda c: c.read_holding_registers(address, count=count, device_id=device_id),
+            timeout,
+            locked=locked,
+        )
+        return _checked(device, list(rsp.registers), count, "registers")
+
+    async def read_discrete(
+        self, device: str, device_id: int, address: int, count: int, timeout: float
+    ) -> list[bool]:
+        rsp = await self.call(
+            device,
+            f"read discrete inputs {address}+{count}",
+            lambda c: c.read_discrete_inputs(address, count=count, device_id=device_id),
+            timeout,
+        )
+        return _checked(device, list(rsp.bits), count, "bits")[:count]
+
+    async def read_coils(
+        self, device: str, device_id: int, address: int, count: int, timeout: float
+    ) -> list[bool]:
+        rsp = await self.call(
+            device,
+            f"read coils {address}+{count}",
+            lambda c: c.read_coils(address, count=count, device_id=device_id),
+            timeout,
+        )
+        return _checked(device, list(rsp.bits), count, "bits")[:count]
+
+    async def write_coil(
+        self, device: str, device_id: int, address: int, value: bool, timeout: float
+    ) -> None:
+        await self.call(
+            device,
+            f"write coil {address}",
+            lambda c: c.write_coil(address, value, device_id=device_id),
+            timeout,
+        )
+
+    async def write_register(
+        self,
+        device: str,
+        device_id: int,
+        address: int,
+        value: int,
+        timeout: float,
+        *,
+        locked: bool = False,
+    ) -> None:
+        await self.call(
+            device,
+            f"write register {address}",
+            lambda c: c.write_register(address, value, device_id=device_id),
+            timeout,
+            locked=locked,
+        )
+
+    async def write_registers(
+        self, device: str, device_id: int, address: int, values: list[int], timeout: float
+    ) -> None:
+        await self.call(
+            device,
+            f"write registers {address}+{len(values)}",
+            lambda c: c.write_registers(address, values, device_id=device_id),
+            timeout,
+        )
+
+
+def _checked(device: str, values: list[T], count: int, kind: str) -> list[T]:
+    if len(values) < count:
+        raise DeviceError(device, f"short answer: {len(values)} {kind} for {count} asked")
+    return values
+
+
+async def guarded(device: str, aw: Awaitable[T]) -> T:
+    """Await a driver operation, translating anything a transport may leak into DeviceError."""
+    try:
+        return await aw
+    except DeviceError:
+        raise
+    except (ModbusException, OSError, ValueError) as exc:
+        raise DeviceError(device, f"{type(exc).__name__}: {exc}") from exc

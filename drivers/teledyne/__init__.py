@@ -1,0 +1,1 @@
+"""Teledyne 3000TA trace oxygen analyzer (RS-232 2400 baud, streamed output)."""

@@ -1,0 +1,118 @@
+"""Driver of the WAGO 750-352 coupler: DigitalIO, and the valves wired to its outputs.
+
+The coupler's Modbus watchdog is armed on every connect (ADR 0022): if the daemon stops
+talking for ``watchdog_s``, the coupler drops every output (lamp contactor, SCR enable,
+valves) on its own. Every request retriggers it (function-code mask 0xFFFF), so the
+monitor's 10 Hz reads keep it alive and nothing else has to.
+"""
+
+from __future__ import annotations
+
+from drivers.errors import DeviceFault, InvalidCommand
+from drivers.modbus import ModbusBus
+from drivers.protocols import DEFAULT_TIMEOUT_S, OUTPUTS, VALVES
+from drivers.wago import registers as r
+
+
+class WagoCoupler:
+    """The coupler itself; ``WagoDigitalIO`` and ``WagoValves`` are views of it."""
+
+    def __init__(self, bus: ModbusBus, *, device_id: int = 1, watchdog_s: float = 1.0) -> None:
+        if not 0.1 <= watchdog_s <= 6553.5:
+            raise ValueError(f"watchdog_s = {watchdog_s} outside 0.1..6553.5")
+        self.bus = bus
+        self.device_id = device_id
+        self.watchdog_s = watchdog_s
+        self.watchdog_armed = False
+        bus.on_connect.append(self._arm_watchdog)
+
+    async def _arm_watchdog(self) -> None:
+        """Runs under the bus lock right after every (re)connect."""
+        b, dev, t = self.bus, self.device_id, self.bus.timeout_s * 4
+        name = "dio"
+        # Stopping first clears an exhausted watchdog from an earlier session, so the time
+        # and mask registers accept writes again (they are locked while it runs).
+        await b.write_register(name, dev, r.WD_AC_STOP_SIMPLE, r.WD_STOP_KEY, t, locked=True)
+        await b.write_register(name, dev, r.WD_FC_MASK, r.WD_MASK_ALL, t, locked=True)
+        await b.write_register(name, dev, r.WD_TIME, round(self.watchdog_s * 10), t, locked=True)
+        await b.write_register(name, dev, r.WD_TRIGGER, 1, t, locked=True)
+        status = await b.read_holding(name, dev, r.WD_RUNNING, 1, t, locked=True)
+        if status[0] != r.WD_STATUS_ACTIVE:
+            raise DeviceFault(name, f"watchdog did not start (status {status[0]})")
+        self.watchdog_armed = True
+
+    async def connect(self, timeout: float) -> None:
+        await self.bus.connect("dio", timeout)
+
+    async def read_outputs(self, device: str, timeout: float) -> list[bool]:
+        return await self.bus.read_coils(
+            device, self.device_id, r.OUTPUTS_READBACK_BASE, r.N_OUTPUTS, timeout
+        )
+
+    async def write_output(self, device: str, channel: int, on: bool, timeout: float) -> None:
+        await self.bus.write_coil(device, self.device_id, r.OUTPUTS_BASE + channel, on, timeout)
+
+    async def read_inputs(self, device: str, timeout: float) -> list[bool]:
+        return await self.bus.read_discrete(
+            device, self.device_id, r.INPUTS_BASE, r.N_INPUTS, timeout
+        )
+
+
+class WagoDigitalIO:
+    def __init__(self, coupler: WagoCoupler, name: str = "dio") -> None:
+        self._c = coupler
+        self._name = name
+        coupler.bus.acquire()
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    async def connect(self, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        await self._c.connect(timeout)
+
+    async def close(self) -> None:
+        await self._c.bus.release()
+
+    async def read_inputs(self, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, bool]:
+        bits = await self._c.read_inputs(self._name, timeout)
+        return {name: bits[ch] for name, ch in r.INPUT_CHANNELS.items()}
+
+    async def write_output(self, name: str, on: bool, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        if name not in OUTPUTS:
+            raise InvalidCommand(
+                self._name, f"name: unknown output {name!r} (known: {', '.join(OUTPUTS)})"
+            )
+        await self._c.write_output(self._name, r.OUTPUT_CHANNELS[name], bool(on), timeout)
+
+    async def read_outputs(self, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, bool]:
+        bits = await self._c.read_outputs(self._name, timeout)
+        return {name: bits[r.OUTPUT_CHANNELS[name]] for name in OUTPUTS}
+
+
+class WagoValves:
+    def __init__(self, coupler: WagoCoupler, name: str = "valves") -> None:
+        self._c = coupler
+        self._name = name
+        coupler.bus.acquire()
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    async def connect(self, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        await self._c.connect(timeout)
+
+    async def close(self) -> None:
+        await self._c.bus.release()
+
+    async def set(self, valve: str, open_: bool, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        if valve not in VALVES:
+            raise InvalidCommand(
+                self._name, f"valve: unknown valve {valve!r} (known: {', '.join(VALVES)})"
+            )
+        await self._c.write_output(self._name, r.OUTPUT_CHANNELS[valve], bool(open_), timeout)
+
+    async def states(self, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, bool]:
+        bits = await self._c.read_outputs(self._name, timeout)
+        return {v: bits[r.OUTPUT_CHANNELS[v]] for v in VALVES}

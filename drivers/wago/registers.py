@@ -1,0 +1,53 @@
+"""WAGO 750-352 Modbus map (manual 750-352, "MODBUS functions" / "Internal variables").
+
+Process image: digital inputs are read with FC2 from 0x0000; digital outputs are written with
+FC5/FC15 at 0x0000 and read back with FC1 at 0x0200. Watchdog registers from 0x1000.
+"""
+
+from typing import Final
+
+from drivers.protocols import (
+    IN_CHILLER_FLOW,
+    IN_DOOR_CLOSED,
+    IN_ESTOP_OK,
+    OUT_FILM_CLAMP,
+    OUT_LAMP_CONTACTOR,
+    OUT_SCR_ENABLE,
+    VALVE_N2_PURGE,
+    VALVE_PUMP,
+    VALVE_VENT,
+)
+
+INPUTS_BASE: Final = 0x0000  # FC2
+OUTPUTS_BASE: Final = 0x0000  # FC5 / FC15
+OUTPUTS_READBACK_BASE: Final = 0x0200  # FC1
+
+WD_TIME: Final = 0x1000  # watchdog time, units of 100 ms; 0 = watchdog off
+WD_FC_MASK: Final = 0x1001  # bit n-1 set: function code n retriggers the watchdog
+WD_FC_MASK_HI: Final = 0x1002
+WD_TRIGGER: Final = 0x1003  # any change of value triggers
+WD_AC_TRG_TIME: Final = 0x1004
+WD_AC_STOP_MASK: Final = 0x1005
+WD_RUNNING: Final = 0x1006  # 0 not active, 1 active, 2 exhausted
+WD_RESTART: Final = 0x1007  # write 1: restart after a timeout
+WD_AC_STOP_SIMPLE: Final = 0x1008  # write 0xAA55 or 0x55AA: stop, and clear a timeout fault
+WD_CLOSE_SOCKET: Final = 0x1009
+
+WD_STATUS_OFF: Final = 0
+WD_STATUS_ACTIVE: Final = 1
+WD_STATUS_EXHAUSTED: Final = 2
+WD_STOP_KEY: Final = 0xAA55
+WD_MASK_ALL: Final = 0xFFFF  # FC1..FC16 all retrigger: any request keeps the coupler alive
+
+# Wiring of the bonder's I/O (channel = offset in the process image).
+INPUT_CHANNELS: Final = {IN_ESTOP_OK: 0, IN_DOOR_CLOSED: 1, IN_CHILLER_FLOW: 2}
+OUTPUT_CHANNELS: Final = {
+    OUT_LAMP_CONTACTOR: 0,
+    OUT_SCR_ENABLE: 1,
+    OUT_FILM_CLAMP: 2,
+    VALVE_N2_PURGE: 3,
+    VALVE_VENT: 4,
+    VALVE_PUMP: 5,
+}
+N_OUTPUTS: Final = 8  # one 750-530 8-channel output module
+N_INPUTS: Final = 8  # one 750-430 8-channel input module
