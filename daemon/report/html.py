@@ -1,0 +1,620 @@
+"""The run report: one self-contained HTML page built from the run's record (ADR 0040).
+
+Everything comes from the record (the run row, its steps, alarms, device identities, trace
+and stored result document), never from the recipe library or the current configuration:
+a report written years later shows what was true of the run, and the recipe lines drawn on
+the charts come from the recipe text stored with the run.
+
+No scripts, stylesheets, fonts or images are fetched: the charts are inline SVG and the style
+is inline CSS, so the file opens offline and can be archived as it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from html import escape
+from typing import Any, Final
+
+from pydantic import TypeAdapter, ValidationError
+
+from daemon import __version__
+from daemon.conformance import O2_PPM_MIN_PRESSURE_MBAR, StepOutcome, evaluate
+from daemon.recipe.model import Recipe, Reflow, VacuumFilmBondRecipe
+from daemon.records import RunRecord, StepRecord
+from daemon.report.svgplot import Chart, HBand, HLine, Marker, Series, VSpan
+from daemon.trace import Sample
+
+_RECIPE: TypeAdapter[VacuumFilmBondRecipe] = TypeAdapter(Recipe)
+
+CHIP, COMPONENT, CHUCK = "#d62728", "#ff7f0e", "#1f77b4"
+SETPOINT, LIQUIDUS, TG = "#222222", "#7b3fa0", "#8c564b"
+PEAK_BAND, TAL_SPAN, BAD = "#2ca02c", "#e377c2", "#c0392b"
+PALETTE: Final = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#17becf", "#bcbd22")
+Z_MOVING_UM: Final = 0.5  # a Z trace flatter than this is a stage that stayed put
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Where a run that did not complete went wrong, for the box at the top of the report."""
+
+    step: StepRecord | None
+    alarms: list[dict[str, Any]]
+    checks: list[dict[str, Any]]
+    reason: str
+
+
+def parse_recorded_recipe(text: str) -> VacuumFilmBondRecipe | None:
+    """The recipe as stored with the run, or None if this software cannot read it."""
+    try:
+        return _RECIPE.validate_python(tomllib.loads(text))
+    except (tomllib.TOMLDecodeError, ValidationError):
+        return None
+
+
+def _num(v: object) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int | float):
+        f = float(v)
+        if not math.isfinite(f):
+            return "—"
+        if f != 0 and (abs(f) >= 1e5 or abs(f) < 1e-3):
+            return f"{f:.3g}"
+        return f"{f:.4g}" if abs(f) < 1000 else f"{f:.0f}"
+    return str(v)
+
+
+def _dur(s: float | None) -> str:
+    return "—" if s is None else f"{s:.1f} s"
+
+
+def _time(ts: datetime | None) -> str:
+    return "—" if ts is None else ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+# ---------------------------------------------------------------------------- content
+
+
+def _checks(
+    record: RunRecord, recipe: VacuumFilmBondRecipe | None, samples: Sequence[Sample]
+) -> tuple[list[dict[str, Any]], str]:
+    """The conformance entries and where they came from."""
+    if record.result is not None:
+        return list(record.result.get("conformance", [])), "as judged when the run ended"
+    if recipe is None:
+        return [], "not available: the run never closed and its recipe cannot be read"
+    # A run interrupted by a crash has no result document: judge its trace now, and say so.
+    outcomes = [
+        StepOutcome(s.type, s.name, s.result, s.started_t_s, s.ended_t_s, s.detail)
+        for s in record.steps
+    ]
+    checks, _ = evaluate(recipe, samples, outcomes)
+    entries = [
+        {
+            "check": c.check,
+            "ok": c.ok,
+            "value": c.value,
+            "limit": c.limit,
+            "detail": c.detail,
+            "condition": c.condition,
+        }
+        for c in checks
+    ]
+    return (
+        entries,
+        "judged from the recorded trace when this report was written (the run never closed)",
+    )
+
+
+def find_failure(record: RunRecord, checks: Sequence[dict[str, Any]]) -> Failure | None:
+    if record.state == "completed":
+        return None
+    step = next((s for s in record.steps if s.result != "completed"), None)
+    alarms = [
+        {"t_s": a.t_s, "code": a.code, "severity": a.severity, "message": a.message}
+        for a in record.alarms
+    ]
+    return Failure(step, alarms, [c for c in checks if not c.get("ok")], record.reason)
+
+
+def _step_at(record: RunRecord, t: float) -> str:
+    for s in record.steps:
+        end = s.ended_t_s if s.ended_t_s is not None else math.inf
+        if s.started_t_s <= t <= end:
+            return f"step {s.name}"
+    return "the safe state" if record.steps else "no step"
+
+
+# ---------------------------------------------------------------------------- charts
+
+
+def _spans_above(
+    t: Sequence[float], y: Sequence[float | None], level: float
+) -> list[tuple[float, float]]:
+    """Intervals where ``y`` was at or above ``level``, crossings interpolated.
+
+    The same rule as the conformance check's time above liquidus (an interval with a missing
+    reading at either end does not count), so the shading adds up to the checked value.
+    """
+    spans: list[tuple[float, float]] = []
+    for i in range(1, len(t)):
+        a, b = y[i - 1], y[i]
+        if a is None or b is None:
+            continue
+        da, db = a - level, b - level
+        if da < 0 and db < 0:
+            continue
+        t0, t1 = t[i - 1], t[i]
+        if da < 0:
+            t0 += (t1 - t0) * -da / (db - da)
+        elif db < 0:
+            t1 = t0 + (t1 - t0) * da / (da - db)
+        if spans and abs(spans[-1][1] - t0) < 1e-9:
+            spans[-1] = (spans[-1][0], t1)
+        else:
+            spans.append((t0, t1))
+    return spans
+
+
+def _step_spans(record: RunRecord, failed_step: StepRecord | None, t_end: float) -> list[VSpan]:
+    spans: list[VSpan] = []
+    last_end = max((s.ended_t_s or 0.0 for s in record.steps), default=t_end)
+    if record.state != "completed" and last_end < t_end:
+        spans.append(VSpan(last_end, t_end, "#5d6d7e", "safe state", 0.16, "safe-state"))
+    for i, s in enumerate(record.steps):
+        end = s.ended_t_s if s.ended_t_s is not None else t_end
+        if failed_step is not None and s.idx == failed_step.idx:
+            spans.append(
+                VSpan(s.started_t_s, end, BAD, f"{s.name} ({s.result})", 0.16, "failed-step")
+            )
+        else:
+            spans.append(VSpan(s.started_t_s, end, "#7f8c9a" if i % 2 else "#b8c2cc", s.name, 0.10))
+    return spans
+
+
+def _markers(record: RunRecord) -> list[Marker]:
+    return [
+        Marker(a.t_s, a.code, BAD if a.severity == "alarm" else "#d68910") for a in record.alarms
+    ]
+
+
+def build_charts(
+    record: RunRecord,
+    recipe: VacuumFilmBondRecipe | None,
+    samples: Sequence[Sample],
+    failure: Failure | None,
+) -> list[str]:
+    t = [s.t_s for s in samples]
+    t_end = max(t[-1] if t else 0.0, *(a.t_s for a in record.alarms), 1.0)
+    x_range = (min(0.0, t[0]) if t else 0.0, t_end)
+    steps = _step_spans(record, failure.step if failure else None, t_end)
+    markers = _markers(record)
+    charts: list[str] = []
+
+    channels: list[str] = []
+    for s in samples:
+        for ch in s.temps_c:
+            if ch not in channels:
+                channels.append(ch)
+    chip_ch = "chip"
+    if recipe is not None:
+        reflow = next((s for s in recipe.steps if isinstance(s, Reflow)), None)
+        chip_ch = reflow.control_tc if reflow is not None else chip_ch
+
+    def colour(ch: str, i: int) -> str:
+        if ch == chip_ch:
+            return CHIP
+        if ch.startswith("component"):
+            return COMPONENT
+        if ch.startswith("chuck"):
+            return CHUCK
+        return PALETTE[i % len(PALETTE)]
+
+    temps = Chart(
+        "Temperatures",
+        "°C",
+        x_range,
+        height=380,
+        css_id="chart-temperatures",
+        vspans=list(steps),
+        markers=list(markers),
+    )
+    channels.sort(key=lambda ch: ch != chip_ch)  # the controlled chip first (and on top)
+    for i, ch in enumerate(channels):
+        temps.series.append(
+            Series(
+                ch,
+                t,
+                [s.temps_c.get(ch) for s in samples],
+                colour(ch, i),
+                2.0 if ch == chip_ch else 1.6,
+            )
+        )
+    temps.series.append(
+        Series("setpoint", t, [s.setpoint_c for s in samples], SETPOINT, 1.2, "4 3")
+    )
+    if recipe is not None:
+        solder, comp = recipe.materials.solder, recipe.materials.component
+        liquidus = solder.liquidus_c
+        temps.hlines.append(HLine(liquidus, f"liquidus {liquidus:g} °C ({solder.name})", LIQUIDUS))
+        tg_line = comp.tg_c - comp.tg_margin_c
+        temps.hlines.append(
+            HLine(tg_line, f"Tg − margin {tg_line:g} °C ({comp.polymer})", TG, "2 3")
+        )
+        for r in (s for s in recipe.steps if isinstance(s, Reflow)):
+            rec = next((s for s in record.steps if s.name == r.name), None)
+            if rec is None:
+                continue
+            end = rec.ended_t_s if rec.ended_t_s is not None else t_end
+            lo, hi = r.peak_window_c.min, r.peak_window_c.max
+            temps.hbands.append(HBand(lo, hi, "peak window", PEAK_BAND, rec.started_t_s, end))
+            temps.legend_extra.append((f"peak window {lo:g}–{hi:g} °C", PEAK_BAND))
+        chip = [s.temps_c.get(chip_ch) for s in samples]
+        tal = _spans_above(t, chip, liquidus)
+        # Drawn over the step bands, as the time above liquidus is what the eye looks for.
+        temps.vspans.extend(VSpan(a, b, TAL_SPAN, "", 0.28, "tal") for a, b in tal)
+        total = sum(b - a for a, b in tal)
+        temps.legend_extra.append((f"above liquidus ({total:.1f} s)", TAL_SPAN))
+    charts.append(temps.render())
+
+    gas = Chart(
+        "Working-space pressure and O2 (log scale)",
+        "mbar  /  ppm",
+        x_range,
+        height=280,
+        log_y=True,
+        css_id="chart-gas",
+        vspans=list(steps),
+        markers=list(markers),
+    )
+    pressure = [s.pressure_mbar for s in samples]
+    gas.series.append(Series("pressure (mbar)", t, pressure, "#1f77b4", 1.8))
+    # As in the conformance checks: a concentration means something only while the space
+    # holds gas; under the film's vacuum the O2 partial pressure is the proof (ADR 0004).
+    o2 = [
+        s.o2_ppm if p is not None and p >= O2_PPM_MIN_PRESSURE_MBAR else None
+        for s, p in zip(samples, pressure, strict=True)
+    ]
+    gas.series.append(
+        Series(f"O2 (ppm, at ≥ {O2_PPM_MIN_PRESSURE_MBAR:g} mbar)", t, o2, "#2ca02c", 1.8)
+    )
+    gas.series.append(
+        Series(
+            "O2 partial pressure (mbar)", t, [s.o2_partial_mbar() for s in samples], "#8c564b", 1.6
+        )
+    )
+    if recipe is not None:
+        atm = recipe.atmosphere
+        gas.hlines.append(HLine(atm.o2_max_ppm, f"O2 limit {atm.o2_max_ppm:g} ppm", "#2ca02c"))
+        gas.hlines.append(
+            HLine(
+                atm.o2_max_partial_mbar,
+                f"O2 partial limit {atm.o2_max_partial_mbar:g} mbar",
+                "#8c564b",
+            )
+        )
+    charts.append(gas.render())
+
+    zones = max((len(s.lamp_zones_pct) for s in samples), default=0)
+    lamps = Chart(
+        "Lamp power per zone",
+        "%",
+        x_range,
+        height=240,
+        y_range=(0.0, 100.0),
+        css_id="chart-lamps",
+        vspans=list(steps),
+        markers=list(markers),
+    )
+    for z in range(zones):
+        lamps.series.append(
+            Series(
+                f"zone {z + 1}",
+                t,
+                [s.lamp_zones_pct[z] if z < len(s.lamp_zones_pct) else None for s in samples],
+                PALETTE[(z + 3) % len(PALETTE)],
+                # Zone 1 thinnest and drawn on top: zones driven alike show as nested
+                # coloured bands rather than as one line hiding the others.
+                1.2 + 1.6 * z,
+            )
+        )
+    if zones == 0:
+        lamps.series.append(Series("mean", t, [s.lamp_pct for s in samples], "#9467bd", 1.4))
+    charts.append(lamps.render())
+
+    z_vals = [s.z_um for s in samples if s.z_um is not None]
+    if z_vals and max(z_vals) - min(z_vals) >= Z_MOVING_UM:
+        zc = Chart(
+            "Z stage position",
+            "µm",
+            x_range,
+            height=220,
+            css_id="chart-z",
+            vspans=list(steps),
+            markers=list(markers),
+        )
+        zc.series.append(Series("Z position", t, [s.z_um for s in samples], "#17becf", 1.6))
+        charts.append(zc.render())
+    return charts
+
+
+# ---------------------------------------------------------------------------- page
+
+
+_CSS: Final = """
+*{box-sizing:border-box}
+body{margin:0;background:#eef1f4;color:#1b2733;font:14px/1.45 'DejaVu Sans',Helvetica,Arial,sans-serif}
+main{max-width:1160px;margin:0 auto;padding:0 16px 40px}
+header{background:#1b2733;color:#fff;padding:18px 0 16px;margin-bottom:18px}
+header .in{max-width:1160px;margin:0 auto;padding:0 16px;display:flex;align-items:center;gap:18px}
+header h1{font-size:21px;margin:0;font-weight:600}
+header .sub{color:#b8c4d0;font-size:13px;margin-top:3px}
+.badge{font-weight:700;letter-spacing:.06em;padding:7px 14px;border-radius:4px;font-size:15px}
+.badge.completed{background:#1e8449;color:#fff}.badge.aborted,.badge.failed,.badge.running{background:#c0392b;color:#fff}
+section{background:#fff;border:1px solid #d5dbe1;border-radius:6px;padding:14px 18px;margin-bottom:16px;page-break-inside:avoid}
+h2{font-size:16px;margin:0 0 10px;color:#1b2733}
+.grid{display:grid;grid-template-columns:1fr 1fr;gap:0 28px}
+table{border-collapse:collapse;width:100%;font-size:13px}
+th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #e3e7eb;vertical-align:top}
+th{background:#f4f6f8;font-weight:600;color:#3d4b59}
+table.kv th{width:36%;background:none;color:#5b6875;font-weight:normal}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+tr.bad td{background:#fdecea}
+table.checks{table-layout:fixed}
+table.checks td:first-child code{word-break:normal;overflow-wrap:anywhere}
+table.checks td.num{white-space:normal}
+th.num{text-align:right}
+.ok{color:#1e8449;font-weight:700}.nok{color:#c0392b;font-weight:700}
+code,.mono{font-family:'DejaVu Sans Mono',monospace;font-size:12px;word-break:break-all}
+.failure{border:2px solid #c0392b;background:#fff6f5}
+.failure h2{color:#c0392b}
+.failure dl{display:grid;grid-template-columns:130px 1fr;gap:4px 12px;margin:0}
+.failure dt{font-weight:600;color:#7b241c}
+.chart{display:block;margin:0 auto 8px;max-width:100%;height:auto}
+pre{background:#f7f8fa;border:1px solid #e3e7eb;padding:10px;font-size:12px;overflow:auto;max-height:none}
+.muted{color:#6b7785;font-size:12px}
+footer{color:#6b7785;font-size:12px;text-align:center;margin-top:10px}
+"""
+
+
+def _row(cells: Sequence[str], bad: bool = False, num: Sequence[int] = ()) -> str:
+    tds = "".join(
+        f'<td class="num">{c}</td>' if i in num else f"<td>{c}</td>" for i, c in enumerate(cells)
+    )
+    return f'<tr class="bad">{tds}</tr>' if bad else f"<tr>{tds}</tr>"
+
+
+def _kv(rows: Sequence[tuple[str, str]]) -> str:
+    body = "".join(f"<tr><th>{escape(k)}</th><td>{v}</td></tr>" for k, v in rows)
+    return f'<table class="kv">{body}</table>'
+
+
+def render_report(
+    record: RunRecord, samples: Sequence[Sample], *, generated_at: datetime | None = None
+) -> str:
+    """The whole report page for one run."""
+    recipe = parse_recorded_recipe(record.recipe_text)
+    checks, checks_source = _checks(record, recipe, samples)
+    failure = find_failure(record, checks)
+    doc = record.result or {}
+    generated = generated_at or datetime.now(UTC)
+    e = escape
+
+    sha_ok = hashlib.sha256(record.recipe_text.encode("utf-8")).hexdigest() == record.recipe_sha256
+    sha_note = (
+        '<span class="ok">matches the stored recipe text</span>'
+        if sha_ok
+        else '<span class="nok">DOES NOT match the stored recipe text</span>'
+    )
+    out: list[str] = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        # Nothing may be fetched: the report must open offline and be archived as one file.
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+        "style-src 'unsafe-inline'; img-src data:\">",
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>Run report {e(record.run_id)} — {e(record.recipe_name)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        '<header><div class="in">',
+        f'<span class="badge {e(record.state)}" id="verdict">{e(record.state.upper())}</span>',
+        f"<div><h1>{e(record.recipe_name)} v{record.recipe_version} — run {e(record.run_id)}</h1>",
+        f'<div class="sub">lot {e(record.lot_id or "—")} · equipment {e(record.equipment_id)} · '
+        f"started {e(_time(record.started_at))} · {e(record.reason)}</div></div>",
+        "</div></header><main>",
+    ]
+
+    if failure is not None:
+        step_text = (
+            f"<b>{e(failure.step.name)}</b> ({e(failure.step.type)}) {e(failure.step.result)} at "
+            f"t = {_num(failure.step.ended_t_s)} s"
+            + (f": {e(failure.step.detail)}" if failure.step.detail else "")
+            if failure.step is not None
+            else "every step completed"
+        )
+        alarm_text = (
+            "<br>".join(
+                f"<b>{e(a['code'])}</b> ({e(a['severity'])}) at t = {_num(a['t_s'])} s in "
+                f"{e(_step_at(record, a['t_s']))}: {e(a['message'])}"
+                for a in failure.alarms
+            )
+            or "none raised"
+        )
+        check_text = (
+            "<br>".join(
+                f"<b>{e(c['check'])}</b>: {e(str(c.get('detail', '')))}" for c in failure.checks
+            )
+            or "every check held"
+        )
+        out.append(
+            '<section class="failure" id="failure"><h2>Where this run failed</h2><dl>'
+            f"<dt>Reason</dt><dd>{e(failure.reason or '—')}</dd>"
+            f'<dt>Step</dt><dd id="failure-step">{step_text}</dd>'
+            f'<dt>Alarms</dt><dd id="failure-alarms">{alarm_text}</dd>'
+            f'<dt>Failed checks</dt><dd id="failure-checks">{check_text}</dd>'
+            "</dl></section>"
+        )
+
+    devices = record.devices
+    out.append('<section id="traceability"><h2>Traceability</h2><div class="grid">')
+    out.append(
+        _kv(
+            [
+                ("Run", f"<code>{e(record.run_id)}</code>"),
+                ("Result", f"<b>{e(record.state)}</b>"),
+                ("Reason", e(record.reason or "—")),
+                ("Lot", e(record.lot_id or "—")),
+                ("Operator", e(record.operator or "—")),
+                ("Started", e(_time(record.started_at))),
+                ("Ended", e(_time(record.ended_at))),
+            ]
+        )
+    )
+    out.append(
+        _kv(
+            [
+                ("Recipe", f"{e(record.recipe_name)}, version {record.recipe_version}"),
+                (
+                    "Recipe sha256",
+                    f'<code id="recipe-sha256">{e(record.recipe_sha256)}</code><br>{sha_note}',
+                ),
+                ("Equipment", e(record.equipment_id)),
+                ("Software", f"bonderd {e(record.software_version)}"),
+                ("Config hash", f"<code>{e(record.config_hash or '—')}</code>"),
+                (
+                    "Samples",
+                    f"{len(samples)} over {_dur(samples[-1].t_s - samples[0].t_s if samples else None)}",
+                ),
+            ]
+        )
+    )
+    out.append("</div></section>")
+
+    out.append('<section id="charts"><h2>Process trace</h2>')
+    if recipe is None:
+        out.append(
+            '<p class="muted">The stored recipe text cannot be read by this software version: '
+            "the charts show the trace without the recipe's limits.</p>"
+        )
+    out.extend(build_charts(record, recipe, samples, failure))
+    out.append(
+        '<p class="muted">Shaded columns are the steps (red: the step that failed); pink '
+        "columns the chip at or above the liquidus; green band the recipe's peak window "
+        "during reflow; triangles and vertical lines are alarms.</p></section>"
+    )
+
+    out.append(
+        f'<section id="conformance"><h2>Process conformance</h2><p class="muted">{e(checks_source)}</p>'
+    )
+    out.append(
+        '<table class="checks"><colgroup><col style="width:18%"><col style="width:8%">'
+        '<col style="width:12%"><col style="width:7%"><col style="width:29%"><col></colgroup>'
+        '<thead><tr><th>check</th><th class="num">value</th><th class="num">limit</th>'
+        "<th>verdict</th>"
+        "<th>process condition it proves</th><th>detail</th></tr></thead><tbody>"
+    )
+    for c in checks:
+        ok = bool(c.get("ok"))
+        verdict = '<span class="ok">PASS</span>' if ok else '<span class="nok">FAIL</span>'
+        out.append(
+            _row(
+                [
+                    f"<code>{e(str(c.get('check')))}</code>",
+                    e(_num(c.get("value"))),
+                    e(_num(c.get("limit"))),
+                    verdict,
+                    e(str(c.get("condition", ""))),
+                    e(str(c.get("detail", ""))),
+                ],
+                bad=not ok,
+                num=(1, 2),
+            )
+        )
+    if not checks:
+        out.append('<tr><td colspan="6">no checks recorded</td></tr>')
+    out.append("</tbody></table></section>")
+
+    out.append(
+        '<section id="steps"><h2>Steps</h2><table><thead><tr><th>#</th><th>step</th>'
+        "<th>type</th><th>result</th><th>start</th><th>end</th><th>duration</th>"
+        "<th>detail</th></tr></thead><tbody>"
+    )
+    ran = {s.name for s in record.steps}
+    for s in record.steps:
+        dur = None if s.ended_t_s is None else s.ended_t_s - s.started_t_s
+        bad = failure is not None and failure.step is not None and s.idx == failure.step.idx
+        out.append(
+            _row(
+                [
+                    str(s.idx + 1),
+                    f"<b>{e(s.name)}</b>",
+                    e(s.type),
+                    e(s.result),
+                    f"{s.started_t_s:.1f} s",
+                    _dur(s.ended_t_s),
+                    _dur(dur),
+                    e(s.detail),
+                ],
+                bad=bad,
+                num=(4, 5, 6),
+            )
+        )
+    if recipe is not None:
+        for i, rs in enumerate(recipe.steps):
+            if rs.name not in ran:
+                out.append(_row([str(i + 1), e(rs.name), e(rs.type), "not run", "—", "—", "—", ""]))
+    out.append("</tbody></table></section>")
+
+    out.append('<section id="alarms"><h2>Alarms</h2>')
+    if record.alarms:
+        out.append(
+            "<table><thead><tr><th>time</th><th>step</th><th>code</th><th>severity</th>"
+            "<th>message</th></tr></thead><tbody>"
+        )
+        for a in record.alarms:
+            out.append(
+                _row(
+                    [
+                        f"{a.t_s:.1f} s",
+                        e(_step_at(record, a.t_s)),
+                        f"<code>{e(a.code)}</code>",
+                        e(a.severity),
+                        e(a.message),
+                    ],
+                    bad=a.severity == "alarm",
+                    num=(0,),
+                )
+            )
+        out.append("</tbody></table>")
+    else:
+        out.append("<p>No alarm was raised during this run.</p>")
+    out.append("</section>")
+
+    metrics = doc.get("metrics") or {}
+    out.append('<section id="metrics-devices"><div class="grid"><div><h2>Metrics</h2>')
+    out.append(_kv([(k, e(_num(v))) for k, v in metrics.items()]) if metrics else "<p>—</p>")
+    out.append('</div><div id="devices"><h2>Devices</h2>')
+    out.append(
+        _kv([(k, e(v)) for k, v in sorted(devices.items())])
+        if devices
+        else "<p>No device identities were recorded for this run.</p>"
+    )
+    out.append("</div></div></section>")
+
+    out.append(
+        f'<section id="recipe"><h2>Recipe as run: {e(record.recipe_name)} v{record.recipe_version}</h2>'
+        f'<p class="muted">sha256 <code>{e(record.recipe_sha256)}</code></p>'
+        f"<pre>{e(record.recipe_text)}</pre></section>"
+    )
+    out.append(
+        f"<footer>Written by bonderd {e(__version__)} on {e(_time(generated))} from the run "
+        "record. Self-contained: this file loads nothing from anywhere.</footer>"
+    )
+    out.append("</main></body></html>")
+    return "\n".join(out)
