@@ -17,17 +17,21 @@ from daemon import __version__, logs
 from daemon.config import ConfigError, Settings, config_hash, load_settings
 from daemon.executor import Executor
 from daemon.export import write_csv
+from daemon.interlock_rules.invariants import InvariantChecker, grace_for
+from daemon.interlocks import Interlocks
 from daemon.machine_factory import build, close_all, connect_all
 from daemon.monitor import Monitor
 from daemon.progress import ProgressView
 from daemon.recipe.load import RecipeInvalid, load_recipe_file
-from daemon.records import RunStore
-from drivers.clock import ScaledClock
+from daemon.records import RunStore, UnknownRun
+from daemon.report import write_report
+from drivers.clock import Clock, PacedClock, ScaledClock
 from drivers.errors import DeviceError
 from drivers.sim.faults import FaultInjector, ScenarioError, load_scenario
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 DEFAULT_CONFIG = Path("/etc/bonderd/bonderd.toml")
+DIO_WATCHDOG_S = 1.0  # the I/O coupler's output watchdog (docs/safety.md)
 
 log = structlog.get_logger(__name__)
 
@@ -78,6 +82,23 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--data-dir", type=Path)
     e.add_argument("--config", type=Path)
     e.add_argument("--format", choices=["csv"], default="csv")
+
+    sv = sub.add_parser("serve", help="the daemon: MQTT, watch folder, runs (daemon/serve.py)")
+    sv.add_argument("--config", type=Path)
+    sv.add_argument("--sim", action="store_true", help="use the simulated machine")
+    sv.add_argument("--speed", type=_positive, default=1.0, help="simulated time scale")
+
+    em = sub.add_parser(
+        "emulate", help="protocol emulators of the real devices (daemon/emulate.py)"
+    )
+    em.add_argument("--config", type=Path)
+    em.add_argument("--speed", type=_positive, default=1.0, help="simulated time scale")
+
+    rp = sub.add_parser("report", help="write a run's report (one self-contained HTML file)")
+    rp.add_argument("run_id")
+    rp.add_argument("--data-dir", type=Path)
+    rp.add_argument("--config", type=Path)
+    rp.add_argument("--out", type=Path, default=Path("."), help="directory (default: here)")
     return p
 
 
@@ -115,6 +136,21 @@ def cmd_export(args: argparse.Namespace) -> int:
         store.close()
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    with RunStore(settings.data_dir) as store:
+        try:
+            path = write_report(store, args.run_id, args.out)
+        except UnknownRun:
+            print(
+                f"bonderd report: unknown run '{args.run_id}' in {settings.data_dir}",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
+    print(path)
+    return EXIT_OK
+
+
 async def _run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     try:
@@ -133,7 +169,9 @@ async def _run(args: argparse.Namespace) -> int:
             return EXIT_INVALID
         scenario = load_scenario(args.faults)
 
-    clock = ScaledClock(args.speed)
+    # The simulated machine runs on discrete-event time paced to --speed, so a busy host
+    # slows it down rather than skipping control periods; real devices need real time.
+    clock: Clock = PacedClock(args.speed) if args.sim else ScaledClock(args.speed)
     built = build(settings, clock, sim=args.sim, seed=args.seed)
     if built.plant is not None:
         solder = loaded.recipe.materials.solder
@@ -142,6 +180,7 @@ async def _run(args: argparse.Namespace) -> int:
     await connect_all(machine)
     store = RunStore(settings.data_dir)
     monitor = Monitor(machine, clock, concurrent=built.plant is None)
+    interlocks = Interlocks(machine, clock, monitor, settings.limits)
     executor = Executor(
         machine,
         clock,
@@ -150,7 +189,24 @@ async def _run(args: argparse.Namespace) -> int:
         settings.limits,
         equipment_id=settings.equipment_id,
         config_hash=config_hash(settings),
+        interlocks=interlocks,
     )
+    invariants: InvariantChecker | None = None
+    if built.plant is not None:
+        # The hardware dead-man, as on the real coupler: outputs drop if the daemon goes quiet
+        # for DIO_WATCHDOG_S of wall time. A hang is a wall-time event, so at --speed 100 the
+        # simulated coupler waits 100 simulated seconds, not a 10 ms scheduling hiccup.
+        built.plant.arm_dio_watchdog(DIO_WATCHDOG_S * clock.speed)
+
+        def lamps_allowed() -> bool:
+            ctx = executor.ctx
+            return ctx is not None and ctx.lamps_enabled and interlocks.trip is None
+
+        tg = loaded.recipe.materials.component.tg_c
+        invariants = InvariantChecker(
+            settings.limits.chip_max_c, tg, lamps_allowed, grace_s=grace_for(clock.speed)
+        )
+        built.plant.add_observer(invariants)
     if scenario is not None and built.plant is not None:
         injector = FaultInjector(scenario, built.plant, clock)
 
@@ -173,6 +229,7 @@ async def _run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
     monitor_task = asyncio.create_task(monitor.run(), name="monitor")
+    interlocks.start()
     view_task = asyncio.create_task(view.run(), name="progress")
     try:
         await monitor.next()
@@ -183,9 +240,16 @@ async def _run(args: argparse.Namespace) -> int:
         view_task.cancel()
         monitor_task.cancel()
         await asyncio.gather(view_task, monitor_task, return_exceptions=True)
+        await interlocks.stop()
         await close_all(machine)
         store.close()
     view.summary(doc)
+    if invariants is not None and built.plant is not None:
+        violations = invariants.finish(built.plant, doc)
+        for v in violations:
+            print(f"bonderd: simulation invariant violated: {v}", file=sys.stderr)
+        if violations:
+            return EXIT_FAILED
     if args.json:
         sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     return EXIT_OK if doc["result"] == "completed" else EXIT_FAILED
@@ -200,6 +264,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_check(args)
         if args.command == "export":
             return cmd_export(args)
+        if args.command == "report":
+            return cmd_report(args)
+        if args.command == "emulate":
+            from daemon.emulate import run as emulate  # noqa: PLC0415 - servers only when asked
+
+            return asyncio.run(emulate(_settings(args), args.speed))
+        if args.command == "serve":
+            from daemon.serve import serve  # noqa: PLC0415 - keeps MQTT out of the other commands
+
+            return asyncio.run(serve(_settings(args), sim=args.sim, speed=args.speed))
         return asyncio.run(_run(args))
     except (ConfigError, ScenarioError) as exc:
         print(f"bonderd: {exc}", file=sys.stderr)

@@ -109,7 +109,14 @@ class _Trace:
         self.pressure: Series = [_valid(s.pressure_mbar) for s in samples]
         self.o2: Series = [_valid(s.o2_ppm) for s in samples]
         self.o2_partial: Series = [_valid(s.o2_partial_mbar()) for s in samples]
-        self.rate = _rates(self.t, self.chip)
+        # A rate belongs to the step it was measured in: at a boundary the next step may
+        # legitimately change pace (lamps off for venting once the cool is done).
+        self.rate: Series = []
+        start = 0
+        for end in range(1, len(samples) + 1):
+            if end == len(samples) or samples[end].step != samples[start].step:
+                self.rate += _rates(self.t[start:end], self.chip[start:end])
+                start = end
 
     def mask(self, pred: Callable[[int], bool]) -> Mask:
         return [pred(i) for i in range(len(self.samples))]

@@ -10,15 +10,46 @@ from drivers import clock as clock_mod
 from drivers.clock import ScaledClock, VirtualClock
 
 
-def test_scaled_clock_runs_speed_times_faster_than_the_wall(
+class FakeWall:
+    """monotonic() under the test's control; asyncio.sleep advances it."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.t = 100.0
+        self.slept: list[float] = []
+        real_sleep = asyncio.sleep
+
+        async def fake_sleep(seconds: float) -> None:
+            self.slept.append(seconds)
+            self.t += seconds
+            await real_sleep(0)
+
+        monkeypatch.setattr(clock_mod.time, "monotonic", lambda: self.t)
+        monkeypatch.setattr(clock_mod.asyncio, "sleep", fake_sleep)
+
+
+def test_speed_1_is_real_time_even_across_a_stall(monkeypatch: pytest.MonkeyPatch) -> None:
+    wall = FakeWall(monkeypatch)
+    real = ScaledClock(1.0)
+    wall.t += 2.5
+    assert real.now() == pytest.approx(2.5)
+
+
+def test_scaled_clock_runs_speed_times_faster_while_observed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    wall = [100.0]
-    monkeypatch.setattr(clock_mod.time, "monotonic", lambda: wall[0])
-    real, fast = ScaledClock(1.0), ScaledClock(100.0)
-    wall[0] += 2.5
-    assert real.now() == pytest.approx(2.5)  # --speed 1 is real time
+    wall = FakeWall(monkeypatch)
+    fast = ScaledClock(100.0)
+    for _ in range(2500):  # observed every millisecond, as the monitor loop does
+        wall.t += 0.001
+        fast.now()
     assert fast.now() == pytest.approx(250.0)
+
+
+def test_a_host_stall_does_not_jump_the_simulation(monkeypatch: pytest.MonkeyPatch) -> None:
+    wall = FakeWall(monkeypatch)
+    fast = ScaledClock(100.0)
+    wall.t += 0.040  # 40 ms nobody planned: would be 4 s of unwatched lamps
+    assert fast.now() == pytest.approx(0.2)  # at most 2 ms of wall counts
 
 
 @pytest.mark.parametrize("speed", [0.0, -1.0, float("nan"), float("inf")])
@@ -27,17 +58,14 @@ def test_scaled_clock_refuses_a_speed_that_is_not_positive(speed: float) -> None
         ScaledClock(speed)
 
 
-async def test_scaled_clock_sleep_waits_scaled_wall_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    waited: list[float] = []
-    real_sleep = asyncio.sleep
-
-    async def fake_sleep(seconds: float) -> None:
-        waited.append(seconds)
-        await real_sleep(0)
-
-    monkeypatch.setattr(clock_mod.asyncio, "sleep", fake_sleep)
-    await ScaledClock(10.0).sleep(0.5)
-    assert waited == [pytest.approx(0.05)]
+async def test_scaled_clock_sleep_waits_scaled_wall_time_in_full(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    wall = FakeWall(monkeypatch)
+    clock = ScaledClock(10.0)
+    await clock.sleep(30.0)  # a planned sleep counts in full, however long
+    assert wall.slept == [pytest.approx(3.0)]
+    assert clock.now() == pytest.approx(30.0)
 
 
 async def test_virtual_clock_wakes_sleepers_in_time_order_without_waiting() -> None:
