@@ -135,6 +135,13 @@ def _transports(settings: Settings) -> dict[str, tuple[str, _Transport]]:
 
 def build(settings: Settings, clock: Clock, *, sim: bool, seed: int = 0) -> BuiltMachine:
     real = {} if sim else _transports(settings)
+    if not sim and not real:
+        # On the controller PC a config without devices must not quietly run a simulation
+        # that an operator could take for the machine.
+        raise ConfigError(
+            "devices: no real device is configured ([devices.<name>] driver = ...); "
+            "use --sim to run the simulated machine"
+        )
     plant = Plant(clock, seed=seed)
     sim_machine = build_sim_machine(plant)
     if not real:

@@ -168,3 +168,11 @@ def test_check_exits_2_for_invalid_utf8_a_huge_file_and_impossible_order(
     assert f"{bad_utf8}: (file)" in err and "UTF-8" in err
     assert f"{huge}: (file)" in err and "65536" in err
     assert f"{order}: steps" in err
+
+
+def test_run_without_sim_and_without_real_devices_refuses_instead_of_simulating(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["run", str(SAC), "--data-dir", str(tmp_path)])
+    assert code == 2
+    assert "no real device is configured" in capsys.readouterr().err
