@@ -19,6 +19,8 @@ import signal
 import tomllib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final, Literal
 
 import structlog
@@ -34,7 +36,8 @@ from daemon.monitor import Monitor, Snapshot
 from daemon.mqtt import MqttLink, Origin
 from daemon.outbox import CommandLog, KeyValues, Outbox, ServeDb, utc_now
 from daemon.recipe.load import LoadedRecipe, RecipeInvalid, parse_recipe
-from daemon.records import INTERRUPTED_REASON, RunStore
+from daemon.records import INTERRUPTED_REASON, RunRecord, RunStore, UnknownRun
+from daemon.report import write_report
 from daemon.run_state import RunState
 from daemon.safe_state import enter_safe_state, outputs_off
 from daemon.sdnotify import Notifier
@@ -49,7 +52,9 @@ RESTART_DELAY_S: Final = 1.0  # before a failed service task (MQTT, watch folder
 # waits longer rather than venting a molten joint.
 FALLBACK_SOLIDUS_C: Final = 100.0
 START_TIMEOUT_S: Final = 10.0
-READ_ONLY_COMMANDS: Final = frozenset({"status", "list_recipes"})
+# Read-only: answered in local control too, and in every run state.
+READ_ONLY_COMMANDS: Final = frozenset({"status", "list_recipes", "list_runs", "get_report"})
+REPORTS_DIR: Final = "reports"  # under data_dir: where `get_report` writes the HTML
 ACTIVE: Final = (RunState.RUNNING, RunState.HOLDING, RunState.HELD)
 
 
@@ -100,6 +105,14 @@ class AckAlarmArgs(_Args):
     code: str = Field(min_length=1, max_length=100)
 
 
+class ListRunsArgs(_Args):
+    limit: int = Field(default=20, ge=1, le=500)
+
+
+class GetReportArgs(_Args):
+    run_id: str = Field(min_length=1, max_length=128)
+
+
 ARGS: Final[dict[str, type[_Args]]] = {
     "start": StartArgs,
     "hold": NoArgs,
@@ -110,6 +123,8 @@ ARGS: Final[dict[str, type[_Args]]] = {
     "list_recipes": NoArgs,
     "put_recipe": PutRecipeArgs,
     "ack_alarm": AckAlarmArgs,
+    "list_runs": ListRunsArgs,
+    "get_report": GetReportArgs,
     # Only on `…/cmd/local` (the broker's ACL gives that topic to the machine's operator).
     "take_control": NoArgs,
     "release_control": NoArgs,
@@ -131,6 +146,45 @@ def _field_errors(exc: ValidationError) -> tuple[str, str]:
             msg = str(err["msg"]).removeprefix("Value error, ")
             parts.append(f"args.{loc}: {msg}" if err["loc"] else f"args: {msg}")
     return code, "; ".join(parts)
+
+
+def _iso(ts: datetime | None) -> str | None:
+    if ts is None:
+        return None
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _run_summary(run: RunRecord) -> dict[str, Any]:
+    # `state` is the record's (running while a run lasts); `result` is the result document's
+    # verdict, absent until the run has finished (and for a run a crash interrupted).
+    result = run.result.get("result") if run.result is not None else None
+    return {
+        "run_id": run.run_id,
+        "recipe": {
+            "name": run.recipe_name,
+            "version": run.recipe_version,
+            "sha256": run.recipe_sha256,
+        },
+        "lot_id": run.lot_id,
+        "state": run.state,
+        "result": result if result is not None else (None if run.state == "running" else run.state),
+        "reason": run.reason,
+        "started_at": _iso(run.started_at),
+        "ended_at": _iso(run.ended_at),
+    }
+
+
+def _list_runs(data_dir: Path, limit: int) -> list[dict[str, Any]]:
+    # A store of its own: RunStore's SQLite connection belongs to the thread that opened it,
+    # and the daemon's is the event loop's (the same as `bonderd report` beside the daemon).
+    with RunStore(data_dir) as store:
+        return [_run_summary(r) for r in store.list_runs(limit)]
+
+
+def _render_report(data_dir: Path, run_id: str) -> tuple[Path, str]:
+    with RunStore(data_dir) as store:
+        path = write_report(store, run_id, data_dir / REPORTS_DIR)
+    return path, path.read_text(encoding="utf-8")
 
 
 def _reply(
@@ -376,6 +430,22 @@ class Controller:
 
     async def _cmd_list_recipes(self, _args: NoArgs, _origin: Origin) -> dict[str, Any]:
         return {"recipes": [e.as_dict() for e in self.library.latest()]}
+
+    async def _cmd_list_runs(self, args: ListRunsArgs, _origin: Origin) -> dict[str, Any]:
+        # Off the loop: reading up to 500 runs with their steps must not delay the control loop.
+        runs = await asyncio.to_thread(_list_runs, self.settings.data_dir, args.limit)
+        return {"runs": runs}
+
+    async def _cmd_get_report(self, args: GetReportArgs, _origin: Origin) -> dict[str, Any]:
+        # Rendering reads the whole trace and draws the charts: seconds for a long run, so in
+        # a thread; the control loop and the interlocks keep their period meanwhile.
+        try:
+            path, html = await asyncio.to_thread(
+                _render_report, self.settings.data_dir, args.run_id
+            )
+        except UnknownRun as exc:
+            raise CommandError("unknown_run", f"no run {args.run_id!r} in the records") from exc
+        return {"run_id": args.run_id, "path": str(path), "html": html}
 
     async def _cmd_put_recipe(self, args: PutRecipeArgs, origin: Origin) -> dict[str, Any]:
         source = f"mqtt:{origin}:put_recipe"

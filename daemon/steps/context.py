@@ -99,8 +99,8 @@ class StepContext:
     async def set_lamps(self, pct: float) -> None:
         if not self.lamps_enabled and pct > 0:
             raise StepFailed("lamp power requested while the lamps are not enabled")
-        if self.inhibited() is not None:
-            pct = 0.0
+        if self.aborting or self.inhibited() is not None:
+            pct = 0.0  # an abort or a suspension may land between a reading and this command
         zones = self.machine.lamps.zones
         self.lamp_cmd_pct = max(self.lamp_cmd_pct, pct)  # while the command is on its way
         await self.command("lamp power", self.machine.lamps.set_power([pct] * zones, CMD_TIMEOUT_S))
