@@ -52,6 +52,11 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("recipes")
     pr = sub.add_parser("put-recipe", help="add a recipe file to the library")
     pr.add_argument("file", type=Path)
+    ru = sub.add_parser("runs", help="the recorded runs, newest first")
+    ru.add_argument("--limit", type=int, default=20, help="how many (1 to 500, default 20)")
+    rp = sub.add_parser("report", help="fetch a run's HTML report and write it locally")
+    rp.add_argument("run_id", metavar="RUN_ID")
+    rp.add_argument("--out", type=Path, default=Path("."), help="directory to write it to (.)")
     sub.add_parser("take-control")
     sub.add_parser("release-control")
     sub.add_parser("watch", help="live state, events and telemetry until Ctrl-C")
@@ -96,6 +101,10 @@ def _request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
         return ("ack_alarm", {"code": args.ack}) if args.ack else ("status", {})
     if c == "recipes":
         return "list_recipes", {}
+    if c == "runs":
+        return "list_runs", {"limit": args.limit}
+    if c == "report":
+        return "get_report", {"run_id": args.run_id}
     if c == "put-recipe":
         text = args.file.read_text(encoding="utf-8")
         name = _recipe_name(text) or args.file.stem
@@ -133,6 +142,9 @@ def _print_reply(args: argparse.Namespace, reply: dict[str, Any]) -> None:
         for r in result.get("recipes", []):
             print(f"{r['name']}  v{r['version']}  {r['sha256'][:12]}  {r['added_at']}")
         return
+    if args.command == "runs":
+        _print_runs(result.get("runs") or [])
+        return
     if args.command == "status":
         print(
             f"state {result.get('state')}  control {result.get('control')}  "
@@ -141,6 +153,39 @@ def _print_reply(args: argparse.Namespace, reply: dict[str, Any]) -> None:
         )
         return
     print(json.dumps(result, ensure_ascii=False))
+
+
+def _print_runs(runs: list[dict[str, Any]]) -> None:
+    if not runs:
+        print("no runs recorded")
+        return
+    rows = [("RUN ID", "RECIPE", "LOT", "RESULT", "STARTED")]
+    for r in runs:
+        recipe = r.get("recipe") or {}
+        rows.append(
+            (
+                str(r.get("run_id")),
+                f"{recipe.get('name')} v{recipe.get('version')}",
+                str(r.get("lot_id")),
+                str(r.get("result") or r.get("state")),
+                str(r.get("started_at")),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]))
+
+
+def _save_report(out_dir: Path, result: dict[str, Any]) -> Path:
+    """Write the reply's HTML as ``<out_dir>/<run_id>.html``; the daemon's path is its own."""
+    run_id = str(result.get("run_id"))
+    if Path(run_id).name != run_id or run_id.startswith("."):
+        # The name comes from the broker: it must not steer the file out of --out.
+        raise OSError(f"refusing to write a report for run id {run_id!r}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"{run_id}.html"
+    target.write_text(str(result.get("html", "")), encoding="utf-8")
+    return target
 
 
 async def _watch(client: CommandClient) -> int:
@@ -182,6 +227,11 @@ async def _main(args: argparse.Namespace) -> int:
             print(f"bonderctl: broker {mqtt.host}:{mqtt.port}: {exc}", file=sys.stderr)
             return EXIT_ERROR
         raise
+    if args.command == "report" and reply.get("ok"):
+        saved = _save_report(args.out, reply.get("result") or {})
+        if not args.json:
+            print(saved)
+            return EXIT_OK
     _print_reply(args, reply)
     return EXIT_OK if reply.get("ok") else EXIT_ERROR
 
