@@ -108,12 +108,11 @@ async def enter_safe_state(
         if chip < solidus_c - SOLIDIFY_MARGIN_C:
             break
     else:
-        if plan.vent_now:
-            return await _vent(machine, clock, monitor, report)
-        report.problems.append(
-            f"chip did not fall below {solidus_c - SOLIDIFY_MARGIN_C:.0f} °C within "
-            f"{SOLIDIFY_MAX_S:.0f} s; venting anyway"
-        )
+        if not plan.vent_now:
+            report.problems.append(
+                f"chip did not fall below {solidus_c - SOLIDIFY_MARGIN_C:.0f} °C within "
+                f"{SOLIDIFY_MAX_S:.0f} s; venting anyway"
+            )
 
     return await _vent(machine, clock, monitor, report)
 

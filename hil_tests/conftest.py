@@ -7,7 +7,6 @@ skipped, never faked.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from daemon.machine_factory import BuiltMachine, build, close_all, connect_all
 from drivers.clock import ScaledClock
 from drivers.emulators.runner import EmulatorSet
 from drivers.sim.plant import Plant
+from tests.leaks import fail_on_leaked_tasks
 
 SPEED = (
     5.0  # simulated s per wall s: the 1 s monitor-staleness interlock must survive a loaded CI host
@@ -49,16 +49,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 async def _no_leaked_tasks() -> AsyncIterator[None]:
     """A HIL test that leaves an asyncio task running fails, as in tests/ (DESIGN.md)."""
     yield
-    me = asyncio.current_task()
-    leaked: list[asyncio.Task[object]] = []
-    for _ in range(50):
-        leaked = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
-        if not leaked:
-            return
-        await asyncio.sleep(0)
-    for task in leaked:
-        task.cancel()
-    pytest.fail(f"test leaked asyncio tasks: {[t.get_name() for t in leaked]}")
+    await fail_on_leaked_tasks()
 
 
 @dataclass

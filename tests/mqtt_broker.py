@@ -228,3 +228,17 @@ class Serve:
         if self._log_file is not None:
             self._log_file.close()
         return self.proc.returncode
+
+
+@contextmanager
+def serving_daemon(workdir: Path, broker_port: int, equipment_id: str) -> Iterator[Serve]:
+    """`bonderd serve --sim` on ``broker_port``, ready; stopped cleanly (exit 0) after."""
+    serve = Serve(
+        write_config(workdir / "bonderd.toml", broker_port=broker_port, equipment_id=equipment_id)
+    )
+    serve.start()
+    try:
+        serve.wait_ready()
+        yield serve
+    finally:
+        assert serve.stop() == 0, serve.log_text()

@@ -18,7 +18,7 @@ import pytest
 from daemon import bonderctl
 from daemon.config import MqttSettings
 from daemon.mqtt import CommandClient
-from tests.mqtt_broker import RECIPES, Broker, Serve, running_broker, write_config
+from tests.mqtt_broker import RECIPES, Broker, Serve, running_broker, serving_daemon
 
 EQ = "bonder-r1"
 SNPB = (RECIPES / "snpb-low-tg.toml").read_text()
@@ -32,14 +32,8 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
 
 @pytest.fixture(scope="module")
 def daemon(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
-    base = tmp_path_factory.mktemp("serve")
-    serve = Serve(write_config(base / "bonderd.toml", broker_port=broker.port, equipment_id=EQ))
-    serve.start()
-    try:
-        serve.wait_ready()
+    with serving_daemon(tmp_path_factory.mktemp("serve"), broker.port, EQ) as serve:
         yield serve
-    finally:
-        assert serve.stop() == 0, serve.log_text()
 
 
 @pytest.fixture(scope="module")
