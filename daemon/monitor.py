@@ -63,7 +63,7 @@ class Snapshot:
 
 class Monitor:
     def __init__(
-        self, machine: Machine, clock: Clock, period_s: float = 0.1, *, concurrent: bool = True
+        self, machine: Machine, clock: Clock, period_s: float = 0.05, *, concurrent: bool = True
     ) -> None:
         self._m = machine
         self._clock = clock
@@ -77,7 +77,7 @@ class Monitor:
 
     async def _read(self, device: str, aw: Awaitable[T], errors: dict[str, str]) -> T | None:
         # Every driver call carries its own timeout (drivers/protocols.py), so no second
-        # timer here: this loop runs ten times a second on every device.
+        # timer here: this loop runs twenty times a second on every device.
         try:
             return await aw
         except DeviceError as exc:

@@ -5,7 +5,7 @@ through a serial device server (RTU framing over TCP, ADR 0021). Every request h
 bus lock, so drivers sharing a line never interleave frames; every request has a wall-clock
 timeout; every failure becomes a ``drivers.errors`` exception. After a failure the link is
 dropped and re-opened on the next request, no sooner than a bounded exponential backoff, so a
-device that is gone costs the 10 Hz loop a fast ``DeviceNotConnected``, not a timeout per cycle.
+device that is gone costs the 20 Hz loop a fast ``DeviceNotConnected``, not a timeout per cycle.
 """
 
 from __future__ import annotations

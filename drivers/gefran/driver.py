@@ -1,7 +1,7 @@
 """LampBank driver of the GFX4-IR.
 
 Power commands go to MANUAL_POWER, which the controller keeps in RAM only (SP.r is set to
-"no EEPROM" at connect and read back): the thermal loop writes it ten times a second and
+"no EEPROM" at connect and read back): the thermal loop writes it twenty times a second and
 the EEPROM is rated for 100 000 writes. Every command is read back and compared.
 """
 

@@ -3,7 +3,7 @@
 The coupler's Modbus watchdog is armed on every connect (ADR 0022): if the daemon stops
 talking for ``watchdog_s``, the coupler drops every output (lamp contactor, SCR enable,
 valves) on its own. Every request retriggers it (function-code mask 0xFFFF), so the
-monitor's 10 Hz reads keep it alive and nothing else has to.
+monitor's 20 Hz reads keep it alive and nothing else has to.
 """
 
 from __future__ import annotations
