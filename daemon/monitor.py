@@ -136,8 +136,11 @@ class Monitor:
         self.concurrent = concurrent
         self.overruns = 0  # cycles that started late: the loop is not keeping its period
         self.jitter = LoopJitter()
-        # perf_counter() when ``latest`` was published: how long consumers took to act on it
-        # is measurable against this (bench/reaction.py).
+        # When ``latest`` was published, in clock time and in perf_counter() wall time: its
+        # ``t`` is when its reads started, and a device that did not answer delays the
+        # publication by its timeout. How long consumers take to act on a snapshot is
+        # measured against these (bench/interlock_reaction.py).
+        self.latest_published_t = 0.0
         self.latest_wall = 0.0
         self._cond = asyncio.Condition()
         self._reads = self._read_table(machine)
@@ -213,6 +216,7 @@ class Monitor:
         )
         async with self._cond:
             self.latest = snap
+            self.latest_published_t = self._clock.now()
             self.latest_wall = time.perf_counter()
             self._cond.notify_all()
         return snap
