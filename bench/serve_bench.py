@@ -138,6 +138,7 @@ async def busy_window(
             await asyncio.sleep(1.0)
             status = (await mes.request("status"))["result"]
         busy_cpu = (cpu_seconds(pid) - c0) / (time.monotonic() - t0) * 100
+        load = os.getloadavg()[0]  # the neighbours' share: lateness is the host's too
         rss = rss_mib(pid)
         stop.set()
         await asyncio.gather(*subs, drops)
@@ -155,6 +156,7 @@ async def busy_window(
         "run_id": run_id,
         "run_step_at_end": status.get("step"),
         "run_state_at_end": status.get("state"),
+        "host_load_avg_1min": round(load, 2),
         "messages_received": got[0],
         "watch_drops": dropped[0],
     }

@@ -31,6 +31,7 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 READ_TIMEOUT_S = 0.5
+CONTROL_PERIOD_S = 0.05  # 20 Hz: the control loop's period
 JITTER_WINDOW = 1200  # cycles kept for the lateness figures: one minute at 20 Hz
 
 
@@ -125,7 +126,12 @@ class Snapshot:
 
 class Monitor:
     def __init__(
-        self, machine: Machine, clock: Clock, period_s: float = 0.05, *, concurrent: bool = True
+        self,
+        machine: Machine,
+        clock: Clock,
+        period_s: float = CONTROL_PERIOD_S,
+        *,
+        concurrent: bool = True,
     ) -> None:
         self._m = machine
         self._clock = clock
