@@ -53,9 +53,11 @@ def test_bench_json_has_every_figure_or_a_reason() -> None:
         for key in TRACKING_KEYS:
             assert key in rec and (rec[key] is not None or rec["reasons"][key]), (name, key)
         assert rec["result"] == "completed", (name, rec["reason"])
-        # A lower bound that a real run beats, in any step, is a wrong model.
+        # A lower bound that a real run beats, in any step, is a wrong model. One control
+        # period of slack: a step ends on a noisy reading (the gauge's 0.2 % noise can show
+        # the vent's 950 mbar a few ms before the gas is there).
         for step in rec["steps"]:
-            assert step["actual_s"] >= step["bound_s"] - 1e-6, (name, step)
+            assert step["actual_s"] >= step["bound_s"] - 0.05, (name, step)
     assert out["interlock_reaction_per_fault"]
     for fault, row in out["interlock_reaction_per_fault"].items():
         assert row["detection_p50_ms"] >= 0 and row["reaction_p99_ms"] >= 0, (fault, row)
