@@ -104,7 +104,7 @@ class _Probe:
             self.snap_wall.append(wall - monitor.latest_wall)
             await set_power(values, timeout)
 
-        sim.machine.lamps.set_power = power  # type: ignore[method-assign]
+        sim.machine.lamps.set_power = power  # type: ignore[method-assign,assignment]
         sim.interlocks.subscribe(
             lambda event, payload: (
                 self.alarms.append((clock.now(), str(payload.get("code"))))
