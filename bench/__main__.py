@@ -76,7 +76,8 @@ def print_human(out: dict[str, Any]) -> None:
     if serve:
         print()
         print(
-            f"serve --sim speed 1, run in progress ({serve['run_step_at_end']}), 4 subscribers, "
+            f"serve --sim speed 1, run in progress ({', '.join(serve['run_steps_seen'])}), "
+            "4 subscribers, "
             f"{serve['watch_drops']} watch-folder drops in {serve['busy_window_s']:g} s: "
             f"CPU {serve['serve_cpu_pct']:.1f} % (idle {serve['serve_cpu_idle_pct']:.1f} %), "
             f"RSS {serve['serve_rss_mb']:.0f} MiB; loop lateness p50 "

@@ -2,13 +2,14 @@
 
 One daemon session gives:
 1. command → reply latency (`status`, QoS 1, MQTT 5 response topic), p50 / p99 / max;
-2. the daemon's CPU % of one core and RSS: idle with clients, then with a run in progress,
+2. the daemon's CPU % of one core and RSS: idle with clients, then with a run in progress
+   (SAC305 with a short prefix, so the window reaches reflow under lamp control),
    4 clients subscribed to everything, 2 Hz telemetry, a recipe dropped into the watch
    folder every 2 s (valid and invalid in turn), a `status` request every second;
 3. the 20 Hz control loop's lateness p99 over that busy window, read where a maintenance
    tech reads it: the `status` reply's `control_loop` (daemon/monitor.py LoopJitter).
 
-    .venv/bin/python -m bench.serve_bench [--seconds 40] [--requests 300]
+    .venv/bin/python -m bench.serve_bench [--seconds 45] [--requests 300]
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.interlock_reaction import bench_recipe
 from daemon.config import MqttSettings
 from daemon.mqtt import CommandClient
 from daemon.virtual_run import RECIPES
@@ -125,8 +127,10 @@ async def busy_window(
     await asyncio.sleep(idle_s)
     idle_cpu = (cpu_seconds(pid) - c0) / (time.monotonic() - t0) * 100
     async with CommandClient.connect(settings, EQ, identifier="bench-mes") as mes:
+        # The short-prefix SAC305 (bench/interlock_reaction.py): reflow, with the lamp
+        # controller in the loop, starts ~25 s into the window instead of ~90 s.
         reply = await mes.request(
-            "start", {"recipe_toml": RECIPES[0].read_text(), "lot_id": "BENCH-LOT"}
+            "start", {"recipe_toml": bench_recipe().text, "lot_id": "BENCH-LOT"}
         )
         assert reply["ok"], reply
         run_id = reply["result"]["run_id"]
@@ -134,9 +138,12 @@ async def busy_window(
         drops = asyncio.create_task(_dropper(watch_dir, stop, dropped))
         c0, t0 = cpu_seconds(pid), time.monotonic()
         status: dict[str, Any] = {}
+        steps: list[str] = []
         while time.monotonic() - t0 < seconds:
             await asyncio.sleep(1.0)
             status = (await mes.request("status"))["result"]
+            if status.get("step") and status["step"] not in steps:
+                steps.append(status["step"])
         busy_cpu = (cpu_seconds(pid) - c0) / (time.monotonic() - t0) * 100
         load = os.getloadavg()[0]  # the neighbours' share: lateness is the host's too
         rss = rss_mib(pid)
@@ -155,6 +162,7 @@ async def busy_window(
         "loop_overruns": loop["overruns"],
         "run_id": run_id,
         "run_step_at_end": status.get("step"),
+        "run_steps_seen": steps,
         "run_state_at_end": status.get("state"),
         "host_load_avg_1min": round(load, 2),
         "messages_received": got[0],
@@ -162,7 +170,7 @@ async def busy_window(
     }
 
 
-def measure(seconds: float = 40.0, requests: int = 300, idle_s: float = 10.0) -> dict[str, Any]:
+def measure(seconds: float = 45.0, requests: int = 300, idle_s: float = 10.0) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, running_broker(Path(tmp) / "broker") as broker:
         config = write_config(Path(tmp) / "b.toml", broker_port=broker.port, equipment_id=EQ)
         text = config.read_text().replace("telemetry_hz = 5.0", "telemetry_hz = 2.0")
@@ -197,7 +205,7 @@ def measure(seconds: float = 40.0, requests: int = 300, idle_s: float = 10.0) ->
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=40.0)
+    ap.add_argument("--seconds", type=float, default=45.0)
     ap.add_argument("--requests", type=int, default=300)
     args = ap.parse_args()
     print(json.dumps(measure(args.seconds, args.requests), indent=2))

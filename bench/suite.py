@@ -195,7 +195,7 @@ class Suite:
             if self.quick:
                 res = serve_bench.measure(seconds=8.0, requests=50, idle_s=3.0)
             else:
-                res = serve_bench.measure(seconds=40.0, requests=300, idle_s=10.0)
+                res = serve_bench.measure(seconds=45.0, requests=300, idle_s=10.0)
             self.out["serve"] = res
             for key in ("serve_cpu_pct", "serve_rss_mb", "loop_jitter_p99_ms"):
                 self.out[key] = res[key]
