@@ -1,4 +1,4 @@
-"""Time of one full poll of every device over the real drivers, against the 100 ms period.
+"""Time of one full poll of every device over the real drivers, against the control period.
 
 Runs the emulators in this process on a 1x clock and the monitor's concurrent read of every
 device (`Monitor.read_once`). Usage: `.venv/bin/python -m bench.device_poll [--polls N]`.
@@ -8,22 +8,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from daemon.config import load_settings
 from daemon.machine_factory import build, close_all, connect_all
-from daemon.monitor import Monitor
+from daemon.monitor import CONTROL_PERIOD_S, Monitor
 from drivers.clock import ScaledClock
 from drivers.emulators.runner import EmulatorSet
 from drivers.sim.plant import Plant
 
-PERIOD_S = 0.1
+PERIOD_S = CONTROL_PERIOD_S
 
 
-async def main(polls: int) -> None:
+async def measure(polls: int = 200) -> dict[str, Any]:
     clock = ScaledClock(1.0)
     emus = EmulatorSet(Plant(clock))
     await emus.start()
@@ -47,18 +49,20 @@ async def main(polls: int) -> None:
         await emus.stop()
     times.sort()
     p95 = times[int(0.95 * (len(times) - 1))]
-    print(
-        f"full poll of every device over the real drivers ({polls} polls, emulators on localhost)"
-    )
-    print(
-        f"  median {statistics.median(times) * 1e3:.1f} ms, p95 {p95 * 1e3:.1f} ms, max {times[-1] * 1e3:.1f} ms"
-    )
-    print(
-        f"  control period {PERIOD_S * 1e3:.0f} ms: p95 uses {p95 / PERIOD_S:.0%}; polls with a device error: {errors}"
-    )
+    p99 = times[min(len(times) - 1, int(0.99 * len(times)))]
+    return {
+        "device_poll_ms": round(statistics.median(times) * 1e3, 2),
+        "device_poll_p95_ms": round(p95 * 1e3, 2),
+        "device_poll_p99_ms": round(p99 * 1e3, 2),
+        "device_poll_max_ms": round(times[-1] * 1e3, 2),
+        "control_period_ms": round(PERIOD_S * 1e3, 1),
+        "device_poll_p95_period_fraction": round(p95 / PERIOD_S, 3),
+        "polls": polls,
+        "polls_with_device_error": errors,
+    }
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--polls", type=int, default=200)
-    asyncio.run(main(ap.parse_args().polls))
+    print(json.dumps(asyncio.run(measure(ap.parse_args().polls)), indent=2))

@@ -7,7 +7,9 @@ record shows is exactly what the control decisions were based on.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import math
+import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -29,6 +31,67 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 READ_TIMEOUT_S = 0.5
+CONTROL_PERIOD_S = 0.05  # 20 Hz: the control loop's period
+JITTER_WINDOW = 1200  # cycles kept for the lateness figures: one minute at 20 Hz
+
+
+class LoopJitter:
+    """Lateness of the control loop's cycles (actual start − scheduled start), in wall seconds.
+
+    A fixed ring of the last ``size`` cycles: recording is one float store per cycle, the
+    percentiles are computed only when somebody asks (the ``status`` reply, the sd_notify
+    STATUS line, the bench). Wall seconds, because what the machine feels is the wall: clock
+    lateness divided by the clock's speed, and nothing under virtual time (infinite speed),
+    where a cycle cannot be late.
+    """
+
+    def __init__(self, size: int = JITTER_WINDOW) -> None:
+        if size < 1:
+            raise ValueError(f"size must be >= 1, got {size}")
+        self._ring = [0.0] * size
+        self._n = 0  # cycles recorded since start (the ring holds the last min(n, size))
+        self.max_s = 0.0  # worst lateness since start
+
+    def record(self, late_s: float) -> None:
+        late = late_s if late_s > 0.0 else 0.0
+        self._ring[self._n % len(self._ring)] = late
+        self._n += 1
+        self.max_s = max(self.max_s, late)
+
+    @property
+    def cycles(self) -> int:
+        return self._n
+
+    def window(self) -> list[float]:
+        """The lateness of the last cycles kept, oldest first."""
+        size = len(self._ring)
+        if self._n <= size:
+            return self._ring[: self._n]
+        i = self._n % size
+        return self._ring[i:] + self._ring[:i]
+
+    def percentile(self, q: float) -> float | None:
+        """The ``q`` quantile (0..1, nearest rank) of the window, or None before any cycle."""
+        values = sorted(self.window())
+        if not values:
+            return None
+        rank = max(1, math.ceil(q * len(values)))
+        return values[rank - 1]
+
+    def summary(self) -> dict[str, float | int | None]:
+        """Milliseconds, as the maintenance views show them."""
+
+        def ms(v: float | None) -> float | None:
+            return None if v is None else round(v * 1000.0, 3)
+
+        return {
+            "window_cycles": len(self.window()),
+            "cycles": self._n,
+            "late_p50_ms": ms(self.percentile(0.50)),
+            "late_p99_ms": ms(self.percentile(0.99)),
+            "late_max_ms": ms(max(self.window(), default=None)),
+            "late_max_since_start_ms": ms(self.max_s) if self._n else None,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +126,12 @@ class Snapshot:
 
 class Monitor:
     def __init__(
-        self, machine: Machine, clock: Clock, period_s: float = 0.05, *, concurrent: bool = True
+        self,
+        machine: Machine,
+        clock: Clock,
+        period_s: float = CONTROL_PERIOD_S,
+        *,
+        concurrent: bool = True,
     ) -> None:
         self._m = machine
         self._clock = clock
@@ -73,7 +141,34 @@ class Monitor:
         # without waiting, so one after the other is the same and cheaper.
         self.concurrent = concurrent
         self.overruns = 0  # cycles that started late: the loop is not keeping its period
+        self.jitter = LoopJitter()
+        # When ``latest`` was published, in clock time and in perf_counter() wall time: its
+        # ``t`` is when its reads started, and a device that did not answer delays the
+        # publication by its timeout. How long consumers take to act on a snapshot is
+        # measured against these (bench/interlock_reaction.py).
+        self.latest_published_t = 0.0
+        self.latest_wall = 0.0
         self._cond = asyncio.Condition()
+        self._reads = self._read_table(machine)
+
+    @staticmethod
+    def _read_table(m: Machine) -> tuple[tuple[str, object, str], ...]:
+        # (device name in `errors`, driver, method): built once, the loop runs twenty times
+        # a second. The method is looked up at each call, so a wrapper installed on a driver
+        # after the monitor exists (a test's spy) is still seen.
+        return (
+            ("tc", m.thermocouples, "read"),
+            ("gauge", m.gauge, "read"),
+            ("o2", m.o2, "read"),
+            ("lamps", m.lamps, "read_power"),
+            ("pump", m.pump, "status"),
+            ("valves", m.valves, "states"),
+            ("chiller", m.chiller, "status"),
+            ("dio", m.dio, "read_inputs"),
+            ("dio.outputs", m.dio, "read_outputs"),
+            ("zstage", m.zstage, "status"),
+            ("uv", m.uv, "status"),
+        )
 
     async def _read(self, device: str, aw: Awaitable[T], errors: dict[str, str]) -> T | None:
         # Every driver call carries its own timeout (drivers/protocols.py), so no second
@@ -85,30 +180,29 @@ class Monitor:
             return None
 
     async def read_once(self) -> Snapshot:
-        m, t = self._m, READ_TIMEOUT_S
+        t = READ_TIMEOUT_S
         errs: dict[str, str] = {}
         # Stamped when the reads start: they run concurrently, and what a reading means for
         # rates and lags is when it was asked for, not when the slowest device answered.
         started = self._clock.now()
-        reads: tuple[tuple[str, Callable[[], Awaitable[Any]]], ...] = (
-            ("tc", lambda: m.thermocouples.read(t)),
-            ("gauge", lambda: m.gauge.read(t)),
-            ("o2", lambda: m.o2.read(t)),
-            ("lamps", lambda: m.lamps.read_power(t)),
-            ("pump", lambda: m.pump.status(t)),
-            ("valves", lambda: m.valves.states(t)),
-            ("chiller", lambda: m.chiller.status(t)),
-            ("dio", lambda: m.dio.read_inputs(t)),
-            ("dio.outputs", lambda: m.dio.read_outputs(t)),
-            ("zstage", lambda: m.zstage.status(t)),
-            ("uv", lambda: m.uv.status(t)),
-        )
+        values: list[Any]
         if self.concurrent:
             async with asyncio.TaskGroup() as tg:  # _read turns device errors into `errs`
-                tasks = [tg.create_task(self._read(name, fn(), errs)) for name, fn in reads]
+                tasks = [
+                    tg.create_task(self._read(name, getattr(dev, method)(t), errs))
+                    for name, dev, method in self._reads
+                ]
             values = [task.result() for task in tasks]
         else:
-            values = [await self._read(name, fn(), errs) for name, fn in reads]
+            # Simulated devices answer without waiting: awaited in line, one coroutine each,
+            # no wrapper (the reads are most of a virtual-time run's CPU).
+            values = []
+            for name, dev, method in self._reads:
+                try:
+                    values.append(await getattr(dev, method)(t))
+                except DeviceError as exc:
+                    errs[name] = str(exc) or type(exc).__name__
+                    values.append(None)
         temps, pressure, o2, lamps, pump, valves, chiller, inputs, outputs, stage, uv = values
         lamp_readings = lamps
         snap = Snapshot(
@@ -128,6 +222,8 @@ class Monitor:
         )
         async with self._cond:
             self.latest = snap
+            self.latest_published_t = self._clock.now()
+            self.latest_wall = time.perf_counter()
             self._cond.notify_all()
         return snap
 
@@ -135,10 +231,14 @@ class Monitor:
         """Read forever every ``period_s`` of clock time; cancel to stop.
 
         Scheduled on absolute deadlines, so the time the consumers of a snapshot take does
-        not stretch the period; a late cycle is not made up for by a burst.
+        not stretch the period; a late cycle is not made up for by a burst. Each cycle's
+        lateness goes into ``jitter``.
         """
+        speed = self._clock.speed
+        to_wall = 1.0 / speed if math.isfinite(speed) and speed > 0 else 0.0
         due = self._clock.now()
         while True:
+            self.jitter.record((self._clock.now() - due) * to_wall)
             await self.read_once()
             due += self.period_s
             now = self._clock.now()

@@ -52,6 +52,7 @@ RESTART_DELAY_S: Final = 1.0  # before a failed service task (MQTT, watch folder
 # waits longer rather than venting a molten joint.
 FALLBACK_SOLIDUS_C: Final = 100.0
 START_TIMEOUT_S: Final = 10.0
+STATUS_REFRESH_S: Final = 10.0  # wall seconds between STATUS= refreshes (loop lateness)
 # Read-only: answered in local control too, and in every run state.
 READ_ONLY_COMMANDS: Final = frozenset({"status", "list_recipes", "list_runs", "get_report"})
 REPORTS_DIR: Final = "reports"  # under data_dir: where `get_report` writes the HTML
@@ -254,12 +255,27 @@ class Controller:
             "ts": utc_now(),
         }
 
-    def _state_changed(self) -> None:
+    def control_loop_doc(self) -> dict[str, Any]:
+        """The control loop's health for a maintenance tech: its period, the cycles that
+        overran, and how late cycles started over the last minute (docs/adr/0071)."""
+        m = self.monitor
+        return {"period_ms": round(m.period_s * 1000.0, 3), "overruns": m.overruns} | dict(
+            m.jitter.summary()
+        )
+
+    def status_line(self) -> str:
+        """The sd_notify STATUS= text (`systemctl status bonderd` shows it)."""
         doc = self.state_doc()
-        self.notifier.status(
+        p99 = self.monitor.jitter.percentile(0.99)
+        return (
             f"state={doc['state']} control={doc['control']} e10={doc['e10']}"
             + (f" run={doc['run_id']} step={doc['step']}" if doc["run_id"] else "")
+            + (f" loop_late_p99={p99 * 1000.0:.2f}ms" if p99 is not None else "")
+            + f" overruns={self.monitor.overruns}"
         )
+
+    def _state_changed(self) -> None:
+        self.notifier.status(self.status_line())
         if self.link is not None:
             self.link.state_changed()
 
@@ -426,6 +442,7 @@ class Controller:
         doc["software_version"] = __version__
         doc["events_pending"] = self.outbox.pending_count()
         doc["last_seq"] = self.outbox.last_seq()
+        doc["control_loop"] = self.control_loop_doc()
         return doc
 
     async def _cmd_list_recipes(self, _args: NoArgs, _origin: Origin) -> dict[str, Any]:
@@ -680,6 +697,7 @@ class Daemon:
                 "mqtt": ctl.link.run,
                 "watch_folder": watch.run,
                 "telemetry": lambda: self._telemetry(ctl),
+                "status_line": lambda: self._status_line(ctl),
                 "watchdog": lambda: self._watchdog(ctl),
             }
             for name, factory in services.items():
@@ -759,6 +777,12 @@ class Daemon:
             due = max(due + period, loop.time())
             await asyncio.sleep(due - loop.time())
 
+    async def _status_line(self, ctl: Controller) -> None:
+        """Refresh STATUS= so the loop's lateness stays current between state changes."""
+        while True:
+            await asyncio.sleep(STATUS_REFRESH_S)
+            self.notifier.status(ctl.status_line())
+
     async def _watchdog(self, ctl: Controller) -> None:
         """WATCHDOG=1 only while the monitor delivers snapshots and the interlocks keep up."""
         interval = self.notifier.watchdog_s
@@ -789,7 +813,7 @@ class Daemon:
             else:
                 ctl.run_task.cancel()
                 await asyncio.gather(ctl.run_task, return_exceptions=True)
-        for name in ("watch_folder", "telemetry", "watchdog"):
+        for name in ("watch_folder", "telemetry", "status_line", "watchdog"):
             task = tasks.get(name)
             if task is not None:
                 task.cancel()

@@ -1,0 +1,232 @@
+"""Every figure of issue #7 (and #5's reaction time), measured in one invocation.
+
+Each section runs on its own; one that cannot run (a missing module, no Mosquitto) leaves
+its figures ``null`` with the reason under ``reasons``, and the others still report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import platform
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench import device_poll, interlock_reaction, serve_bench, virtual
+from daemon.virtual_run import RECIPES
+
+TRACKING_KEYS = (
+    "tracking_rms_c",
+    "overshoot_c",
+    "tal_error_s",
+    "peak_error_c",
+    "baseline_pid_rms_c",
+)
+# (figure, comparison, target) from issue #7 / #5; checked in the table and the JSON.
+TARGETS: dict[str, tuple[str, float]] = {
+    "tracking_rms_c": ("<=", 0.5),
+    "tracking_vs_baseline": ("<=", 0.5),
+    "overshoot_c": ("<=", 1.0),
+    "tal_error_s": ("abs<=", 1.0),
+    "cycle_time_ratio": ("<=", 1.05),
+    "loop_jitter_p99_ms": ("<=", 2.0),
+    "interlock_reaction_p99_ms": ("<=", 50.0),
+    "serve_cpu_pct": ("<=", 5.0),
+    "serve_rss_mb": ("<=", 120.0),
+    "sim_speedup": (">=", 200.0),
+    "device_poll_p95_ms": ("<=", 50.0),
+}
+FIGURES = (
+    *TRACKING_KEYS,
+    "tracking_vs_baseline",
+    "cycle_time_s",
+    "cycle_time_lower_bound_s",
+    "cycle_time_ratio",
+    "loop_jitter_p99_ms",
+    "interlock_reaction_p50_ms",
+    "interlock_reaction_p99_ms",
+    "serve_cpu_pct",
+    "serve_rss_mb",
+    "sim_speedup",
+    "device_poll_ms",
+    "device_poll_p95_ms",
+)
+
+
+def machine_info() -> dict[str, Any]:
+    model = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        load: list[float] | None = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = None
+    return {
+        "cpu_model": model,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_avg_at_start": load,
+    }
+
+
+def _call(fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+    result = fn(*args, **kw)
+    if inspect.isawaitable(result):
+        return asyncio.run(_await(result))
+    return result
+
+
+async def _await(aw: Any) -> Any:
+    return await aw
+
+
+def meets(figure: str, value: Any) -> bool | None:
+    if figure not in TARGETS or not isinstance(value, int | float):
+        return None
+    op, target = TARGETS[figure]
+    if op == "<=":
+        return bool(value <= target)
+    if op == ">=":
+        return bool(value >= target)
+    return bool(abs(value) <= target)
+
+
+class Suite:
+    def __init__(self, *, quick: bool, progress: Callable[[str], None]) -> None:
+        self.quick = quick
+        self.progress = progress
+        self.out: dict[str, Any] = {"machine": machine_info(), "quick": quick}
+        self.out |= dict.fromkeys(FIGURES)
+        self.out["recipes"] = {}
+        self.out["reasons"] = {}
+        self.details: dict[str, Any] = {}
+
+    def _section(self, name: str, figures: tuple[str, ...], fn: Callable[[], None]) -> None:
+        self.progress(f"bench: {name} …")
+        try:
+            fn()
+        except Exception as exc:  # a section that cannot run leaves its figures null
+            reason = f"{name} failed: {type(exc).__name__}: {exc}"
+            self.progress(traceback.format_exc())
+            for f in figures:
+                if self.out.get(f) is None:
+                    self.out["reasons"][f] = reason
+
+    # ---- sections ------------------------------------------------------------------------
+    def recipes(self) -> None:
+        for path in RECIPES:
+            self.out["recipes"][path.stem] = dict.fromkeys(TRACKING_KEYS) | {"reasons": {}}
+        self._section(
+            "virtual-time recipe runs",
+            ("cycle_time_s", "cycle_time_lower_bound_s", "cycle_time_ratio", "sim_speedup"),
+            self._virtual,
+        )
+        self._section("tracking", (*TRACKING_KEYS, "tracking_vs_baseline"), self._tracking)
+
+    def _virtual(self) -> None:
+        worst: tuple[float, str] | None = None
+        slowest: float | None = None
+        for path in RECIPES:
+            res = _call(virtual.measure_recipe, path)
+            self.out["recipes"][path.stem] |= res
+            if worst is None or res["cycle_time_ratio"] > worst[0]:
+                worst = (res["cycle_time_ratio"], path.stem)
+            slowest = res["sim_speedup"] if slowest is None else min(slowest, res["sim_speedup"])
+        assert worst is not None
+        rec = self.out["recipes"][worst[1]]
+        self.out |= {
+            "cycle_time_s": rec["cycle_time_s"],
+            "cycle_time_lower_bound_s": rec["cycle_time_lower_bound_s"],
+            "cycle_time_ratio": rec["cycle_time_ratio"],
+            "cycle_time_recipe": worst[1],
+            "sim_speedup": slowest,
+        }
+
+    def _tracking(self) -> None:
+        try:  # H2's module (another branch): optional until the lead merges it
+            from bench import tracking  # type: ignore[attr-defined,unused-ignore]  # noqa: PLC0415
+        except ImportError as exc:
+            reason = f"bench.tracking not available: {exc!r}"
+            for f in (*TRACKING_KEYS, "tracking_vs_baseline"):
+                self.out["reasons"][f] = reason
+            for rec in self.out["recipes"].values():
+                rec["reasons"] |= dict.fromkeys(TRACKING_KEYS, reason)
+            return
+        worst: dict[str, float] = {}
+        for path in RECIPES:
+            res = _call(tracking.measure, path, seed=0)
+            rec = self.out["recipes"][path.stem]
+            rec |= res
+            rms, base = res.get("tracking_rms_c"), res.get("baseline_pid_rms_c")
+            if isinstance(rms, int | float) and isinstance(base, int | float) and base > 0:
+                rec["tracking_vs_baseline"] = round(rms / base, 3)
+            for key in (*TRACKING_KEYS, "tracking_vs_baseline"):
+                v = rec.get(key)
+                if isinstance(v, int | float) and (key not in worst or abs(v) > abs(worst[key])):
+                    worst[key] = v
+        for key in (*TRACKING_KEYS, "tracking_vs_baseline"):
+            if key in worst:
+                self.out[key] = worst[key]
+            else:
+                self.out["reasons"][key] = "bench.tracking gave no value for any recipe"
+
+    def reaction(self) -> None:
+        def run() -> None:
+            res = _call(interlock_reaction.measure, 1 if self.quick else 3)
+            self.out["interlock_reaction_p50_ms"] = res["interlock_reaction_p50_ms"]
+            self.out["interlock_reaction_p99_ms"] = res["interlock_reaction_p99_ms"]
+            self.out["interlock_reaction_per_fault"] = res["per_fault"]
+
+        self._section(
+            "interlock reaction", ("interlock_reaction_p50_ms", "interlock_reaction_p99_ms"), run
+        )
+
+    def serve(self) -> None:
+        def run() -> None:
+            if self.quick:
+                res = serve_bench.measure(seconds=8.0, requests=50, idle_s=3.0)
+            else:
+                res = serve_bench.measure(seconds=45.0, requests=300, idle_s=10.0)
+            self.out["serve"] = res
+            for key in ("serve_cpu_pct", "serve_rss_mb", "loop_jitter_p99_ms"):
+                self.out[key] = res[key]
+
+        self._section(
+            "bonderd serve --sim (speed 1, Mosquitto)",
+            ("serve_cpu_pct", "serve_rss_mb", "loop_jitter_p99_ms"),
+            run,
+        )
+
+    def device_poll(self) -> None:
+        def run() -> None:
+            res = _call(device_poll.measure, 40 if self.quick else 200)
+            self.out["device_poll"] = res
+            self.out["device_poll_ms"] = res["device_poll_ms"]
+            self.out["device_poll_p95_ms"] = res["device_poll_p95_ms"]
+
+        self._section(
+            "device poll (real drivers, emulators)", ("device_poll_ms", "device_poll_p95_ms"), run
+        )
+
+    def run(self) -> dict[str, Any]:
+        self.recipes()
+        self.reaction()
+        self.device_poll()
+        self.serve()
+        self.out["targets"] = {
+            f: {"target": f"{op} {t:g}", "met": meets(f, self.out.get(f))}
+            for f, (op, t) in TARGETS.items()
+        }
+        for f in FIGURES:
+            if self.out.get(f) is None and f not in self.out["reasons"]:
+                self.out["reasons"][f] = "not measured (no section produced it)"
+        return self.out
