@@ -22,6 +22,9 @@ from typing import Any
 
 import structlog
 
+from bench.baseline_pid import baseline_factory
+from daemon.config import Limits
+from daemon.recipe.load import load_recipe_file
 from daemon.recipe.model import Cool, Reflow
 from daemon.thermal import ControllerFactory, Profile
 from daemon.trace import Sample
@@ -55,8 +58,6 @@ def _figures(
     doc: dict[str, Any], samples: Sequence[Sample], recipe: pathlib.Path
 ) -> dict[str, float | None]:
     """rms, overshoot, peak of the chip thermocouple against the lag-seen setpoint."""
-    from daemon.config import Limits  # noqa: PLC0415
-    from daemon.recipe.load import load_recipe_file  # noqa: PLC0415
 
     r = load_recipe_file(recipe, Limits()).recipe
     reflow = next(s for s in r.steps if isinstance(s, Reflow))
@@ -127,7 +128,6 @@ def measure(recipe: pathlib.Path, *, seed: int = 0) -> dict[str, float | str | N
     - ``cycle_time_s``: the run's cycle time; ``sim_time_s`` / ``wall_s``: virtual and wall
       seconds of the controller's run.
     """
-    from bench.baseline_pid import baseline_factory  # noqa: PLC0415
 
     _quiet()
     doc, samples, sim_t, wall = asyncio.run(_run(recipe, seed, None))

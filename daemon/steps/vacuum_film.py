@@ -162,10 +162,12 @@ SOAK_BAND_C = 1.0
 COMPONENT_SOFT_K = 5.0
 # The cool ramp runs this far under the recipe's max rate: the conformance check's
 # least-squares rate over the noisy thermocouple must not read above the limit (ADR 0063).
-COOL_RATE_MARGIN_C_S = 0.2
-# ... and this much slower again through the freezing band, padded on both sides.
+COOL_RATE_MARGIN_C_S = 0.25
+# ... and this much slower again through the freezing band, from just above it to well
+# below: a chip the released heat held back catches up there, under the slower ramp.
 FREEZE_RATE_FACTOR = 0.85
-FREEZE_BAND_PAD_C = 1.0
+FREEZE_PAD_ABOVE_C = 1.0
+FREEZE_PAD_BELOW_C = 5.0
 
 log = structlog.get_logger(__name__)
 
@@ -174,8 +176,11 @@ def _component_cap_pct(ctx: StepContext, snap: Snapshot) -> float:
     comp = [r.value for ch, r in snap.temps.items() if ch.startswith("component") and r.ok]
     if not comp:
         return 100.0  # the interlocks act on a lost component reading; the chip loop need not
-    component = ctx.recipe.materials.component
-    suspend_c = component.tg_c - component.tg_margin_c - ctx.limits.component_approach_c
+    # Other recipe kinds (lead-lift) may name no polymer component: then no cap.
+    component = getattr(getattr(ctx.recipe, "materials", None), "component", None)
+    if component is None:
+        return 100.0
+    suspend_c = float(component.tg_c - component.tg_margin_c) - ctx.limits.component_approach_c
     headroom = suspend_c - sum(comp) / len(comp)
     return 100.0 * min(1.0, max(0.0, headroom / COMPONENT_SOFT_K))
 
@@ -191,9 +196,11 @@ def _controller(ctx: StepContext) -> ChipLoop:
             "run `bonderd tune --write` (docs/thermal-control.md)",
         )
     model = model or NAMEPLATE_MODEL
-    solder = ctx.recipe.materials.solder
+    # No solder named (a lead-lift heat release): no latent heat to plan.
+    solder = getattr(getattr(ctx.recipe, "materials", None), "solder", None)
+    melt = None if solder is None else (solder.solidus_c, solder.liquidus_c)
     factory = ctx.controller_factory or chip_controller
-    ctx.controller = factory(model, (solder.solidus_c, solder.liquidus_c))
+    ctx.controller = factory(model, melt)
     return ctx.controller
 
 
@@ -287,9 +294,11 @@ def _cool_segments(ctx: StepContext, start: float, step: Cool) -> list[Segment]:
     released there is what the loop tracks least precisely (the lamps cannot pull heat out),
     and the rate limit is checked over the whole band."""
     rate = _cool_rate(step)
-    solder = ctx.recipe.materials.solder
-    top = solder.liquidus_c + FREEZE_BAND_PAD_C
-    bottom = solder.solidus_c - EUTECTIC_BAND_K - FREEZE_BAND_PAD_C
+    solder = getattr(getattr(ctx.recipe, "materials", None), "solder", None)
+    if solder is None:
+        return [Segment(ramp_c_per_s=rate, to_c=step.to_c)]
+    top = solder.liquidus_c + FREEZE_PAD_ABOVE_C
+    bottom = solder.solidus_c - EUTECTIC_BAND_K - FREEZE_PAD_BELOW_C
     if not (start > top and step.to_c < bottom):
         return [Segment(ramp_c_per_s=rate, to_c=step.to_c)]
     return [
