@@ -163,6 +163,9 @@ COMPONENT_SOFT_K = 5.0
 # The cool ramp runs this far under the recipe's max rate: the conformance check's
 # least-squares rate over the noisy thermocouple must not read above the limit (ADR 0063).
 COOL_RATE_MARGIN_C_S = 0.25
+# Above the freezing band the chip is molten and tracks closely: a margin for the rate
+# noise (≈ 6σ of the 2 s slope) and the tracking ripple.
+NOISE_RATE_MARGIN_C_S = 0.2
 # ... and this much slower again through the freezing band, from just above it to well
 # below: a chip the released heat held back catches up there, under the slower ramp.
 FREEZE_RATE_FACTOR = 0.85
@@ -286,7 +289,9 @@ def _next_cool(ctx: StepContext, step: Reflow) -> Segment | None:
     nxt = steps[i + 1]
     if not isinstance(nxt, Cool):
         return None
-    return Segment(ramp_c_per_s=_cool_rate(nxt), to_c=nxt.to_c)
+    solder = getattr(getattr(ctx.recipe, "materials", None), "solder", None)
+    rate = _cool_rate(nxt) if solder is None else _above_liquidus_rate(nxt)
+    return Segment(ramp_c_per_s=rate, to_c=nxt.to_c)
 
 
 def _cool_segments(ctx: StepContext, start: float, step: Cool) -> list[Segment]:
@@ -302,10 +307,16 @@ def _cool_segments(ctx: StepContext, start: float, step: Cool) -> list[Segment]:
     if not (start > top and step.to_c < bottom):
         return [Segment(ramp_c_per_s=rate, to_c=step.to_c)]
     return [
-        Segment(ramp_c_per_s=rate, to_c=top),
+        Segment(ramp_c_per_s=_above_liquidus_rate(step), to_c=top),
         Segment(ramp_c_per_s=rate * FREEZE_RATE_FACTOR, to_c=bottom),
         Segment(ramp_c_per_s=rate, to_c=step.to_c),
     ]
+
+
+def _above_liquidus_rate(step: Cool) -> float:
+    """Down from the peak to the freezing band the chip is molten and tracks closely: the
+    noise margin alone, so the time above liquidus is the profile's."""
+    return max(step.max_rate_c_per_s - NOISE_RATE_MARGIN_C_S, 0.5 * step.max_rate_c_per_s)
 
 
 def _cool_rate(step: Cool) -> float:
