@@ -94,6 +94,21 @@ def _parser() -> argparse.ArgumentParser:
     em.add_argument("--config", type=Path)
     em.add_argument("--speed", type=_positive, default=1.0, help="simulated time scale")
 
+    tu = sub.add_parser(
+        "tune", help="identify the chip's thermal model with the lamps (daemon/tune.py)"
+    )
+    tu.add_argument("--config", type=Path)
+    tu.add_argument("--sim", action="store_true", help="use the simulated machine")
+    tu.add_argument("--speed", type=_positive, default=1.0, help="simulated time scale")
+    tu.add_argument("--write", action="store_true", help="store the model in the config file")
+    tu.add_argument("--seed", type=int, default=0, help="seed of the simulated noise")
+    tu.add_argument(
+        "--solder",
+        default="217:220",
+        help="SOLIDUS:LIQUIDUS °C of the coupon's solder (default SAC305, 217:220)",
+    )
+    tu.add_argument("--data-dir", type=Path)
+
     rp = sub.add_parser("report", help="write a run's report (one self-contained HTML file)")
     rp.add_argument("run_id")
     rp.add_argument("--data-dir", type=Path)
@@ -257,7 +272,7 @@ async def _run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    level = args.log_level or ("WARNING" if args.command == "run" else "INFO")
+    level = args.log_level or ("WARNING" if args.command in ("run", "tune") else "INFO")
     logs.configure(level)
     try:
         if args.command == "check":
@@ -270,6 +285,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from daemon.emulate import run as emulate  # noqa: PLC0415 - servers only when asked
 
             return asyncio.run(emulate(_settings(args), args.speed))
+        if args.command == "tune":
+            from daemon.tune_cli import run as tune  # noqa: PLC0415
+
+            return asyncio.run(tune(args))
         if args.command == "serve":
             from daemon.serve import serve  # noqa: PLC0415 - keeps MQTT out of the other commands
 

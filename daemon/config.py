@@ -153,6 +153,22 @@ class DeviceConfig(_Section):
         return self
 
 
+class ThermalSection(_Section):
+    """The chip's identified thermal model, written by ``bonderd tune --write`` (ADR 0061).
+
+    Absent = not identified: heating steps use the nameplate model and say so (ADR 0062).
+    """
+
+    gain_c_s_per_pct: Annotated[float, Field(gt=0.0)]
+    loss_per_s: Annotated[float, Field(gt=0.0)]
+    molten_loss_per_s: Annotated[float, Field(ge=0.0)]
+    latent_heat_k: Annotated[float, Field(ge=0.0)]
+    filament_tau_s: Annotated[float, Field(gt=0.0)]
+    tc_tau_s: Annotated[float, Field(gt=0.0)]
+    radiation_c_s_per_1e10_k4: Annotated[float, Field(ge=0.0)] = 0.0
+    identified_at: str = ""  # when and how: "2026-11-22T06:50:00Z bonderd tune --sim"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -170,6 +186,7 @@ class Settings(BaseSettings):
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     limits: Limits = Field(default_factory=Limits)
     devices: dict[str, DeviceConfig] = Field(default_factory=dict)
+    thermal: ThermalSection | None = None
 
 
 # A plain-model mirror of Settings for checking the file alone: validating a BaseSettings goes

@@ -11,9 +11,9 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from daemon.config import Limits
+from daemon.config import ConfigError, Limits, load_settings
 from daemon.executor import Executor
 from daemon.interlock_rules.invariants import InvariantChecker
 from daemon.interlocks import Interlocks
@@ -21,6 +21,7 @@ from daemon.machine_factory import close_all, connect_all
 from daemon.monitor import Monitor
 from daemon.recipe.load import LoadedRecipe, load_recipe_file
 from daemon.records import RunStore
+from daemon.thermal import ControllerFactory, ThermalModel
 from drivers.clock import VirtualClock
 from drivers.protocols import OUT_LAMP_CONTACTOR, Machine
 from drivers.sim.devices import build_sim_machine
@@ -31,6 +32,15 @@ DIO_WATCHDOG_S = 1.0  # the coupler's watchdog as the daemon arms it (docs/safet
 
 REPO = Path(__file__).resolve().parent.parent  # the source tree (tests, bench)
 RECIPES = sorted((REPO / "recipes").glob("*.toml"))
+SIM_CONFIG = REPO / "config" / "sim.toml"  # the simulated machine, with its tuned model
+
+
+def shipped_sim_model() -> ThermalModel:
+    """The model ``bonderd tune --sim --write`` stored in config/sim.toml."""
+    section = load_settings(SIM_CONFIG, required=True).thermal
+    if section is None:
+        raise ConfigError(f"{SIM_CONFIG}: no [thermal] section: run bonderd tune --sim --write")
+    return ThermalModel(**section.model_dump(exclude={"identified_at"}))
 
 
 @dataclass
@@ -83,7 +93,16 @@ async def run_recipe(
     seed: int = 0,
     params: PlantParams | None = None,
     check_invariants: bool = True,
+    thermal_model: ThermalModel | Literal["shipped", "none"] = "shipped",
+    controller_factory: ControllerFactory | None = None,
 ) -> tuple[dict[str, Any], SimRun]:
+    """Run one recipe on a fresh simulated machine in virtual time.
+
+    ``thermal_model``: "shipped" = config/sim.toml's identified model, "none" = as a machine
+    whose configuration has no model; ``controller_factory`` replaces the chip loop (the
+    bench's baseline PID) and nothing else.
+    """
+    model = shipped_sim_model() if thermal_model == "shipped" else thermal_model
     limits = limits or Limits()
     loaded = recipe if isinstance(recipe, LoadedRecipe) else load_recipe_file(recipe, limits)
     clock = VirtualClock()
@@ -111,6 +130,9 @@ async def run_recipe(
 
     def listener(event: str, payload: dict[str, Any]) -> None:
         sim.events.append((clock.now(), event, payload))
+        if event == "RunStarted" and executor.ctx is not None:
+            executor.ctx.thermal_model = None if model == "none" else model
+            executor.ctx.controller_factory = controller_factory
         if injector is not None and event == "RunStarted":
             injector.run_started()
         if injector is not None and event == "StepStarted":

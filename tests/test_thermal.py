@@ -1,11 +1,14 @@
-"""Setpoint profile and lamp controller."""
+"""Setpoint profile and the chip controller, one control period at a time (no plant)."""
 
 from __future__ import annotations
 
 import pytest
 
 from daemon.recipe.model import Segment
-from daemon.thermal import LampController, Profile
+from daemon.steps.vacuum_film import SOAK_BAND_C, TRAIL_BAND_C, _advance
+from daemon.thermal import NAMEPLATE_MODEL, ChipController, Profile, melt_fraction
+
+DT = 0.05  # the control period
 
 
 def test_profile_ramps_at_the_asked_rate_then_holds() -> None:
@@ -22,24 +25,98 @@ def test_profile_ramps_down_too() -> None:
     assert sp == pytest.approx(215.0) and slope == pytest.approx(-3.0)
 
 
-def test_controller_output_is_clamped_and_does_not_wind_up() -> None:
-    c = LampController()
-    hold = Profile(245.0, [Segment(ramp_c_per_s=1.0, to_c=245.0, hold_s=100.0)])
-    for i in range(200):  # far below setpoint for 20 s: saturated high
-        out, sp = c.update(i * 0.1, hold, i * 0.1, 25.0, 25.0)
-        assert 0.0 <= out <= 100.0 and sp == 245.0
+def test_profile_looks_ahead_into_the_next_step_without_lengthening() -> None:
+    then = Segment(ramp_c_per_s=3.0, to_c=150.0)
+    p = Profile(25.0, [Segment(ramp_c_per_s=2.0, to_c=245.0, hold_s=15.0)], then=then)
+    assert p.duration_s == pytest.approx(110.0 + 15.0)
+    assert p.at(p.duration_s + 1.0) == pytest.approx((242.0, -3.0))
+
+
+def test_time_above_liquidus_of_the_profile_counts_ramps_hold_and_cooling() -> None:
+    p = Profile(25.0, [Segment(ramp_c_per_s=2.0, to_c=245.0, hold_s=15.0)])
+    assert p.time_above(220.0, then_rate_c_s=3.0) == pytest.approx(12.5 + 15.0 + 25.0 / 3.0)
+
+
+def _hold(level: float) -> Profile:
+    return Profile(level, [Segment(ramp_c_per_s=1.0, to_c=level, hold_s=1000.0)])
+
+
+def test_output_leaves_the_rail_soon_after_the_error_changes_sign() -> None:
+    c = ChipController(NAMEPLATE_MODEL)
+    hold = _hold(245.0)
+    t, chip, out = 0.0, 25.0, 0.0
+    for _ in range(200):  # 10 s far below the setpoint: saturated high all along
+        out = c.update(t, hold, t, measured_c=chip, sink_c=25.0, cap_pct=100.0)
+        t += DT
     assert out == 100.0
-    # Once above setpoint the output must drop at once, not after unwinding 20 s of integral.
-    assert c.update(20.1, hold, 20.1, 247.0, 90.0)[0] < 100.0
-    low = Profile(100.0, [Segment(ramp_c_per_s=1.0, to_c=100.0, hold_s=100.0)])
-    assert c.update(20.2, low, 20.2, 250.0, 90.0)[0] == 0.0
+    # The chip then heats at 20 °C/s (full power) and arrives 0.5 °C over the setpoint.
+    crossed: float | None = None
+    outs: list[tuple[float, float]] = []
+    while t < 30.0:
+        chip = min(245.5, chip + 20.0 * DT)
+        if crossed is None and chip > 245.0:
+            crossed = t
+        outs.append((t, c.update(t, hold, t, measured_c=chip, sink_c=90.0, cap_pct=100.0)))
+        t += DT
+    assert crossed is not None
+    # Off the rail within half a second of the error changing sign, not after unwinding
+    # 20 s of integral, and settled between the rails (not stuck at 0 either) 3 s later.
+    assert all(o < 100.0 for tt, o in outs if tt >= crossed + 0.5)
+    ff = c.feedforward_pct(245.0, 0.0, 90.0)
+    late = [o for tt, o in outs if tt >= crossed + 3.0]
+    assert all(0.0 < o < ff + 5.0 for o in late)
 
 
-def test_error_is_taken_against_the_lagged_setpoint_on_a_ramp() -> None:
-    # On a steady ramp a chip lagging by exactly the sensing lag is on track: no PI action.
-    c = LampController()
-    ramp = Profile(100.0, [Segment(ramp_c_per_s=2.0, to_c=200.0)])
-    lagged = 100.0 + 2.0 * (10.0 - c.model.sensing_lag_s)
-    out, sp = c.update(10.0, ramp, 10.0, lagged, 80.0)
-    assert sp == pytest.approx(120.0)
-    assert out == pytest.approx(c.feedforward_pct(120.0, 2.0, 80.0))
+def test_output_respects_the_cap_and_the_slew_limit() -> None:
+    c = ChipController(NAMEPLATE_MODEL, slew_pct_per_s=200.0)
+    hold = _hold(200.0)
+    prev = c.update(0.0, hold, 0.0, measured_c=25.0, sink_c=25.0, cap_pct=100.0)
+    for i in range(1, 40):
+        cap = 30.0 if i > 20 else 100.0
+        out = c.update(i * DT, hold, i * DT, measured_c=25.0, sink_c=25.0, cap_pct=cap)
+        assert 0.0 <= out <= cap + 1e-9
+        # Up at the slew rate; down to a lower cap at once (the cap wins).
+        assert out - prev <= 200.0 * DT + 1e-9
+        prev = out
+
+
+def test_feedforward_plans_the_latent_heat_across_the_melting_band() -> None:
+    c = ChipController(NAMEPLATE_MODEL, melt=(217.0, 220.0))
+    below = c.feedforward_pct(216.0, 2.0, 90.0)
+    inside = c.feedforward_pct(218.0, 2.0, 90.0)
+    m = NAMEPLATE_MODEL
+    latent = 2.0 * m.latent_heat_k / 3.0 / m.gain_c_s_per_pct
+    assert inside - below == pytest.approx(
+        latent + (m.loss_per_s * 2.0 + m.molten_loss_per_s * (1 / 3) * 128.0) / m.gain_c_s_per_pct,
+        rel=0.05,
+    )
+    # Freezing gives the heat back: the lamps need less on the way down.
+    assert c.feedforward_pct(218.0, -2.0, 90.0) < c.feedforward_pct(218.0, 0.0, 90.0)
+
+
+def test_a_eutectic_melts_over_a_narrow_band_below_its_liquidus() -> None:
+    assert melt_fraction(182.4, (183.0, 183.0)) == (0.0, 0.0)
+    assert melt_fraction(182.75, (183.0, 183.0))[0] == pytest.approx(0.5)
+    assert melt_fraction(183.1, (183.0, 183.0)) == (1.0, 0.0)
+
+
+def test_soak_timer_runs_only_while_the_chip_is_inside_the_band() -> None:
+    p = Profile(150.0, [Segment(ramp_c_per_s=1.0, to_c=150.0, hold_s=30.0)])
+    piece = p.piece_at(5.0)
+    assert piece is not None and piece.kind == "hold"
+    assert _advance(piece, 5.0, DT, 150.0 + SOAK_BAND_C * 0.5, 150.0) == pytest.approx(5.0 + DT)
+    assert _advance(piece, 5.0, DT, 150.0 - SOAK_BAND_C * 2.0, 150.0) == 5.0
+    assert _advance(piece, 5.0, DT, 150.0 + SOAK_BAND_C * 2.0, 150.0) == 5.0
+
+
+def test_a_ramp_ends_on_temperature_not_on_the_clock() -> None:
+    p = Profile(100.0, [Segment(ramp_c_per_s=2.0, to_c=150.0, hold_s=10.0)])
+    ramp = p.piece_at(24.99)
+    assert ramp is not None and ramp.kind == "ramp"
+    # The clock reaches the ramp's end with the chip still reading 3 °C short: it waits.
+    t = _advance(ramp, 24.99, DT, 147.0 - 0.6, 150.0 - 0.6 + TRAIL_BAND_C * 0.5)
+    assert t < ramp.t1
+    # A chip that trails on the ramp holds the setpoint where it is.
+    assert _advance(ramp, 10.0, DT, 110.0, 120.0) == 10.0
+    # On track, the clock runs.
+    assert _advance(ramp, 10.0, DT, 119.5, 119.4) == pytest.approx(10.0 + DT)

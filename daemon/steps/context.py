@@ -10,7 +10,7 @@ from daemon.config import Limits
 from daemon.errors import SafetyStop, StepFailed
 from daemon.monitor import Monitor, Snapshot
 from daemon.recipe.model import VacuumFilmBondRecipe
-from daemon.thermal import LampController
+from daemon.thermal import ChipLoop, ControllerFactory, ThermalModel
 from drivers.clock import Clock
 from drivers.errors import DeviceError
 from drivers.protocols import (
@@ -37,7 +37,13 @@ class StepContext:
     setpoint_c: float | None = None  # recorded in the trace
     progress: float = 0.0  # 0..1 within the step, for the operator's display
     lamps_enabled: bool = field(default=False)
-    controller: LampController | None = None
+    # The chip loop, kept from reflow into cooling (no gap at the hand-over); built by
+    # ``controller_factory`` (None = daemon.thermal.ChipController) from ``thermal_model``
+    # (None = the configuration has no identified model: ADR 0062).
+    controller: ChipLoop | None = None
+    thermal_model: ThermalModel | None = None
+    controller_factory: ControllerFactory | None = None
+    follow_ended_t: float | None = None  # clock time the last profile ended (hand-over)
     # The interlock monitor's verdict: why the lamps must stay at 0 % now (None = they may be
     # on). Checked on every lamp command, so a step cannot undo a trip or a suspension.
     inhibit: Callable[[], str | None] | None = None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import structlog
+
 from daemon.errors import SafetyStop, StepFailed
 from daemon.monitor import Snapshot
 from daemon.recipe.model import (
@@ -18,7 +20,14 @@ from daemon.recipe.model import (
     Vent,
 )
 from daemon.steps.context import CMD_TIMEOUT_S, StepContext
-from daemon.thermal import LampController, Profile
+from daemon.thermal import (
+    EUTECTIC_BAND_K,
+    NAMEPLATE_MODEL,
+    ChipLoop,
+    Piece,
+    Profile,
+    chip_controller,
+)
 from drivers.protocols import OUT_FILM_CLAMP, VALVE_N2_PURGE, VALVE_PUMP, VALVE_VENT
 
 O2_FRESH_WAIT_S = 6.0  # the analyzer reports every 2 s; allow a few lines after backfill
@@ -142,10 +151,79 @@ async def pump_down(ctx: StepContext, step: PumpDown) -> None:
     ctx.progress = 1.0
 
 
-# The profile clock waits while the chip trails its setpoint by more than this: through
-# latent heat (melting, freezing) the chip stalls, and catching up afterwards would break
-# the ramp-rate limits.
-TRAIL_BAND_C = 1.5
+# The profile clock waits while the chip trails the reading it should show by more than this
+# on a ramp: catching up afterwards would break the recipe's ramp-rate limits.
+TRAIL_BAND_C = 0.5
+# A hold's timer runs only while the chip reads within this of its level (guaranteed soak),
+# and a ramp ends only once the chip is this close to the ramp's target.
+SOAK_BAND_C = 1.0
+# Lamp power fades to 0 % over this many kelvin below the component suspend level
+# (Tg − margin − approach): the chip loop gives way before the interlock has to.
+COMPONENT_SOFT_K = 5.0
+# The cool ramp runs this far under the recipe's max rate: the conformance check's
+# least-squares rate over the noisy thermocouple must not read above the limit (ADR 0063).
+COOL_RATE_MARGIN_C_S = 0.25
+# Above the freezing band the chip is molten and tracks closely: a margin for the rate
+# noise (≈ 6σ of the 2 s slope) and the tracking ripple.
+NOISE_RATE_MARGIN_C_S = 0.2
+# ... and this much slower again through the freezing band, from just above it to well
+# below: a chip the released heat held back catches up there, under the slower ramp.
+FREEZE_RATE_FACTOR = 0.85
+FREEZE_PAD_ABOVE_C = 1.0
+FREEZE_PAD_BELOW_C = 5.0
+
+log = structlog.get_logger(__name__)
+
+
+def _component_cap_pct(ctx: StepContext, snap: Snapshot) -> float:
+    comp = [r.value for ch, r in snap.temps.items() if ch.startswith("component") and r.ok]
+    if not comp:
+        return 100.0  # the interlocks act on a lost component reading; the chip loop need not
+    # Other recipe kinds (lead-lift) may name no polymer component: then no cap.
+    component = getattr(getattr(ctx.recipe, "materials", None), "component", None)
+    if component is None:
+        return 100.0
+    suspend_c = float(component.tg_c - component.tg_margin_c) - ctx.limits.component_approach_c
+    headroom = suspend_c - sum(comp) / len(comp)
+    return 100.0 * min(1.0, max(0.0, headroom / COMPONENT_SOFT_K))
+
+
+def _controller(ctx: StepContext) -> ChipLoop:
+    if ctx.controller is not None:
+        return ctx.controller
+    model = ctx.thermal_model
+    if model is None and ctx.controller_factory is None:
+        log.warning(
+            "thermal_model_unidentified",
+            detail="no [thermal] section in the configuration: nameplate model in use; "
+            "run `bonderd tune --write` (docs/thermal-control.md)",
+        )
+    model = model or NAMEPLATE_MODEL
+    # No solder named (a lead-lift heat release): no latent heat to plan.
+    solder = getattr(getattr(ctx.recipe, "materials", None), "solder", None)
+    melt = None if solder is None else (solder.solidus_c, solder.liquidus_c)
+    factory = ctx.controller_factory or chip_controller
+    ctx.controller = factory(model, melt)
+    return ctx.controller
+
+
+def _advance(
+    piece: Piece | None, t_profile: float, dt: float, measured: float, expected: float
+) -> float:
+    """The profile clock after ``dt``: ramps end on temperature, holds count inside the band."""
+    if piece is None:
+        return t_profile + dt
+    if piece.kind == "hold":
+        return t_profile + dt if abs(measured - expected) <= SOAK_BAND_C else t_profile
+    direction = 1.0 if piece.to_c >= piece.from_c else -1.0
+    if (expected - measured) * direction > TRAIL_BAND_C:
+        return t_profile  # latent heat or a weak lamp: the setpoint waits for the chip
+    nxt = t_profile + dt
+    if nxt >= piece.t1 and (expected - measured) * direction > SOAK_BAND_C:
+        # A ramp ends on temperature, not on the clock: the chip must read within the band
+        # of what it reads on target (the reading trails a ramp by its lag).
+        return max(t_profile, piece.t1 - 1e-9)
+    return nxt
 
 
 async def _follow(
@@ -153,30 +231,44 @@ async def _follow(
     profile: Profile,
     channel: str,
     done: Callable[[float, float], bool],
+    *,
+    continued: bool = False,
 ) -> None:
-    """Drive the lamps so ``channel`` follows ``profile`` until ``done(t, measured)``.
+    """Drive the lamps so ``channel`` follows ``profile`` until ``done(t_profile, measured)``.
 
     The controller is kept in the context from reflow into cooling: a fresh integrator at
     the step boundary would drop the lamps and let the joints cool faster than allowed.
     """
-    ctrl = ctx.controller or LampController(max_pct=100.0)
-    ctx.controller = ctrl
+    ctrl = _controller(ctx)
     t_profile = 0.0
-    last: float | None = None
+    # ``continued``: this profile takes over where the last one ended (the reflow announced
+    # it); the periods the executor took to change steps count as profile time.
+    last: float | None = ctx.follow_ended_t if continued else None
     while True:
         snap = await ctx.tick()
         measured = _chip(snap, channel)
-        if last is not None:
-            reference, slope = profile.at(max(0.0, t_profile - ctrl.model.sensing_lag_s))
-            behind = (reference - measured) * (1.0 if slope >= 0 else -1.0)
-            trailing = slope != 0.0 and behind > TRAIL_BAND_C
-            if not trailing:
-                t_profile += snap.t - last
+        expected = ctrl.expected_c
+        if last is not None and expected is None:
+            # A loop with no expectation of the reading (the identification experiment of
+            # bonderd tune) runs on the plain clock.
+            t_profile += snap.t - last
+        elif last is not None and expected is not None:
+            piece = profile.piece_at(t_profile)
+            t_profile = _advance(piece, t_profile, snap.t - last, measured, expected)
         last = snap.t
-        pct, ctx.setpoint_c = ctrl.update(snap.t, profile, t_profile, measured, _sink(snap))
+        pct = ctrl.update(
+            snap.t,
+            profile,
+            t_profile,
+            measured_c=measured,
+            sink_c=_sink(snap),
+            cap_pct=_component_cap_pct(ctx, snap),
+        )
+        ctx.setpoint_c = profile.at(t_profile)[0]
         await ctx.set_lamps(pct)
         ctx.progress = min(1.0, t_profile / profile.duration_s) if profile.duration_s > 0 else 1.0
         if done(t_profile, measured):
+            ctx.follow_ended_t = snap.t
             return
 
 
@@ -188,29 +280,85 @@ async def _start_heating(ctx: StepContext, channel: str) -> float:
     return start
 
 
+def _next_cool(ctx: StepContext, step: Reflow) -> Segment | None:
+    """The cool step right after this reflow, as the ramp the controller looks ahead into."""
+    steps = ctx.recipe.steps
+    i = next((k for k, s in enumerate(steps) if s is step), None)
+    if i is None or i + 1 >= len(steps):
+        return None
+    nxt = steps[i + 1]
+    if not isinstance(nxt, Cool):
+        return None
+    solder = getattr(getattr(ctx.recipe, "materials", None), "solder", None)
+    rate = _cool_rate(nxt) if solder is None else _above_liquidus_rate(nxt)
+    return Segment(ramp_c_per_s=rate, to_c=nxt.to_c)
+
+
+def _cool_segments(ctx: StepContext, start: float, step: Cool) -> list[Segment]:
+    """Down at the cool rate, but slower through the solder's freezing band: the latent heat
+    released there is what the loop tracks least precisely (the lamps cannot pull heat out),
+    and the rate limit is checked over the whole band."""
+    rate = _cool_rate(step)
+    solder = getattr(getattr(ctx.recipe, "materials", None), "solder", None)
+    if solder is None:
+        return [Segment(ramp_c_per_s=rate, to_c=step.to_c)]
+    top = solder.liquidus_c + FREEZE_PAD_ABOVE_C
+    bottom = solder.solidus_c - EUTECTIC_BAND_K - FREEZE_PAD_BELOW_C
+    if not (start > top and step.to_c < bottom):
+        return [Segment(ramp_c_per_s=rate, to_c=step.to_c)]
+    return [
+        Segment(ramp_c_per_s=_above_liquidus_rate(step), to_c=top),
+        Segment(ramp_c_per_s=rate * FREEZE_RATE_FACTOR, to_c=bottom),
+        Segment(ramp_c_per_s=rate, to_c=step.to_c),
+    ]
+
+
+def _above_liquidus_rate(step: Cool) -> float:
+    """Down from the peak to the freezing band the chip is molten and tracks closely: the
+    noise margin alone, so the time above liquidus is the profile's."""
+    return max(step.max_rate_c_per_s - NOISE_RATE_MARGIN_C_S, 0.5 * step.max_rate_c_per_s)
+
+
+def _cool_rate(step: Cool) -> float:
+    return max(step.max_rate_c_per_s - COOL_RATE_MARGIN_C_S, 0.5 * step.max_rate_c_per_s)
+
+
 async def reflow(ctx: StepContext, step: Reflow) -> None:
     start = await _start_heating(ctx, step.control_tc)
-    profile = Profile(start, step.segments)
+    fastest = max(seg.ramp_c_per_s for seg in step.segments)
+    room = max(0.1, min(1.0, 0.5 * (step.max_ramp_c_per_s - fastest)))
+    profile = Profile(start, step.segments, then=_next_cool(ctx, step), catch_up_c_s=room)
     await _follow(ctx, profile, step.control_tc, lambda t, _: t >= profile.duration_s)
 
 
 async def cool(ctx: StepContext, step: Cool) -> None:
     if not step.keep_vacuum:
         await _valve(ctx, VALVE_PUMP, False)
-    snap = await ctx.tick()
+    # The latest snapshot, not the next: a period at the reflow's last power is a step late.
+    snap = ctx.monitor.latest or await ctx.tick()
     start = _chip(snap, "chip")
-    # Lamps hold the chip back to the allowed rate; a margin keeps noise off the limit.
-    rate = step.max_rate_c_per_s * 0.8
-    profile = Profile(start, [Segment(ramp_c_per_s=rate, to_c=step.to_c)])
+    # The lamps hold the chip back to the recipe's rate; starting from the setpoint the chip
+    # was following keeps the hand-over smooth (its reading trails by the sensor lag).
+    if ctx.setpoint_c is not None and abs(ctx.setpoint_c - start) <= SOAK_BAND_C:
+        start = ctx.setpoint_c
+    profile = Profile(
+        start,
+        _cool_segments(ctx, start, step),
+        catch_up_c_s=0.5 * (step.max_rate_c_per_s - _cool_rate(step)),
+    )
     if not ctx.lamps_enabled:
         await ctx.enable_lamps()
     # The lamps stay under control at the end: a following securement release takes them
     # over without a gap (a gap is a thermal shock), and venting switches them off first.
-    await _follow(ctx, profile, "chip", lambda t, c: c <= step.to_c)
+    await _follow(
+        ctx, profile, "chip", lambda t, c: c <= step.to_c, continued=start == ctx.setpoint_c
+    )
 
 
 async def securement_release(ctx: StepContext, step: SecurementRelease) -> None:
     start = await _start_heating(ctx, "chip")
+    if ctx.setpoint_c is not None and abs(ctx.setpoint_c - start) <= SOAK_BAND_C:
+        start = ctx.setpoint_c
     ramp = Segment(ramp_c_per_s=2.0, to_c=step.temperature_c, hold_s=0.0)
     profile = Profile(start, [ramp])
     held_since: float | None = None
