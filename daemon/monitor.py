@@ -17,6 +17,7 @@ from drivers.clock import Clock
 from drivers.errors import DeviceError
 from drivers.protocols import (
     ChillerStatus,
+    DispenserStatus,
     Machine,
     PumpStatus,
     StageStatus,
@@ -45,6 +46,7 @@ class Snapshot:
     outputs: dict[str, bool] | None
     stage: StageStatus | None
     uv: UvStatus | None
+    dispenser: DispenserStatus | None = None
     errors: dict[str, str] = field(default_factory=dict)  # device -> why it gave no reading
 
     def temp(self, channel: str) -> float | None:
@@ -102,6 +104,7 @@ class Monitor:
             ("dio.outputs", lambda: m.dio.read_outputs(t)),
             ("zstage", lambda: m.zstage.status(t)),
             ("uv", lambda: m.uv.status(t)),
+            ("dispenser", lambda: m.dispenser.status(t)),
         )
         if self.concurrent:
             async with asyncio.TaskGroup() as tg:  # _read turns device errors into `errs`
@@ -109,7 +112,20 @@ class Monitor:
             values = [task.result() for task in tasks]
         else:
             values = [await self._read(name, fn(), errs) for name, fn in reads]
-        temps, pressure, o2, lamps, pump, valves, chiller, inputs, outputs, stage, uv = values
+        (
+            temps,
+            pressure,
+            o2,
+            lamps,
+            pump,
+            valves,
+            chiller,
+            inputs,
+            outputs,
+            stage,
+            uv,
+            dispenser,
+        ) = values
         lamp_readings = lamps
         snap = Snapshot(
             t=started,
@@ -124,6 +140,7 @@ class Monitor:
             outputs=outputs,
             stage=stage,
             uv=uv,
+            dispenser=dispenser,
             errors=errs,
         )
         async with self._cond:
