@@ -42,10 +42,15 @@ def test_run_each_shipped_recipe_at_speed_100_exits_0_with_every_check_ok(
     assert all(c["ok"] for c in doc["conformance"])
     assert doc["lot_id"] == "L1"
     assert len(doc["recipe"]["sha256"]) == 64
-    for key in ("peak_c", "time_above_liquidus_s", "max_component_c", "min_pressure_mbar"):
+    keys = (
+        ("max_force_n", "lift_displacement_um", "cure_conversion", "max_component_c")
+        if doc["steps"][0]["type"] in ("uv_release", "heat_release")
+        else ("peak_c", "time_above_liquidus_s", "max_component_c", "min_pressure_mbar")
+    )
+    for key in keys:
         assert doc["metrics"][key] is not None
     # The terminal got the live progress and the verdict.
-    assert "step reflow: completed" in proc.stderr
+    assert f"step {doc['steps'][-1]['name']}: completed" in proc.stderr
     assert "result: COMPLETED" in proc.stderr
 
     # export: the same run's trace, one row per sample, the contract's columns.

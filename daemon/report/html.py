@@ -24,12 +24,19 @@ from pydantic import TypeAdapter, ValidationError
 
 from daemon import __version__
 from daemon.conformance import O2_PPM_MIN_PRESSURE_MBAR, StepOutcome, evaluate
-from daemon.recipe.model import Recipe, Reflow, VacuumFilmBondRecipe
+from daemon.recipe.model import (
+    AnyRecipe,
+    BumpMaterials,
+    Recipe,
+    Reflow,
+    atmosphere_of,
+    component_max_c,
+)
 from daemon.records import RunRecord, StepRecord
 from daemon.report.svgplot import Chart, HBand, HLine, Marker, Series, VSpan
 from daemon.trace import Sample
 
-_RECIPE: TypeAdapter[VacuumFilmBondRecipe] = TypeAdapter(Recipe)
+_RECIPE: TypeAdapter[AnyRecipe] = TypeAdapter(Recipe)
 
 CHIP, COMPONENT, CHUCK = "#d62728", "#ff7f0e", "#1f77b4"
 SETPOINT, LIQUIDUS, TG = "#222222", "#7b3fa0", "#8c564b"
@@ -48,7 +55,7 @@ class Failure:
     reason: str
 
 
-def parse_recorded_recipe(text: str) -> VacuumFilmBondRecipe | None:
+def parse_recorded_recipe(text: str) -> AnyRecipe | None:
     """The recipe as stored with the run, or None if this software cannot read it."""
     try:
         return _RECIPE.validate_python(tomllib.loads(text))
@@ -83,7 +90,7 @@ def _time(ts: datetime | None) -> str:
 
 
 def _checks(
-    record: RunRecord, recipe: VacuumFilmBondRecipe | None, samples: Sequence[Sample]
+    record: RunRecord, recipe: AnyRecipe | None, samples: Sequence[Sample]
 ) -> tuple[list[dict[str, Any]], str]:
     """The conformance entries and where they came from."""
     if record.result is not None:
@@ -187,7 +194,7 @@ def _markers(record: RunRecord) -> list[Marker]:
 
 def build_charts(
     record: RunRecord,
-    recipe: VacuumFilmBondRecipe | None,
+    recipe: AnyRecipe | None,
     samples: Sequence[Sample],
     failure: Failure | None,
 ) -> list[str]:
@@ -241,13 +248,17 @@ def build_charts(
         Series("setpoint", t, [s.setpoint_c for s in samples], SETPOINT, 1.2, "4 3")
     )
     if recipe is not None:
-        solder, comp = recipe.materials.solder, recipe.materials.component
+        mats = recipe.materials
+        solder = mats.solder
         liquidus = solder.liquidus_c
         temps.hlines.append(HLine(liquidus, f"liquidus {liquidus:g} °C ({solder.name})", LIQUIDUS))
-        tg_line = comp.tg_c - comp.tg_margin_c
-        temps.hlines.append(
-            HLine(tg_line, f"Tg − margin {tg_line:g} °C ({comp.polymer})", TG, "2 3")
+        tg_line = component_max_c(recipe)
+        what = (
+            f"carrier limit {tg_line:g} °C ({mats.carrier.name})"
+            if isinstance(mats, BumpMaterials)
+            else f"Tg − margin {tg_line:g} °C ({mats.component.polymer})"
         )
+        temps.hlines.append(HLine(tg_line, what, TG, "2 3"))
         for r in (s for s in recipe.steps if isinstance(s, Reflow)):
             rec = next((s for s in record.steps if s.name == r.name), None)
             if rec is None:
@@ -290,8 +301,8 @@ def build_charts(
             "O2 partial pressure (mbar)", t, [s.o2_partial_mbar() for s in samples], "#8c564b", 1.6
         )
     )
-    if recipe is not None:
-        atm = recipe.atmosphere
+    atm = atmosphere_of(recipe) if recipe is not None else None
+    if atm is not None:
         gas.hlines.append(HLine(atm.o2_max_ppm, f"O2 limit {atm.o2_max_ppm:g} ppm", "#2ca02c"))
         gas.hlines.append(
             HLine(
