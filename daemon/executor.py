@@ -44,6 +44,10 @@ log = structlog.get_logger(__name__)
 
 Listener = Callable[[str, dict[str, Any]], None]
 SAFE_STATE_STEP = "safe_state"  # the trace's step name while the safe state runs
+# The safe state's stop action for the stage (daemon/safe_state.py), and the time a stage
+# that did not take the stop is given past its commanded move's end.
+STAGE_STOP_ACTION = "Z stage stopped"
+STAGE_SETTLE_S = 0.5
 # Where the safe state brings a chuck heated by a lead-lift step: handling temperature.
 LEAD_LIFT_COOL_TO_C = 25.0
 TRACE_FLUSH_EVERY = 5  # samples; at 20 Hz a crash loses at most a quarter of a second
@@ -360,6 +364,12 @@ class Executor:
         return plan
 
     def _fail(self, code: str, reason: str) -> None:
+        trip = self.interlocks.trip
+        if trip is not None and self._abort_reason is None:
+            # The interlock tripped first and switched things off under the step, which then
+            # failed on the consequence: the trip is the cause the operator must see.
+            self._abort_reason = f"interlock {trip.code}: {trip.message}"
+            self._abort_code = trip.code
         self._abort_reason = self._abort_reason or reason
         self._abort_code = self._abort_code or code
         self._alarm(code, "alarm", reason)
@@ -377,12 +387,25 @@ class Executor:
 
     async def _end_energy(self, ctx: StepContext, completed: bool) -> None:
         # Shielded: a second cancellation (Ctrl-C twice) must not stop the lamps going off.
+        pending = ctx.z_command
         report = await asyncio.shield(outputs_off(self.machine))
         ctx.lamps_enabled = False
         ctx.lamp_cmd_pct = 0.0
         ctx.uv_exposing = False
         # The stage has been stopped: no move is outstanding any more.
         ctx.z_command = None
+        if pending is not None and any(p.startswith(STAGE_STOP_ACTION) for p in report.problems):
+            # The stage did not take the stop (not answering): it runs its commanded move to
+            # the end. The run is not over, and nobody may reach in, before that move is.
+            end = pending.t0 + pending.duration_s() + STAGE_SETTLE_S
+            if (wait := end - self.clock.now()) > 0:
+                self._alarm(
+                    "zstage_unstoppable",
+                    "alarm",
+                    f"Z stage did not answer the stop: waiting {wait:.1f} s for its commanded "
+                    f"move to {pending.target_um:.0f} µm to end",
+                )
+                await asyncio.shield(self.clock.sleep(wait))
         for problem in report.problems:
             self._alarm("safe_state_incomplete", "alarm", problem)
 
