@@ -482,3 +482,16 @@ def test_oxygen_slows_coalescence_as_documented() -> None:
     expected = 1.0 - math.exp(-60.0 * f / p.coalesce_tau_s)
     assert c_air == pytest.approx(expected, rel=0.01)
     assert c_air < 0.05  # an oxide skin in air: the strips stay strips
+
+
+def test_a_failed_hold_pulls_again_once_repaired() -> None:
+    plant, clock = make()
+    hold_both(plant, clock)
+    plant.schedule_fault(PlantFault("chuck_vacuum", "fail"), clock.t)
+    run(plant, clock, 1.0)
+    assert not plant.chuck_vacuum_held and plant.support_vacuum_held
+    plant.clear_faults()
+    run(plant, clock, 0.5 * plant.params.vacuum_hold_s)
+    assert not plant.chuck_vacuum_held
+    run(plant, clock, plant.params.vacuum_hold_s)
+    assert plant.chuck_vacuum_held

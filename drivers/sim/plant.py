@@ -1142,6 +1142,7 @@ class Plant:
         self.advance()
         self._fault_queue.clear()
         self._faults = _Faults()
+        self._sync_holds()  # a repaired hold pulls its vacuum again if its valve is open
 
     def _apply_fault(self, f: PlantFault) -> None:
         flt = self._faults
