@@ -234,9 +234,10 @@ class RuleEngine:
             self._thermocouples(snap, step, out)
             self._temperatures(snap, run, out)
             self._lamps(snap, run, step, out)
-            self._vacuum(snap, step if run.limits.vacuum_process else None, out)
+            if "gauge" in run.limits.used_devices:  # a lead lift has no working space
+                self._vacuum(snap, step if run.limits.vacuum_process else None, out)
             self._oxygen(snap, run, step, out)
-            self._utilities(snap, out)
+            self._utilities(snap, run, out)
             self._zstage(snap, run, out)
         else:
             for device, why in snap.errors.items():
@@ -517,7 +518,7 @@ class RuleEngine:
                 )
             )
 
-    def _utilities(self, snap: Snapshot, out: list[Finding]) -> None:
+    def _utilities(self, snap: Snapshot, run: RunView, out: list[Finding]) -> None:
         ch = snap.chiller
         if ch is not None:
             if ch.fault:
@@ -531,7 +532,9 @@ class RuleEngine:
                 out.append(Finding("chiller_no_flow", Action.TRIP, "no coolant flow to the chuck"))
         pump = snap.pump
         if pump is not None and pump.fault:
-            out.append(Finding("pump_fault", Action.TRIP, f"vacuum pump: {pump.detail or 'fault'}"))
+            # A recipe that never pumps (lead lift) is told, not stopped.
+            action = Action.TRIP if "pump" in run.limits.used_devices else Action.WARN
+            out.append(Finding("pump_fault", action, f"vacuum pump: {pump.detail or 'fault'}"))
 
     def _zstage(self, snap: Snapshot, run: RunView, out: list[Finding]) -> None:
         """Following error, a stall, and the vacuum holds once the support is lifted."""
