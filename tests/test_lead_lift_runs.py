@@ -153,3 +153,9 @@ async def test_trace_and_export_carry_z_force_uv_dose_and_conversion(
     assert max(float(r["z_um"] or 0) for r in rows) == pytest.approx(500.0, abs=5.0)
     assert max(float(r["z_force_n"] or 0) for r in rows) > 0.1
     assert max(float(r["cure_conversion"] or 0) for r in rows) >= 0.9
+    # The run report plots them.
+    out = tmp_path / "report"
+    assert main(["report", doc["run_id"], "--data-dir", str(tmp_path), "--out", str(out)]) == 0
+    html = next(out.glob("*.html")).read_text()
+    for chart in ("chart-z", "chart-force", "chart-uv", "chart-cure"):
+        assert f'id="{chart}"' in html, chart

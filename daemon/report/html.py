@@ -27,6 +27,9 @@ from daemon.conformance import O2_PPM_MIN_PRESSURE_MBAR, StepOutcome, evaluate
 from daemon.recipe.model import (
     AnyRecipe,
     BumpMaterials,
+    Cure,
+    LeadLiftRecipe,
+    LeadLiftStep,
     Recipe,
     Reflow,
     atmosphere_of,
@@ -353,7 +356,54 @@ def build_charts(
         )
         zc.series.append(Series("Z position", t, [s.z_um for s in samples], "#17becf", 1.6))
         charts.append(zc.render())
+    charts += _lead_lift_charts(recipe, samples, t, x_range, steps=steps, markers=markers)
     return charts
+
+
+def _lead_lift_charts(
+    recipe: AnyRecipe | None,
+    samples: Sequence[Sample],
+    t: list[float],
+    x_range: tuple[float, float],
+    *,
+    steps: Sequence[VSpan],
+    markers: Sequence[Marker],
+) -> list[str]:
+    """Force, UV and the daemon's estimates: drawn only when the trace has them."""
+
+    def chart(title: str, unit: str, css: str) -> Chart:
+        return Chart(
+            title, unit, x_range, height=220, css_id=css, vspans=list(steps), markers=list(markers)
+        )
+
+    out: list[str] = []
+    forces = [s.z_force_n for s in samples]
+    if any(f is not None and f != 0.0 for f in forces):
+        fc = chart("Z stage force", "N", "chart-force")
+        fc.series.append(Series("force", t, forces, BAD, 1.6))
+        if isinstance(recipe, LeadLiftRecipe):
+            for lim in {s.force_limit_n for s in recipe.steps if isinstance(s, LeadLiftStep)}:
+                fc.hlines.append(HLine(lim, f"force limit {lim:g} N", BAD, "4 3"))
+        out.append(fc.render())
+    doses = [s.uv_dose_mj_cm2 for s in samples]
+    if any(d for d in doses):
+        uc = chart("UV irradiance and dose", "mW/cm²  /  mJ/cm²", "chart-uv")
+        uc.series.append(
+            Series("irradiance (mW/cm²)", t, [s.uv_mw_cm2 for s in samples], "#9467bd", 1.4)
+        )
+        uc.series.append(Series("dose, cumulative (mJ/cm²)", t, doses, "#2ca02c", 1.8))
+        out.append(uc.render())
+    alphas = [s.cure_conversion for s in samples]
+    if any(a for a in alphas):
+        cc = chart("Encapsulant: estimated cure conversion", "fraction", "chart-cure")
+        cc.series.append(Series("conversion", t, alphas, "#8c564b", 1.8))
+        if isinstance(recipe, LeadLiftRecipe):
+            for c in (s for s in recipe.steps if isinstance(s, Cure)):
+                cc.hlines.append(
+                    HLine(c.conversion_target, f"target {c.conversion_target:g}", TG, "4 3")
+                )
+        out.append(cc.render())
+    return out
 
 
 # ---------------------------------------------------------------------------- page
