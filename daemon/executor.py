@@ -387,7 +387,7 @@ class Executor:
 
     async def _end_energy(self, ctx: StepContext, completed: bool) -> None:
         # Shielded: a second cancellation (Ctrl-C twice) must not stop the lamps going off.
-        pending = ctx.z_command
+        pending = ctx.z_last_move
         report = await asyncio.shield(outputs_off(self.machine))
         ctx.lamps_enabled = False
         ctx.lamp_cmd_pct = 0.0

@@ -97,6 +97,9 @@ class StepContext:
     estimates: ProcessEstimates = field(default_factory=ProcessEstimates)
     uv_exposing: bool = False
     z_command: ZCommand | None = None
+    # The last move commanded, kept when the daemon stops the stage: if the stage did not
+    # take the stop, the safe state knows how long it may still be moving.
+    z_last_move: ZCommand | None = None
 
     async def tick(self) -> Snapshot:
         """The next fresh snapshot; fails the step once its timeout has passed."""

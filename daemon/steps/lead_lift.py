@@ -10,6 +10,9 @@ judges its end on those estimates and on the stage's measured position and force
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+
+import structlog
 
 from daemon.errors import SafetyStop, StepFailed
 from daemon.monitor import Snapshot
@@ -30,6 +33,8 @@ from drivers.protocols import (
     OUT_SUPPORT_VACUUM,
 )
 
+log = structlog.get_logger(__name__)
+
 # A vacuum switch closes within a fraction of a second of its valve; give it this long.
 VACUUM_HOLD_WAIT_S = 5.0
 # Time after opening the shutter before its status must say open (the source's own lag).
@@ -47,6 +52,15 @@ HOLDS = (
     (OUT_CHUCK_VACUUM, IN_CHUCK_VACUUM_OK, "chuck"),
     (OUT_SUPPORT_VACUUM, IN_SUPPORT_VACUUM_OK, "support"),
 )
+
+
+async def _best_effort(ctx: StepContext, what: str, aw: Awaitable[None]) -> None:
+    """A cleanup command on the way out of a failing step: its own failure must not hide
+    why the step failed (the safe state repeats it)."""
+    try:
+        await asyncio.shield(ctx.command(what, aw))
+    except StepFailed as exc:
+        log.error("step_cleanup_failed", action=what, error=str(exc))
 
 
 async def _tick(ctx: StepContext) -> Snapshot:
@@ -117,6 +131,7 @@ async def uv_expose(ctx: StepContext, irradiance: float, dose: float) -> None:
         raise StepFailed(f"UV source not ready: {status.detail or 'lamp not ready'}")
     start = ctx.estimates.uv_dose_mj_cm2
     expected_s = dose / irradiance
+    reached = False
     ctx.uv_exposing = True
     try:
         await ctx.command("UV shutter open", uv.open_shutter(CMD_TIMEOUT_S))
@@ -143,6 +158,7 @@ async def uv_expose(ctx: StepContext, irradiance: float, dose: float) -> None:
                     f"UV shutter closed by itself at {delivered:.0f} of {dose:g} mJ/cm²"
                 )
             if delivered >= dose:
+                reached = True
                 return
             if snap.t - opened > 2.0 * expected_s + SHUTTER_OPEN_WAIT_S:
                 raise StepFailed(
@@ -151,9 +167,14 @@ async def uv_expose(ctx: StepContext, irradiance: float, dose: float) -> None:
                     "delivering less than it was set to"
                 )
     finally:
-        # Closed whatever ended the exposure; the safe state closes it again if this fails.
+        # Closed whatever ended the exposure. At the dose a failed close fails the step; on
+        # the way out of a failure it must not hide the cause (the safe state closes it
+        # again, and the interlock trips on a shutter left open).
         try:
-            await asyncio.shield(ctx.command("UV shutter close", uv.close_shutter(CMD_TIMEOUT_S)))
+            if reached:
+                await ctx.command("UV shutter close", uv.close_shutter(CMD_TIMEOUT_S))
+            else:
+                await _best_effort(ctx, "UV shutter close", uv.close_shutter(CMD_TIMEOUT_S))
         finally:
             ctx.uv_exposing = False
 
@@ -238,7 +259,10 @@ async def heat_release(ctx: StepContext, step: HeatRelease) -> None:
 
 
 async def _stop_stage(ctx: StepContext) -> None:
-    await asyncio.shield(ctx.command("Z stage stop", ctx.machine.zstage.stop(CMD_TIMEOUT_S)))
+    # No move is commanded any more: the following-error interlock must not read the
+    # deceleration as the stage failing to follow.
+    ctx.z_command = None
+    await _best_effort(ctx, "Z stage stop", ctx.machine.zstage.stop(CMD_TIMEOUT_S))
 
 
 async def lead_lift(ctx: StepContext, step: LeadLiftStep) -> None:
@@ -263,7 +287,9 @@ async def lead_lift(ctx: StepContext, step: LeadLiftStep) -> None:
     start = st.position_um.value
     target = start + step.displacement_um
     accel = step.accel_um_s2 or ctx.limits.z_accel_default_um_s2
-    ctx.z_command = ZCommand(ctx.clock.now(), start, target, step.speed_um_s, accel)
+    ctx.z_command = ctx.z_last_move = ZCommand(
+        ctx.clock.now(), start, target, step.speed_um_s, accel
+    )
     await ctx.command(
         "Z stage move",
         stage.move_abs(target, step.speed_um_s, CMD_TIMEOUT_S, accel_um_s2=step.accel_um_s2),
@@ -340,7 +366,7 @@ async def encapsulate(ctx: StepContext, step: Encapsulate) -> None:
                     f"{SHOT_END_MARGIN_S:g} s of its end"
                 )
     except BaseException:
-        await asyncio.shield(ctx.command("dispenser stop", disp.stop(CMD_TIMEOUT_S)))
+        await _best_effort(ctx, "dispenser stop", disp.stop(CMD_TIMEOUT_S))
         raise
     dispensed = ctx.estimates.dispensed_ul - start_ul
     want = step.volume_ul if step.volume_ul is not None else flow * step.pressure_kpa * shot
