@@ -297,6 +297,10 @@ class Executor:
             self._fail("internal_error", f"internal error: {type(exc).__name__}: {exc}")
         finally:
             await self._end_energy(ctx, completed)
+            if completed and self.state is RunState.ABORTING:
+                # An interlock tripped after the last step had completed, while the outputs
+                # were going off: the trip stands, the run ends through the safe state.
+                completed = False
             if not completed:
                 # The trace goes on through the safe state; it must not count as the step.
                 self.current_step, self.current_type = SAFE_STATE_STEP, None
@@ -345,7 +349,10 @@ class Executor:
             ended_at=doc["ended_at"],
             result=doc,
         )
-        self._fire(Trigger.COMPLETE if completed else Trigger.SAFE)
+        # A trip may still land in the last instants (after the interlocks were disarmed,
+        # only the always-on rules): it is latched and in the alarms; the state follows it.
+        late_trip = self.state is RunState.ABORTING
+        self._fire(Trigger.COMPLETE if completed and not late_trip else Trigger.SAFE)
         self.current_step = self.current_type = None
         self._emit("RunCompleted", **doc)
         log.info("run_completed", run_id=run_id, result=doc["result"], reason=doc["reason"])

@@ -128,6 +128,10 @@ def _steps(path: Path) -> list[str]:
     return [s.name for s in _recipe(path).steps]
 
 
+def _lift_index(recipe: LeadLiftRecipe) -> int:
+    return next(i for i, s in enumerate(recipe.steps) if s.type == "lead_lift")
+
+
 def _lead_lift_may_complete(recipe: LeadLiftRecipe, device: str, kind: str, step: str) -> bool:
     if device in LEAD_LIFT_UNUSED:
         return True
@@ -138,6 +142,10 @@ def _lead_lift_may_complete(recipe: LeadLiftRecipe, device: str, kind: str, step
         needed |= LEAD_LIFT_NEEDS[s.type]
         if isinstance(s, SupportRelease) and s.method == "uv":
             needed.add("uv")
+    if device == "zstage" and kind == "stall" and names.index(step) > _lift_index(recipe):
+        # The stage is at rest at the end of its move: a stall moves nothing and shows
+        # nothing (not busy, no following error).
+        return True
     if device.startswith("tc.") and kind in LATE_TC_KINDS:
         # No lamp-heating plausibility rule applies without lamps: a drifting or frozen
         # component or chuck thermocouple is caught by the absolute limits only, which a
