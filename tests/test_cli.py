@@ -81,17 +81,19 @@ def test_export_writes_the_contract_columns(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     proc = bonderd(
-        "run", str(RECIPES[0]), "--sim", "--speed", "200", "--json", "--data-dir", str(tmp_path)
+        "run", str(SAC), "--sim", "--speed", "200", "--json", "--data-dir", str(tmp_path)
     )
     run_id = json.loads(proc.stdout)["run_id"]
     capsys.readouterr()
     assert main(["export", run_id, "--data-dir", str(tmp_path), "--format", "csv"]) == 0
     rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    # The contract's columns in the contract's order; the lead-lift columns appended after.
     assert rows[0] == [
         "t_s", "setpoint_c", "chip_c", "component_c", "chuck_c",
         "pressure_mbar", "o2_ppm", "lamp_pct", "z_um", "step",
+        "z_force_n", "uv_mw_cm2", "uv_dose_mj_cm2", "cure_conversion", "dispensed_ul",
     ]  # fmt: skip
-    steps = {r[-1] for r in rows[1:]}
+    steps = {r[9] for r in rows[1:]}
     assert {"chuck_stabilize", "purge", "pump_down", "reflow", "cool", "vent"} <= steps
     assert any(r[1] for r in rows[1:])  # setpoints recorded during reflow
 
