@@ -7,15 +7,17 @@ import csv
 import io
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from daemon.cli import main
 from daemon.config import Limits
+from daemon.errors import CommandRefused
 from daemon.recipe.load import LoadedRecipe, parse_recipe
 from drivers.sim.faults import parse_scenario
 from drivers.sim.plant import PlantParams
-from tests.simrun import REPO, run_recipe
+from tests.simrun import REPO, SimRun, run_recipe
 
 UV = REPO / "recipes/lead-lift-uv.toml"
 HEAT = REPO / "recipes/lead-lift-heat.toml"
@@ -159,3 +161,18 @@ async def test_trace_and_export_carry_z_force_uv_dose_and_conversion(
     html = next(out.glob("*.html")).read_text()
     for chart in ("chart-z", "chart-force", "chart-uv", "chart-cure"):
         assert f'id="{chart}"' in html, chart
+
+
+async def test_a_hold_is_refused_while_the_leads_are_being_lifted(tmp_path: Path) -> None:
+    refused: list[str] = []
+
+    def on_event(sim: SimRun, event: str, payload: dict[str, Any]) -> None:
+        if event == "StepStarted" and payload["name"] == "lead_lift":
+            try:
+                sim.executor.request_hold()
+            except CommandRefused as exc:
+                refused.append(str(exc))
+
+    doc, _ = await run_recipe(_release_and_lift_only(), tmp_path, on_event=on_event)
+    assert doc["result"] == "completed", doc["reason"]
+    assert refused and "lead_lift" in refused[0]
