@@ -217,9 +217,8 @@ async def _run(args: argparse.Namespace) -> int:
             ctx = executor.ctx
             return ctx is not None and ctx.lamps_enabled and interlocks.trip is None
 
-        tg = loaded.recipe.materials.component.tg_c
-        invariants = InvariantChecker(
-            settings.limits.chip_max_c, tg, lamps_allowed, grace_s=grace_for(clock.speed)
+        invariants = InvariantChecker.for_recipe(
+            loaded.recipe, settings.limits.chip_max_c, lamps_allowed, grace_s=grace_for(clock.speed)
         )
         built.plant.add_observer(invariants)
     if scenario is not None and built.plant is not None:

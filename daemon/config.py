@@ -115,6 +115,24 @@ class Limits(_Section):
     lamp_uncommanded_pct: Annotated[float, Field(gt=0.0)] = 10.0
     heat_without_lamps_rise_c: Annotated[float, Field(gt=0.0)] = 5.0
     z_force_max_n: Annotated[float, Field(gt=0.0)] = 5.0
+    # Lead lift, release, encapsulation (docs/recipes.md). The stage, UV source, dispenser and
+    # heating circulator as installed; recipes are validated against them.
+    z_travel_um: Annotated[float, Field(gt=0.0)] = 10_000.0
+    z_speed_max_um_s: Annotated[float, Field(gt=0.0)] = 1000.0
+    z_accel_max_um_s2: Annotated[float, Field(gt=0.0)] = 20_000.0
+    # What the drive uses when a recipe gives no acceleration (the drive's configuration).
+    z_accel_default_um_s2: Annotated[float, Field(gt=0.0)] = 2000.0
+    # Interlock: measured Z position this far from the commanded motion profile trips.
+    z_following_error_max_um: Annotated[float, Field(gt=0.0)] = 50.0
+    # Interlock: the stage reports busy with a move outstanding and has not moved this long.
+    z_stall_s: Annotated[float, Field(gt=0.0)] = 1.0
+    uv_irradiance_max_mw_cm2: Annotated[float, Field(gt=0.0)] = 200.0
+    dispense_pressure_max_kpa: Annotated[float, Field(gt=0.0)] = 700.0
+    dispense_shot_max_s: Annotated[float, Field(gt=0.0)] = 60.0
+    # The temperature-control unit as a heating circulator (heat release, cure): highest
+    # setpoint, and the chuck's trip limit while a lead-lift recipe heats it.
+    chuck_heat_setpoint_max_c: Annotated[float, Field(gt=0.0)] = 180.0
+    chuck_heated_max_c: Annotated[float, Field(gt=0.0)] = 190.0
     snapshot_stale_s: Annotated[float, Field(gt=0.0)] = 1.0
 
     @model_validator(mode="after")

@@ -19,7 +19,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from daemon.recipe.model import Cool, Reflow, VacuumFilmBondRecipe, Window
+from daemon.recipe.model import (
+    AnyRecipe,
+    BumpMaterials,
+    BumpReflowRecipe,
+    Cool,
+    LeadLiftRecipe,
+    Reflow,
+    VacuumFilmBondRecipe,
+    Window,
+    component_hard_c,
+    component_max_c,
+)
 from daemon.trace import Sample
 
 HEATING_TYPES: Final = frozenset({"reflow", "securement_release"})
@@ -90,7 +101,9 @@ def _window(lo: float, hi: float) -> str:
 class _Trace:
     """The samples as per-sample columns, computed once for all checks."""
 
-    def __init__(self, recipe: VacuumFilmBondRecipe, samples: Sequence[Sample]) -> None:
+    def __init__(
+        self, recipe: VacuumFilmBondRecipe | BumpReflowRecipe, samples: Sequence[Sample]
+    ) -> None:
         self.recipe = recipe
         self.samples = samples
         # The chip signal is the channel the reflow controls on: the recipe's peak window and
@@ -255,13 +268,26 @@ def _max_limit_check(
 
 
 def _component_check(tr: _Trace) -> Check:
-    comp = tr.recipe.materials.component
-    limit = comp.tg_c - comp.tg_margin_c
+    mats = tr.recipe.materials
+    limit = component_max_c(tr.recipe)
+    if isinstance(mats, BumpMaterials):
+        name = "carrier_below_limit"
+        condition = (
+            f"the {mats.carrier.name} carrier under the chip stayed ≤ {limit:g} °C while "
+            "heating and cooling"
+        )
+    else:
+        comp = mats.component
+        name = "component_below_tg"
+        condition = (
+            f"the component's average temperature stayed at least {comp.tg_margin_c:g} °C "
+            f"below the {comp.polymer} glass transition ({comp.tg_c:g} °C) while heating and "
+            "cooling"
+        )
     return _max_limit_check(
         tr,
-        "component_below_tg",
-        f"the component's average temperature stayed at least {comp.tg_margin_c:g} °C below "
-        f"the {comp.polymer} glass transition ({comp.tg_c:g} °C) while heating and cooling",
+        name,
+        condition,
         tr.mask(lambda i: tr.heating[i] or tr.cooling[i]),
         tr.component,
         limit=limit,
@@ -273,11 +299,12 @@ def _component_check(tr: _Trace) -> Check:
 
 
 def _chuck_check(tr: _Trace) -> Check:
-    tg = tr.recipe.materials.component.tg_c
+    tg = component_hard_c(tr.recipe)
     return _max_limit_check(
         tr,
         "chuck_below_tg",
-        f"the chuck under the component stayed below the polymer's Tg ({tg:g} °C) all run",
+        f"the chuck under the part stayed below the part's limit ({tg:g} °C: the polymer's "
+        "Tg, or the carrier's limit) all run",
         [True] * len(tr.samples),
         tr.chuck,
         limit=tg,
@@ -419,7 +446,7 @@ def _purge_check(tr: _Trace, steps: Sequence[StepOutcome]) -> Check:
     def fail(detail: str) -> Check:
         return Check(name, False, None, limit, detail, condition)
 
-    if not tr.recipe.steps_of("purge"):
+    if not any(s.type == "purge" for s in tr.recipe.steps):
         return fail("the recipe has no purge step")
     pump = next((o for o in steps if o.type == "pump_down"), None)
     if pump is None:
@@ -645,7 +672,7 @@ def _metrics(tr: _Trace, steps: Sequence[StepOutcome]) -> Metrics:
 
 
 def evaluate(
-    recipe: VacuumFilmBondRecipe,
+    recipe: AnyRecipe,
     samples: Sequence[Sample],
     steps: Sequence[StepOutcome],
     *,
@@ -656,7 +683,21 @@ def evaluate(
     ``samples`` are the run's trace in time order (as recorded); ``steps`` the outcomes of
     the steps that started, in order. Returns every check, passed or not, and the metrics.
     """
+    if isinstance(recipe, LeadLiftRecipe):
+        from daemon.conformance_lead_lift import evaluate_lead_lift  # noqa: PLC0415 - no cycle
+
+        return evaluate_lead_lift(recipe, samples, steps)
     tr = _Trace(recipe, samples)
+    if isinstance(recipe, BumpReflowRecipe):
+        # No component and no film: the chip sits on a carrier in N2 at about atmosphere.
+        bump = [
+            _component_check(tr),
+            _chuck_check(tr),
+            *_o2_checks(tr),
+            *_reflow_checks(tr),
+            *_cool_checks(tr),
+        ]
+        return bump, _metrics(tr, steps)
     checks = [
         _component_check(tr),
         _chuck_check(tr),

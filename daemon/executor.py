@@ -27,13 +27,15 @@ from daemon.interlock_rules.rules import RunLimits, RunView
 from daemon.interlocks import Alarm, InterlockLatched, Interlocks
 from daemon.monitor import Monitor, Snapshot
 from daemon.recipe.load import LoadedRecipe
+from daemon.recipe.model import LeadLiftRecipe
 from daemon.records import RunStore
 from daemon.report.identity import identify_machine
 from daemon.result import build_result
 from daemon.run_state import RunState, TransitionRefused, Trigger, next_state
-from daemon.safe_state import enter_safe_state, outputs_off
+from daemon.safe_state import SafeStatePlan, enter_safe_state, outputs_off
 from daemon.steps.context import StepContext
-from daemon.steps.vacuum_film import NO_HOLD, run_step
+from daemon.steps.dispatch import no_hold, run_step
+from daemon.steps.estimates import ProcessEstimates
 from daemon.trace import Sample
 from drivers.clock import Clock
 from drivers.protocols import Machine
@@ -42,6 +44,12 @@ log = structlog.get_logger(__name__)
 
 Listener = Callable[[str, dict[str, Any]], None]
 SAFE_STATE_STEP = "safe_state"  # the trace's step name while the safe state runs
+# The safe state's stop action for the stage (daemon/safe_state.py), and the time a stage
+# that did not take the stop is given past its commanded move's end.
+STAGE_STOP_ACTION = "Z stage stopped"
+STAGE_SETTLE_S = 0.5
+# Where the safe state brings a chuck heated by a lead-lift step: handling temperature.
+LEAD_LIFT_COOL_TO_C = 25.0
 TRACE_FLUSH_EVERY = 5  # samples; at 20 Hz a crash loses at most a quarter of a second
 
 
@@ -118,10 +126,13 @@ class Executor:
     def request_hold(self) -> None:
         if self.state is not RunState.RUNNING:
             raise CommandRefused(f"hold refused: the machine is {self.state}, not running")
-        if self._in_heat_phase or self.current_type in NO_HOLD:
+        ctx = self.ctx
+        blocked = no_hold(ctx.recipe) if ctx is not None else frozenset()
+        if self._in_heat_phase or self.current_type in blocked:
             raise CommandRefused(
-                f"hold refused during step '{self.current_step}': the solder is being "
-                "reflowed or cooled; holding now would spoil the joints. Abort if needed."
+                f"hold refused during step '{self.current_step}' ({self.current_type}): "
+                "holding now would spoil the part (molten solder, a profile, exposure, shot "
+                "or lift half done). Abort if needed."
             )
         self._fire(Trigger.HOLD)
 
@@ -233,6 +244,7 @@ class Executor:
             monitor=self.monitor,
             recipe=recipe,
             limits=self.limits,
+            estimates=ProcessEstimates.for_recipe(recipe),
         )
         outcomes: list[StepOutcome] = []
         samples: list[Sample] = []
@@ -252,6 +264,8 @@ class Executor:
                 step_type=lambda: self.current_type,
                 lamps_enabled=lambda: ctx.lamps_enabled,
                 lamp_cmd_pct=lambda: ctx.lamp_cmd_pct if ctx.lamps_enabled else 0.0,
+                uv_exposing=lambda: ctx.uv_exposing,
+                z_command=lambda: ctx.z_command,
             )
         )
         own_interlocks = not self.interlocks.running
@@ -283,6 +297,10 @@ class Executor:
             self._fail("internal_error", f"internal error: {type(exc).__name__}: {exc}")
         finally:
             await self._end_energy(ctx, completed)
+            if completed and self.state is RunState.ABORTING:
+                # An interlock tripped after the last step had completed, while the outputs
+                # were going off: the trip stands, the run ends through the safe state.
+                completed = False
             if not completed:
                 # The trace goes on through the safe state; it must not count as the step.
                 self.current_step, self.current_type = SAFE_STATE_STEP, None
@@ -292,7 +310,7 @@ class Executor:
                     self.clock,
                     self.monitor,
                     solidus_c=solidus,
-                    plan=self.interlocks.safe_state_plan(),
+                    plan=self._safe_state_plan(ctx),
                 )
                 for problem in report.problems:
                     self._alarm("safe_state_incomplete", "warning", problem)
@@ -331,7 +349,10 @@ class Executor:
             ended_at=doc["ended_at"],
             result=doc,
         )
-        self._fire(Trigger.COMPLETE if completed else Trigger.SAFE)
+        # A trip may still land in the last instants (after the interlocks were disarmed,
+        # only the always-on rules): it is latched and in the alarms; the state follows it.
+        late_trip = self.state is RunState.ABORTING
+        self._fire(Trigger.COMPLETE if completed and not late_trip else Trigger.SAFE)
         self.current_step = self.current_type = None
         self._emit("RunCompleted", **doc)
         log.info("run_completed", run_id=run_id, result=doc["result"], reason=doc["reason"])
@@ -341,7 +362,21 @@ class Executor:
 
     _flushed = 0
 
+    def _safe_state_plan(self, ctx: StepContext) -> SafeStatePlan:
+        plan = self.interlocks.safe_state_plan()
+        if isinstance(ctx.recipe, LeadLiftRecipe) and ctx.setpoint_c is not None:
+            # A heated lead-lift step (release, cure) was running: bring the chuck back down
+            # with the circulator rather than leave the part at cure temperature.
+            return SafeStatePlan(vent_now=plan.vent_now, cool_chuck_to_c=LEAD_LIFT_COOL_TO_C)
+        return plan
+
     def _fail(self, code: str, reason: str) -> None:
+        trip = self.interlocks.trip
+        if trip is not None and self._abort_reason is None:
+            # The interlock tripped first and switched things off under the step, which then
+            # failed on the consequence: the trip is the cause the operator must see.
+            self._abort_reason = f"interlock {trip.code}: {trip.message}"
+            self._abort_code = trip.code
         self._abort_reason = self._abort_reason or reason
         self._abort_code = self._abort_code or code
         self._alarm(code, "alarm", reason)
@@ -359,10 +394,25 @@ class Executor:
 
     async def _end_energy(self, ctx: StepContext, completed: bool) -> None:
         # Shielded: a second cancellation (Ctrl-C twice) must not stop the lamps going off.
+        pending = ctx.z_last_move
         report = await asyncio.shield(outputs_off(self.machine))
         ctx.lamps_enabled = False
         ctx.lamp_cmd_pct = 0.0
-        ctx.setpoint_c = None
+        ctx.uv_exposing = False
+        # The stage has been stopped: no move is outstanding any more.
+        ctx.z_command = None
+        if pending is not None and any(p.startswith(STAGE_STOP_ACTION) for p in report.problems):
+            # The stage did not take the stop (not answering): it runs its commanded move to
+            # the end. The run is not over, and nobody may reach in, before that move is.
+            end = pending.t0 + pending.duration_s() + STAGE_SETTLE_S
+            if (wait := end - self.clock.now()) > 0:
+                self._alarm(
+                    "zstage_unstoppable",
+                    "alarm",
+                    f"Z stage did not answer the stop: waiting {wait:.1f} s for its commanded "
+                    f"move to {pending.target_um:.0f} µm to end",
+                )
+                await asyncio.shield(self.clock.sleep(wait))
         for problem in report.problems:
             self._alarm("safe_state_incomplete", "alarm", problem)
 
@@ -445,6 +495,10 @@ class Executor:
     def _sample(self, snap: Snapshot) -> Sample:
         ctx = self.ctx
         stage = snap.stage
+        est = ctx.estimates if ctx is not None else None
+        if est is not None:
+            est.update(snap)
+        lead_lift = ctx is not None and isinstance(ctx.recipe, LeadLiftRecipe)
         return Sample(
             t_s=round(snap.t - self._run_t0, 3),
             step=self.current_step or "",
@@ -455,4 +509,9 @@ class Executor:
             lamp_pct=snap.lamp_mean_pct(),
             z_um=stage.position_um.value if stage is not None and stage.position_um.ok else None,
             lamp_zones_pct=snap.lamp_pct,
+            z_force_n=stage.force_n.value if stage is not None and stage.force_n.ok else None,
+            uv_mw_cm2=ProcessEstimates.irradiance(snap) if snap.uv is not None else None,
+            uv_dose_mj_cm2=est.uv_dose_mj_cm2 if est is not None and lead_lift else None,
+            cure_conversion=est.cure_conversion if est is not None and lead_lift else None,
+            dispensed_ul=est.dispensed_ul if est is not None and lead_lift else None,
         )

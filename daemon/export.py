@@ -1,8 +1,12 @@
 """CSV export of a run's trace (``bonderd export``): one row per sample, RFC 4180.
 
-Columns: ``t_s, setpoint_c, <channel>_c..., pressure_mbar, o2_ppm, lamp_pct, z_um, step``.
-An empty field means no valid reading. Precision matches what the instruments can say:
-time to 1 ms, temperatures to 0.01 °C, pressure and O2 to 4 significant digits.
+Columns: ``t_s, setpoint_c, <channel>_c..., pressure_mbar, o2_ppm, lamp_pct, z_um, step``
+(CONTRACT.md, in that order), then the lead-lift columns appended after ``step`` so that
+parsers of the contract's columns keep working (ADR 0051): ``z_force_n, uv_mw_cm2,
+uv_dose_mj_cm2, cure_conversion, dispensed_ul``. An empty field means no valid reading (or
+not part of the run). Precision matches what the instruments can say: time to 1 ms,
+temperatures to 0.01 °C, pressure and O2 to 4 significant digits, force to 1 mN, irradiance
+to 0.1 mW/cm², dose to 0.1 mJ/cm², conversion to 0.0001, volume to 0.001 µL.
 """
 
 from __future__ import annotations
@@ -25,6 +29,10 @@ def channels_of(samples: Iterable[Sample]) -> list[str]:
     return list(seen)
 
 
+# After the contract's columns, never between them (ADR 0051).
+APPENDED_COLUMNS = ("z_force_n", "uv_mw_cm2", "uv_dose_mj_cm2", "cure_conversion", "dispensed_ul")
+
+
 def header(channels: Sequence[str]) -> list[str]:
     return [
         "t_s",
@@ -35,6 +43,7 @@ def header(channels: Sequence[str]) -> list[str]:
         "lamp_pct",
         "z_um",
         "step",
+        *APPENDED_COLUMNS,
     ]
 
 
@@ -83,6 +92,11 @@ def write_csv(samples: Sequence[Sample], out: TextIO, channels: Sequence[str] | 
                 _fixed(s.lamp_pct, 2),
                 _fixed(s.z_um, 2),
                 s.step,
+                _fixed(s.z_force_n, 3),
+                _fixed(s.uv_mw_cm2, 1),
+                _fixed(s.uv_dose_mj_cm2, 1),
+                _fixed(s.cure_conversion, 4),
+                _fixed(s.dispensed_ul, 3),
             ]
         )
     return len(samples)

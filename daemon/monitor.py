@@ -19,6 +19,7 @@ from drivers.clock import Clock
 from drivers.errors import DeviceError
 from drivers.protocols import (
     ChillerStatus,
+    DispenserStatus,
     Machine,
     PumpStatus,
     StageStatus,
@@ -108,6 +109,7 @@ class Snapshot:
     outputs: dict[str, bool] | None
     stage: StageStatus | None
     uv: UvStatus | None
+    dispenser: DispenserStatus | None = None
     errors: dict[str, str] = field(default_factory=dict)  # device -> why it gave no reading
 
     def temp(self, channel: str) -> float | None:
@@ -168,6 +170,7 @@ class Monitor:
             ("dio.outputs", m.dio, "read_outputs"),
             ("zstage", m.zstage, "status"),
             ("uv", m.uv, "status"),
+            ("dispenser", m.dispenser, "status"),
         )
 
     async def _read(self, device: str, aw: Awaitable[T], errors: dict[str, str]) -> T | None:
@@ -203,7 +206,20 @@ class Monitor:
                 except DeviceError as exc:
                     errs[name] = str(exc) or type(exc).__name__
                     values.append(None)
-        temps, pressure, o2, lamps, pump, valves, chiller, inputs, outputs, stage, uv = values
+        (
+            temps,
+            pressure,
+            o2,
+            lamps,
+            pump,
+            valves,
+            chiller,
+            inputs,
+            outputs,
+            stage,
+            uv,
+            dispenser,
+        ) = values
         lamp_readings = lamps
         snap = Snapshot(
             t=started,
@@ -218,6 +234,7 @@ class Monitor:
             outputs=outputs,
             stage=stage,
             uv=uv,
+            dispenser=dispenser,
             errors=errs,
         )
         async with self._cond:

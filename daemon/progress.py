@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 from daemon.executor import Executor
 from daemon.monitor import Snapshot
+from daemon.recipe.model import LeadLiftRecipe
 
 BAR_WIDTH = 24
 
@@ -52,8 +53,20 @@ class ProgressView:
             f"chip {_fmt(snap.temp('chip'))} (sp {_fmt(sp)})  comp {_fmt(snap.temp('component'))}  "
             f"chuck {_fmt(snap.temp('chuck'))} °C  p {_fmt(snap.pressure_mbar(), '.3g')} mbar  "
             f"O2 {_fmt(snap.o2_ppm(), '.3g')} ppm ({_fmt(_o2_partial(snap), '.2g')} mbar)  "
-            f"lamps {snap.lamp_mean_pct():4.1f}%  "
-            f"[{ex.state}]"
+            f"lamps {snap.lamp_mean_pct():4.1f}%  " + self._lift_part(snap) + f"[{ex.state}]"
+        )
+
+    def _lift_part(self, snap: Snapshot) -> str:
+        """Z, force and the estimates, for a lead-lift recipe."""
+        ctx = self.ex.ctx
+        if ctx is None or not isinstance(ctx.recipe, LeadLiftRecipe):
+            return ""
+        st, est = snap.stage, ctx.estimates
+        z = st.position_um.value if st is not None and st.position_um.ok else None
+        f = st.force_n.value if st is not None and st.force_n.ok else None
+        return (
+            f"z {_fmt(z)} µm  F {_fmt(f, '.2f')} N  dose {est.uv_dose_mj_cm2:.0f} mJ/cm²  "
+            f"disp {est.dispensed_ul:.1f} µL  α {est.cure_conversion:.2f}  "
         )
 
     def _write(self, text: str, newline: bool) -> None:
@@ -93,14 +106,28 @@ class ProgressView:
             f"result: {doc['result'].upper()}" + (f" — {doc['reason']}" if doc["reason"] else "")
         ]
         m = doc.get("metrics", {})
-        lines.append(
-            "peak {} °C, time above liquidus {} s, max component {} °C, min pressure {} mbar".format(
-                _fmt(m.get("peak_c")),
-                _fmt(m.get("time_above_liquidus_s")),
-                _fmt(m.get("max_component_c")),
-                _fmt(m.get("min_pressure_mbar"), ".3g"),
+        if "max_force_n" in m:
+            lines.append(
+                "max force {} N, lift {} µm, UV dose at lift {} mJ/cm², dispensed {} µL, "
+                "conversion {}, max component {} °C".format(
+                    _fmt(m.get("max_force_n"), ".3f"),
+                    _fmt(m.get("lift_displacement_um")),
+                    _fmt(m.get("uv_dose_at_lift_mj_cm2"), ".0f"),
+                    _fmt(m.get("dispensed_ul")),
+                    _fmt(m.get("cure_conversion"), ".3f"),
+                    _fmt(m.get("max_component_c")),
+                )
             )
-        )
+        else:
+            lines.append(
+                "peak {} °C, time above liquidus {} s, max component {} °C, min pressure {} "
+                "mbar".format(
+                    _fmt(m.get("peak_c")),
+                    _fmt(m.get("time_above_liquidus_s")),
+                    _fmt(m.get("max_component_c")),
+                    _fmt(m.get("min_pressure_mbar"), ".3g"),
+                )
+            )
         for c in doc.get("conformance", []):
             mark = "ok  " if c["ok"] else "FAIL"
             lines.append(f"  {mark} {c['check']}: {c['detail']}")

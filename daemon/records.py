@@ -42,6 +42,15 @@ _STEP_END_RESULTS: Final = frozenset({"completed", "aborted", "failed", "skipped
 # this long; short because the caller is the event loop, and our own transactions are short.
 _BUSY_TIMEOUT_S: Final = 2.0
 
+# Per-sample process values of the lead-lift kinds, in the order of the trace's Sample fields.
+_SAMPLE_PROCESS_COLUMNS: Final = (
+    "z_force_n",
+    "uv_mw_cm2",
+    "uv_dose_mj_cm2",
+    "cure_conversion",
+    "dispensed_ul",
+)
+
 # Each entry migrates the schema from version i to i + 1. Append only: a released migration
 # is never edited, because databases in the field have already run it.
 _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
@@ -214,6 +223,10 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             for op, row in (("INSERT", "NEW"), ("UPDATE", "OLD"), ("DELETE", "OLD"))
         ),
     ),
+    # Lead lift, release and encapsulation (ADR 0051): Z force, UV irradiance and dose, cure
+    # conversion and dispensed volume per sample. Added columns are NULL in the rows of older
+    # runs (not measured then); ADD COLUMN rewrites no row, so no finished record changes.
+    tuple(f"ALTER TABLE samples ADD COLUMN {column} REAL" for column in _SAMPLE_PROCESS_COLUMNS),
 )
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
 
@@ -538,6 +551,11 @@ class RunStore:
                 _real(s.z_um),
                 json.dumps(s.temps_c, separators=(",", ":")),
                 json.dumps(list(s.lamp_zones_pct), separators=(",", ":")),
+                _real(s.z_force_n),
+                _real(s.uv_mw_cm2),
+                _real(s.uv_dose_mj_cm2),
+                _real(s.cure_conversion),
+                _real(s.dispensed_ul),
             )
             for s in samples
         ]
@@ -545,8 +563,9 @@ class RunStore:
             self._require_running(db, run_id)
             db.executemany(
                 "INSERT INTO samples (run_id, t_s, step, setpoint_c, pressure_mbar, o2_ppm, "
-                "lamp_pct, z_um, temps_json, lamp_zones_json) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "lamp_pct, z_um, temps_json, lamp_zones_json, "
+                f"{', '.join(_SAMPLE_PROCESS_COLUMNS)}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
 
@@ -669,19 +688,25 @@ class RunStore:
         loads = json.loads
         return [
             Sample(
-                t_s=t_s,
-                step=step,
-                setpoint_c=setpoint_c,
-                temps_c=loads(temps),
-                pressure_mbar=pressure,
-                o2_ppm=o2,
-                lamp_pct=lamp,
-                z_um=z_um,
-                lamp_zones_pct=tuple(loads(zones)),
+                t_s=row[0],
+                step=row[1],
+                setpoint_c=row[2],
+                temps_c=loads(row[7]),
+                pressure_mbar=row[3],
+                o2_ppm=row[4],
+                lamp_pct=row[5],
+                z_um=row[6],
+                lamp_zones_pct=tuple(loads(row[8])),
+                z_force_n=row[9],
+                uv_mw_cm2=row[10],
+                uv_dose_mj_cm2=row[11],
+                cure_conversion=row[12],
+                dispensed_ul=row[13],
             )
-            for t_s, step, setpoint_c, pressure, o2, lamp, z_um, temps, zones in self._db.execute(
+            for row in self._db.execute(
                 "SELECT t_s, step, setpoint_c, pressure_mbar, o2_ppm, lamp_pct, z_um, "
-                "temps_json, lamp_zones_json FROM samples WHERE run_id = ? ORDER BY t_s, id",
+                f"temps_json, lamp_zones_json, {', '.join(_SAMPLE_PROCESS_COLUMNS)} "
+                "FROM samples WHERE run_id = ? ORDER BY t_s, id",
                 (run_id,),
             )
         ]

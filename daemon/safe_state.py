@@ -2,7 +2,10 @@
 
 1. At once and independently of each other: lamps 0 %, lamp contactor and SCR enable off,
    UV shutter closed, Z stage stopped, dispenser stopped. One device failing must not keep
-   the others from being made safe, so each action is tried on its own.
+   the others from being made safe, so each action is tried on its own. The lead-lift
+   vacuum holds are NOT released: with the support lifted, letting go of either side lets
+   the support drop or tilt onto bent leads and tears them (ADR 0057); they stay until an
+   operator unloads. A chuck heated by a lead-lift step is set back to handling temperature.
 2. Keep vacuum (film pressure) and chuck cooling while the solder solidifies: venting a
    molten joint lets the chips float off their pads.
 3. Vent with nitrogen to atmosphere.
@@ -45,6 +48,8 @@ VENT_MAX_S = 60.0
 @dataclass(frozen=True, slots=True)
 class SafeStatePlan:
     vent_now: bool = False  # skip the solidification hold: the vacuum cannot be kept
+    # A lead-lift step was heating the chuck through the circulator: set it back to this.
+    cool_chuck_to_c: float | None = None
 
 
 @dataclass
@@ -94,6 +99,14 @@ async def enter_safe_state(
     plan = plan or SafeStatePlan()
     report = await asyncio.shield(outputs_off(machine))
     log.warning("safe_state_outputs_off", problems=report.problems, vent_now=plan.vent_now)
+    cool_to = plan.cool_chuck_to_c
+    if cool_to is not None:
+        # The circulator keeps running: it is what takes the heat out of the chuck.
+        await _try(
+            report,
+            "circulator back to handling temperature",
+            lambda: machine.chiller.set_setpoint(cool_to, ACTION_TIMEOUT_S),
+        )
 
     deadline = clock.now() if plan.vent_now else clock.now() + SOLIDIFY_MAX_S
     blind_until: float | None = None

@@ -16,6 +16,12 @@ class Sample:
     lamp_pct: float  # mean commanded lamp power over the zones, %
     z_um: float | None = None
     lamp_zones_pct: tuple[float, ...] = field(default_factory=tuple)
+    # Lead lift, release, encapsulation (None = not measured / not part of this run).
+    z_force_n: float | None = None  # Z head load cell
+    uv_mw_cm2: float | None = None  # irradiance while the shutter is open, else 0
+    uv_dose_mj_cm2: float | None = None  # delivered so far (the daemon's integral)
+    cure_conversion: float | None = None  # the daemon's estimate from the kinetics, 0..1
+    dispensed_ul: float | None = None  # the daemon's estimate: pressure × time × flow coeff.
 
     def o2_partial_mbar(self) -> float | None:
         if self.o2_ppm is None or self.pressure_mbar is None:

@@ -109,9 +109,9 @@ async def identification_run(
             ctx = executor.ctx
             return ctx is not None and ctx.lamps_enabled and interlocks.trip is None
 
-        invariants = InvariantChecker(
+        invariants = InvariantChecker.for_recipe(
+            loaded.recipe,
             settings.limits.chip_max_c,
-            loaded.recipe.materials.component.tg_c,
             lamps_allowed,
             grace_s=grace_for(clock.speed),
         )

@@ -122,8 +122,7 @@ async def run_recipe(
         ctx = executor.ctx
         return ctx is not None and ctx.lamps_enabled and interlocks.trip is None
 
-    component = loaded.recipe.materials.component
-    invariants = InvariantChecker(limits.chip_max_c, component.tg_c, lamps_allowed)
+    invariants = InvariantChecker.for_recipe(loaded.recipe, limits.chip_max_c, lamps_allowed)
     plant.add_observer(invariants)
     sim = SimRun(clock, plant, machine, monitor, executor, interlocks, invariants, store, lamps, [])
     injector = FaultInjector(scenario, plant, clock) if scenario is not None else None

@@ -24,12 +24,32 @@ VALVES = (VALVE_N2_PURGE, VALVE_VENT, VALVE_PUMP)
 IN_ESTOP_OK = "estop_ok"  # E-stop chain closed (True = not pressed)
 IN_DOOR_CLOSED = "door_closed"
 IN_CHILLER_FLOW = "chiller_flow"  # flow switch in the chuck coolant loop
-INPUTS = (IN_ESTOP_OK, IN_DOOR_CLOSED, IN_CHILLER_FLOW)
+# Vacuum switches of the lead-lift holds: True once the hold has pulled its vacuum.
+IN_CHUCK_VACUUM_OK = "chuck_vacuum_ok"
+IN_SUPPORT_VACUUM_OK = "support_vacuum_ok"
+# Appended, never inserted: a point's position is its channel on the I/O coupler.
+INPUTS = (
+    IN_ESTOP_OK,
+    IN_DOOR_CLOSED,
+    IN_CHILLER_FLOW,
+    IN_CHUCK_VACUUM_OK,
+    IN_SUPPORT_VACUUM_OK,
+)
 
 OUT_LAMP_CONTACTOR = "lamp_contactor"
 OUT_SCR_ENABLE = "scr_enable"
 OUT_FILM_CLAMP = "film_clamp"
-OUTPUTS = (OUT_LAMP_CONTACTOR, OUT_SCR_ENABLE, OUT_FILM_CLAMP)
+# Vacuum valves of the lead-lift holds: the chuck holds the chip side, the Z stage's head
+# holds the support ("both sides held by vacuum").
+OUT_CHUCK_VACUUM = "chuck_vacuum"
+OUT_SUPPORT_VACUUM = "support_vacuum"
+OUTPUTS = (
+    OUT_LAMP_CONTACTOR,
+    OUT_SCR_ENABLE,
+    OUT_FILM_CLAMP,
+    OUT_CHUCK_VACUUM,
+    OUT_SUPPORT_VACUUM,
+)
 
 
 @runtime_checkable
@@ -140,9 +160,18 @@ class ZStage(Device, Protocol):
     async def home(self, timeout: float = DEFAULT_TIMEOUT_S) -> None: ...
 
     async def move_abs(
-        self, position_um: float, speed_um_s: float, timeout: float = DEFAULT_TIMEOUT_S
+        self,
+        position_um: float,
+        speed_um_s: float,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        *,
+        accel_um_s2: float | None = None,
     ) -> None:
-        """Start a move; returns once the move is accepted, not when it ends."""
+        """Start a trapezoidal move; returns once the move is accepted, not when it ends.
+
+        ``accel_um_s2`` is the move's acceleration and deceleration; None = the stage's
+        configured default.
+        """
 
     async def stop(self, timeout: float = DEFAULT_TIMEOUT_S) -> None: ...
 

@@ -42,10 +42,15 @@ def test_run_each_shipped_recipe_at_speed_100_exits_0_with_every_check_ok(
     assert all(c["ok"] for c in doc["conformance"])
     assert doc["lot_id"] == "L1"
     assert len(doc["recipe"]["sha256"]) == 64
-    for key in ("peak_c", "time_above_liquidus_s", "max_component_c", "min_pressure_mbar"):
+    keys = (
+        ("max_force_n", "lift_displacement_um", "cure_conversion", "max_component_c")
+        if doc["steps"][0]["type"] in ("uv_release", "heat_release")
+        else ("peak_c", "time_above_liquidus_s", "max_component_c", "min_pressure_mbar")
+    )
+    for key in keys:
         assert doc["metrics"][key] is not None
     # The terminal got the live progress and the verdict.
-    assert "step reflow: completed" in proc.stderr
+    assert f"step {doc['steps'][-1]['name']}: completed" in proc.stderr
     assert "result: COMPLETED" in proc.stderr
 
     # export: the same run's trace, one row per sample, the contract's columns.
@@ -76,17 +81,19 @@ def test_export_writes_the_contract_columns(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     proc = bonderd(
-        "run", str(RECIPES[0]), "--sim", "--speed", "200", "--json", "--data-dir", str(tmp_path)
+        "run", str(SAC), "--sim", "--speed", "200", "--json", "--data-dir", str(tmp_path)
     )
     run_id = json.loads(proc.stdout)["run_id"]
     capsys.readouterr()
     assert main(["export", run_id, "--data-dir", str(tmp_path), "--format", "csv"]) == 0
     rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    # The contract's columns in the contract's order; the lead-lift columns appended after.
     assert rows[0] == [
         "t_s", "setpoint_c", "chip_c", "component_c", "chuck_c",
         "pressure_mbar", "o2_ppm", "lamp_pct", "z_um", "step",
+        "z_force_n", "uv_mw_cm2", "uv_dose_mj_cm2", "cure_conversion", "dispensed_ul",
     ]  # fmt: skip
-    steps = {r[-1] for r in rows[1:]}
+    steps = {r[9] for r in rows[1:]}
     assert {"chuck_stabilize", "purge", "pump_down", "reflow", "cool", "vent"} <= steps
     assert any(r[1] for r in rows[1:])  # setpoints recorded during reflow
 

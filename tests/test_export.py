@@ -11,6 +11,8 @@ from daemon.export import write_csv
 from daemon.records import RunStore
 from daemon.trace import Sample
 
+NOT_MEASURED = [""] * 5  # the lead-lift columns of a bond run
+
 
 def row(t: float, **kw: object) -> Sample:
     fields: dict[str, object] = {
@@ -60,6 +62,11 @@ def test_header_and_rows() -> None:
         "lamp_pct",
         "z_um",
         "step",
+        "z_force_n",
+        "uv_mw_cm2",
+        "uv_dose_mj_cm2",
+        "cure_conversion",
+        "dispensed_ul",
     ]
     assert rows[1] == [
         "0.100",
@@ -72,6 +79,7 @@ def test_header_and_rows() -> None:
         "41.67",
         "",
         "reflow",
+        *NOT_MEASURED,
     ]
     assert rows[2] == [
         "12.346",
@@ -84,9 +92,22 @@ def test_header_and_rows() -> None:
         "41.67",
         "-12.35",
         "cool, slow",
+        *NOT_MEASURED,
     ]
     # a channel missing from a sample, NaN, tiny pressures and large O2 values
-    assert rows[3] == ["13.000", "180.00", "", "", "", "1.234e-05", "209500", "41.67", "", "reflow"]
+    assert rows[3] == [
+        "13.000",
+        "180.00",
+        "",
+        "",
+        "",
+        "1.234e-05",
+        "209500",
+        "41.67",
+        "",
+        "reflow",
+        *NOT_MEASURED,
+    ]
     assert '"cool, slow"' in text  # RFC 4180 quoting
 
 
@@ -101,7 +122,42 @@ def test_channels_choose_and_order_columns() -> None:
 def test_empty_trace_is_a_header() -> None:
     out = io.StringIO()
     assert write_csv([], out) == 0
-    assert out.getvalue() == "t_s,setpoint_c,pressure_mbar,o2_ppm,lamp_pct,z_um,step\r\n"
+    assert out.getvalue() == (
+        "t_s,setpoint_c,pressure_mbar,o2_ppm,lamp_pct,z_um,step,"
+        "z_force_n,uv_mw_cm2,uv_dose_mj_cm2,cure_conversion,dispensed_ul\r\n"
+    )
+
+
+def test_lead_lift_columns_come_after_the_contract_columns() -> None:
+    """CONTRACT.md fixes the columns up to ``step``: a parser reading those by position
+    still finds them; the lead-lift values follow (ADR 0051)."""
+    out = io.StringIO()
+    write_csv(
+        [
+            row(
+                3.0,
+                step="lift",
+                z_um=412.3456,
+                z_force_n=0.29871,
+                uv_mw_cm2=0.0,
+                uv_dose_mj_cm2=1500.04,
+                cure_conversion=None,
+                dispensed_ul=12.34567,
+            ),
+            row(4.0, step="cure", cure_conversion=0.953449),
+        ],
+        out,
+    )
+    header, lift, cure = list(csv.reader(io.StringIO(out.getvalue())))
+    contract = ["t_s", "setpoint_c", "chip_c", "component_c", "chuck_c"]
+    contract += ["pressure_mbar", "o2_ppm", "lamp_pct", "z_um", "step"]
+    assert header[: len(contract)] == contract
+    cols = dict(zip(header, lift, strict=True))
+    assert (cols["z_um"], cols["step"]) == ("412.35", "lift")
+    assert cols["z_force_n"] == "0.299"
+    assert (cols["uv_mw_cm2"], cols["uv_dose_mj_cm2"]) == ("0.0", "1500.0")
+    assert (cols["cure_conversion"], cols["dispensed_ul"]) == ("", "12.346")
+    assert dict(zip(header, cure, strict=True))["cure_conversion"] == "0.9534"
 
 
 def test_export_of_a_10k_sample_run_from_the_store_has_every_row(tmp_path: Path) -> None:

@@ -332,9 +332,9 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
         ((("[atmosphere]\no2_max_ppm = 50.0\n", ""),), "atmosphere", "required key is missing"),
         # unknown kind and step type
         (
-            (('kind = "vacuum_film_bond"', 'kind = "lead_lift"'),),
+            (('kind = "vacuum_film_bond"', 'kind = "lead_lfit"'),),
             "kind",
-            "unknown recipe kind 'lead_lift'",
+            "unknown recipe kind 'lead_lfit' (did you mean 'lead_lift'?)",
         ),
         ((('kind = "vacuum_film_bond"\n', ""),), "kind", "required key is missing"),
         ((('type = "reflow"', 'type = "reflwo"'),), "steps[3].type", "did you mean 'reflow'"),

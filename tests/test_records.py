@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from daemon.records import (
+    _MIGRATIONS,
     DB_NAME,
     INTERRUPTED_REASON,
     SCHEMA_VERSION,
@@ -41,6 +42,11 @@ def sample(i: int, step: str = "reflow") -> Sample:
         lamp_pct=12.5,
         z_um=None if i % 3 else 1.5 * i,
         lamp_zones_pct=(10.0, 15.0) if i % 4 else (),
+        z_force_n=None if i % 3 else 0.01 * i,
+        uv_mw_cm2=100.0 if i % 2 else 0.0,
+        uv_dose_mj_cm2=10.0 * i if i % 6 else None,
+        cure_conversion=None if i < 10 else i / 20,
+        dispensed_ul=0.5 * i if i > 2 else None,
     )
 
 
@@ -222,6 +228,51 @@ def test_schema_version_is_recorded_and_a_newer_database_is_refused(tmp_path: Pa
     with pytest.raises(RecordsError, match="newer"):
         RunStore(tmp_path)
     assert not list((tmp_path / "owners").glob("*")), "a refused open leaves no owner file"
+
+
+def test_a_database_of_the_previous_schema_opens_and_its_runs_read_back(tmp_path: Path) -> None:
+    """A store written before the lead-lift columns existed: it migrates in place, its
+    finished runs stay untouched and read back with the new values as None."""
+    db = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None)
+    for migration in _MIGRATIONS[:3]:  # what the previous release created
+        for statement in migration:
+            db.execute(statement)
+    db.execute("PRAGMA user_version = 3")
+    db.execute(
+        "INSERT INTO runs (run_id, recipe_name, recipe_version, recipe_sha256, recipe_text, "
+        "lot_id, operator, equipment_id, software_version, config_hash, started_at, owner) "
+        "VALUES ('old-1', 'bond-a', 1, 'x', 'k', 'LOT', 'op', 'b-01', '0.0.9', 'c', "
+        "'2024-05-01T08:00:00.000000Z', 'gone')"
+    )
+    db.execute(
+        "INSERT INTO samples (run_id, t_s, step, setpoint_c, pressure_mbar, o2_ppm, lamp_pct, "
+        "z_um, temps_json, lamp_zones_json) VALUES "
+        "('old-1', 0.5, 'reflow', 200.0, 0.02, 0.4, 55.0, NULL, '{\"chip\":201.5}', '[55.0]')"
+    )
+    db.execute("UPDATE runs SET state = 'completed', ended_at = '2024-05-01T08:05:00.000000Z'")
+    db.close()
+
+    with RunStore(tmp_path) as store:
+        (old,) = store.samples("old-1")
+        assert (old.t_s, old.temps_c, old.pressure_mbar, old.lamp_zones_pct) == (
+            0.5,
+            {"chip": 201.5},
+            0.02,
+            (55.0,),
+        )
+        assert (old.z_force_n, old.uv_mw_cm2, old.uv_dose_mj_cm2) == (None, None, None)
+        assert (old.cure_conversion, old.dispensed_ul) == (None, None)
+        rec = store.get_run("old-1")
+        assert rec is not None and rec.state == "completed"
+        # New runs record the new values.
+        new_run(store, "new-1")
+        store.add_samples("new-1", [sample(i) for i in range(12)])
+        assert store.samples("new-1") == [sample(i) for i in range(12)]
+    db = sqlite3.connect(tmp_path / DB_NAME)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    with pytest.raises(sqlite3.IntegrityError, match="run is finished"):
+        db.execute("UPDATE samples SET z_force_n = 1.0 WHERE run_id = 'old-1'")
+    db.close()
 
 
 # ---------------------------------------------------------------------------- crash recovery

@@ -25,7 +25,9 @@ from typing import Any
 import pytest
 
 from daemon.cli import main
-from daemon.records import DB_NAME, RunStore
+from daemon.config import Limits
+from daemon.recipe.load import load_recipe_file
+from daemon.records import _MIGRATIONS, DB_NAME, RunStore
 from daemon.report import write_report
 from daemon.report.html import BAD, CHIP, COMPONENT
 from daemon.report.identity import NOT_REPORTED, identify_machine
@@ -143,13 +145,21 @@ def test_report_of_each_shipped_recipe_shows_trace_conformance_and_recipe(
     temps = html.split('id="chart-temperatures"', 1)[1].split("</svg>", 1)[0]
     for label in ("chip", "component", "chuck", "setpoint"):
         assert f'data-label="{label}"' in temps
+    kind = load_recipe_file(recipe, Limits()).recipe.kind
+    part_line = "carrier limit" if kind == "bump_reflow" else "Tg − margin"
+    assert part_line in temps
+    if kind == "lead_lift":
+        # No reflow: the stage, its force, the UV dose and the cure are what is plotted.
+        for chart in ("chart-z", "chart-force", "chart-cure"):
+            assert f'id="{chart}"' in html, chart
+        return
     liquidus = run.doc["metrics"]["time_above_liquidus_s"]
-    assert "liquidus" in temps and "Tg − margin" in temps and "peak window" in temps
+    assert "liquidus" in temps and "peak window" in temps
     assert f"above liquidus ({liquidus:.1f} s)" in temps
     assert 'class="tal"' in temps  # the time above liquidus is shaded
     gas = html.split('id="chart-gas"', 1)[1].split("</svg>", 1)[0]
     assert "1e5" in gas or "100000" in gas  # decades on the log axis
-    assert 'id="chart-z"' not in html  # the stage never moved in a vacuum-film bond
+    assert 'id="chart-z"' not in html  # the stage never moved in a bond or bump reflow
 
 
 def test_report_of_unknown_run_exits_1(
@@ -259,8 +269,18 @@ def test_a_store_without_the_device_table_is_migrated_and_old_runs_read_empty(
         )
     db = sqlite3.connect(tmp_path / DB_NAME)
     version = db.execute("PRAGMA user_version").fetchone()[0]
-    db.execute("DROP TABLE run_devices")  # as a database written before the table existed
-    db.execute(f"PRAGMA user_version = {version - 1}")
+    # As a database written before the table existed: undo its migration and every later one.
+    device_migration = next(
+        i for i, m in enumerate(_MIGRATIONS) if any("CREATE TABLE run_devices" in st for st in m)
+    )
+    for migration in _MIGRATIONS[device_migration + 1 :]:
+        for statement in migration:
+            added = re.match(r"\s*ALTER TABLE (\w+) ADD COLUMN (\w+)", statement)
+            assert added is not None, f"undo this migration in the test: {statement}"
+            db.execute(f"ALTER TABLE {added[1]} DROP COLUMN {added[2]}")
+    db.execute("DROP TABLE run_devices")
+    assert version == len(_MIGRATIONS)
+    db.execute(f"PRAGMA user_version = {device_migration}")
     db.commit()
     db.close()
     with RunStore(tmp_path) as store:

@@ -13,12 +13,16 @@ from drivers.clock import ManualClock, VirtualClock
 from drivers.errors import DeviceFault, DeviceNotConnected, InvalidCommand
 from drivers.protocols import (
     IN_CHILLER_FLOW,
+    IN_CHUCK_VACUUM_OK,
     IN_DOOR_CLOSED,
     IN_ESTOP_OK,
+    IN_SUPPORT_VACUUM_OK,
     INPUTS,
+    OUT_CHUCK_VACUUM,
     OUT_FILM_CLAMP,
     OUT_LAMP_CONTACTOR,
     OUT_SCR_ENABLE,
+    OUT_SUPPORT_VACUUM,
     OUTPUTS,
     VALVE_PUMP,
     VALVES,
@@ -248,7 +252,7 @@ async def test_chiller_status_and_flow_input() -> None:
     assert set(inputs) == set(INPUTS)
     assert inputs[IN_CHILLER_FLOW] and inputs[IN_ESTOP_OK] and inputs[IN_DOOR_CLOSED]
     with pytest.raises(InvalidCommand, match="celsius"):
-        await machine.chiller.set_setpoint(150.0)
+        await machine.chiller.set_setpoint(250.0)  # above the circulator's 200 °C
 
 
 async def test_dio_outputs_read_back() -> None:
@@ -268,6 +272,8 @@ async def test_z_stage_must_be_homed_and_moves_in_the_background() -> None:
         await machine.zstage.move_abs(100.0, 0.0)
     with pytest.raises(InvalidCommand, match="position_um"):
         await machine.zstage.move_abs(-5.0, 100.0)
+    with pytest.raises(InvalidCommand, match="accel_um_s2"):
+        await machine.zstage.move_abs(100.0, 100.0, accel_um_s2=0.0)
     await machine.zstage.move_abs(200.0, 100.0)
     tick(plant, 1.0)
     st = await machine.zstage.status()
@@ -275,7 +281,36 @@ async def test_z_stage_must_be_homed_and_moves_in_the_background() -> None:
     tick(plant, 2.0)
     st = await machine.zstage.status()
     assert not st.busy and st.position_um.value == 200.0
-    assert st.force_n.value == 0.0 and plant.state.leads_torn  # tips were never released
+    # Nothing held the support: the head moved away from it, no lead felt anything.
+    assert st.force_n.value == 0.0 and not plant.state.leads_torn
+
+
+async def test_z_stage_moves_at_the_commanded_acceleration() -> None:
+    machine, plant = await connected()
+    await machine.zstage.home()
+    tick(plant, 0.1)
+    await machine.zstage.move_abs(1000.0, 500.0, accel_um_s2=500.0)
+    tick(plant, 0.5)  # still accelerating at 500 µm/s²: 0.5·a·t² = 62.5 µm
+    st = await machine.zstage.status()
+    assert st.position_um.value == pytest.approx(62.5, abs=1.0)
+    assert plant.state.z_accel_um_s2 == 500.0
+
+
+async def test_vacuum_holds_make_their_switches_after_the_pull_down_time() -> None:
+    machine, plant = await connected()
+    inputs = await machine.dio.read_inputs()
+    assert not inputs[IN_CHUCK_VACUUM_OK] and not inputs[IN_SUPPORT_VACUUM_OK]
+    await machine.dio.write_output(OUT_CHUCK_VACUUM, True)
+    await machine.dio.write_output(OUT_SUPPORT_VACUUM, True)
+    tick(plant, 0.5 * plant.params.vacuum_hold_s)
+    inputs = await machine.dio.read_inputs()
+    assert not inputs[IN_CHUCK_VACUUM_OK] and not inputs[IN_SUPPORT_VACUUM_OK]
+    tick(plant, plant.params.vacuum_hold_s)
+    inputs = await machine.dio.read_inputs()
+    assert inputs[IN_CHUCK_VACUUM_OK] and inputs[IN_SUPPORT_VACUUM_OK]
+    await machine.dio.write_output(OUT_SUPPORT_VACUUM, False)
+    inputs = await machine.dio.read_inputs()
+    assert inputs[IN_CHUCK_VACUUM_OK] and not inputs[IN_SUPPORT_VACUUM_OK]
 
 
 async def test_uv_source_and_dispenser() -> None:
@@ -298,7 +333,9 @@ async def test_uv_source_and_dispenser() -> None:
     tick(plant, 1.5)
     st_d = await machine.dispenser.status()
     assert not st_d.dispensing and st_d.pressure_kpa == 200.0
-    assert plant.state.dispensed_ul == pytest.approx(2.0)
+    assert plant.state.dispensed_ul == pytest.approx(
+        200.0 * 1.0 * plant.params.dispense_ul_per_kpa_s
+    )
 
 
 async def test_drivers_work_on_the_virtual_clock() -> None:

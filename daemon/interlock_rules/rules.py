@@ -17,14 +17,29 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from daemon.config import Limits
 from daemon.conformance import O2_PPM_MIN_PRESSURE_MBAR
 from daemon.monitor import Snapshot
-from daemon.recipe.model import VacuumFilmBondRecipe
-from drivers.protocols import IN_CHILLER_FLOW, IN_DOOR_CLOSED, IN_ESTOP_OK
+from daemon.recipe.model import (
+    AnyRecipe,
+    BumpReflowRecipe,
+    LeadLiftRecipe,
+    LeadLiftStep,
+    Reflow,
+    atmosphere_of,
+    component_max_c,
+)
+from daemon.steps.context import ZCommand
+from drivers.protocols import (
+    IN_CHILLER_FLOW,
+    IN_CHUCK_VACUUM_OK,
+    IN_DOOR_CLOSED,
+    IN_ESTOP_OK,
+    IN_SUPPORT_VACUUM_OK,
+)
 from drivers.reading import Reading, Status
 
 
@@ -47,6 +62,11 @@ class Finding:
     vent_now: bool = False
 
 
+# A lead lift guards no atmosphere: its O2 rules never run (no pump-down, no heat step).
+O2_PARTIAL_UNGUARDED_MBAR = 1013.0
+# Z stage: the position must change by more than this to count as moving (encoder noise).
+Z_MOVING_UM = 1.0
+
 # Identical readings in a row before a sensor counts as stuck. With the simulated TC (σ 0.1 °C,
 # 0.1 °C steps) a repeat has p ≈ 0.4, so 20 in a row happen by chance about once in 10⁸.
 STUCK_MIN_READINGS = 20
@@ -58,6 +78,18 @@ HEAT_STEPS = frozenset({"reflow", "cool", "securement_release"})
 VACUUM_FILM_DEVICES = frozenset(
     {"tc", "gauge", "o2", "lamps", "pump", "valves", "chiller", "dio", "dio.outputs"}
 )
+# A lead lift heats with the circulator, never the lamps, and has no working space to pump:
+# the thermocouples, the circulator and the I/O (vacuum holds) are needed throughout; the
+# stage, the UV source and the dispenser in the steps that use them. Once the support has
+# been lifted the stage holds it (and the bent leads) until the end.
+LEAD_LIFT_DEVICES = frozenset({"tc", "chiller", "dio", "dio.outputs"})
+LEAD_LIFT_STEP_DEVICES: dict[str, frozenset[str]] = {
+    "uv_release": frozenset({"uv"}),
+    "lead_lift": frozenset({"zstage"}),
+    "encapsulate": frozenset({"dispenser", "zstage"}),
+    "cure": frozenset({"zstage"}),
+    "support_release": frozenset({"uv", "zstage"}),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,24 +103,50 @@ class RunLimits:
     o2_max_ppm: float
     o2_max_partial_mbar: float
     used_devices: frozenset[str]
+    step_devices: dict[str, frozenset[str]] = field(default_factory=dict)
+    z_force_max_n: float | None = None  # None: the equipment's limit
+    # The process holds a vacuum while heating (the film presses the chips): a pressure rise
+    # is a leak or a tear. A bump reflow heats in N2 at atmosphere, where air coming in shows
+    # as O2 (o2_high), and the gauge's noise at 1000 mbar is itself a few mbar.
+    vacuum_process: bool = True
 
     @classmethod
-    def of(cls, recipe: VacuumFilmBondRecipe, limits: Limits) -> RunLimits:
-        peaks = [s.peak_window_c.max for s in recipe.steps_of("reflow") if s.type == "reflow"]
+    def of(cls, recipe: AnyRecipe, limits: Limits) -> RunLimits:
+        peaks = [s.peak_window_c.max for s in recipe.steps if isinstance(s, Reflow)]
         chip_max = limits.chip_max_c
         if peaks:
             chip_max = min(chip_max, max(peaks) + limits.chip_over_peak_c)
-        comp = recipe.materials.component
-        tg_limit = comp.tg_c - comp.tg_margin_c
+        part_limit = component_max_c(recipe)
+        atm = atmosphere_of(recipe)
+        if isinstance(recipe, LeadLiftRecipe):
+            # No lamps: the chuck heats everything, and the joints made before must not remelt.
+            forces = [s.force_limit_n for s in recipe.steps if isinstance(s, LeadLiftStep)]
+            return cls(
+                chip_max_c=min(chip_max, recipe.materials.solder.solidus_c),
+                component_max_c=part_limit,
+                component_suspend_c=part_limit - limits.component_approach_c,
+                chuck_max_c=min(limits.chuck_heated_max_c, part_limit),
+                o2_max_ppm=limits.o2_max_ppm_ceiling,
+                o2_max_partial_mbar=O2_PARTIAL_UNGUARDED_MBAR,
+                used_devices=LEAD_LIFT_DEVICES,
+                step_devices=LEAD_LIFT_STEP_DEVICES,
+                z_force_max_n=min([limits.z_force_max_n, *forces]),
+            )
+        assert atm is not None
         return cls(
             chip_max_c=chip_max,
-            component_max_c=tg_limit,
-            component_suspend_c=tg_limit - limits.component_approach_c,
-            chuck_max_c=min(limits.chuck_max_c, tg_limit),
-            o2_max_ppm=recipe.atmosphere.o2_max_ppm,
-            o2_max_partial_mbar=recipe.atmosphere.o2_max_partial_mbar,
+            component_max_c=part_limit,
+            component_suspend_c=part_limit - limits.component_approach_c,
+            chuck_max_c=min(limits.chuck_max_c, part_limit),
+            o2_max_ppm=atm.o2_max_ppm,
+            o2_max_partial_mbar=atm.o2_max_partial_mbar,
             used_devices=VACUUM_FILM_DEVICES,
+            vacuum_process=not isinstance(recipe, BumpReflowRecipe),
         )
+
+    def devices_for(self, step: str | None) -> frozenset[str]:
+        extra = self.step_devices.get(step or "")
+        return self.used_devices | extra if extra else self.used_devices
 
 
 @dataclass
@@ -99,6 +157,10 @@ class RunView:
     step_type: Callable[[], str | None]
     lamps_enabled: Callable[[], bool]
     lamp_cmd_pct: Callable[[], float]
+    # A UV exposure is under way: the shutter may be open.
+    uv_exposing: Callable[[], bool] = lambda: False
+    # The Z move last commanded (None: none outstanding, the stage may be anywhere).
+    z_command: Callable[[], ZCommand | None] = lambda: None
 
 
 class _Window:
@@ -141,6 +203,7 @@ class RuleEngine:
         self._uncommanded = 0
         self._no_output = 0
         self._chiller_seen_running = False
+        self._z_last: tuple[float, float] | None = None  # (position, since) while not moving
 
     def arm(self, run: RunView) -> None:
         self.run = run
@@ -154,6 +217,7 @@ class RuleEngine:
         self._uncommanded = 0
         self._no_output = 0
         self._chiller_seen_running = False
+        self._z_last = None
 
     def disarm(self) -> None:
         self.run = None
@@ -170,9 +234,11 @@ class RuleEngine:
             self._thermocouples(snap, step, out)
             self._temperatures(snap, run, out)
             self._lamps(snap, run, step, out)
-            self._vacuum(snap, step, out)
+            if "gauge" in run.limits.used_devices:  # a lead lift has no working space
+                self._vacuum(snap, step if run.limits.vacuum_process else None, out)
             self._oxygen(snap, run, step, out)
-            self._utilities(snap, out)
+            self._utilities(snap, run, out)
+            self._zstage(snap, run, out)
         else:
             for device, why in snap.errors.items():
                 out.append(Finding("device_lost", Action.WARN, f"{device} not answering: {why}"))
@@ -187,29 +253,30 @@ class RuleEngine:
             if self.run is not None and not inputs.get(IN_DOOR_CLOSED, False):
                 out.append(Finding("door_open", Action.TRIP, "door opened during the run"))
         uv = snap.uv
-        # No recipe kind has a UV exposure step yet, so an open shutter is always wrong.
-        if uv is not None and uv.shutter_open:
+        exposing = self.run is not None and self.run.uv_exposing()
+        if uv is not None and uv.shutter_open and not exposing:
             out.append(
                 Finding("uv_shutter_open", Action.TRIP, "UV shutter open outside an exposure")
             )
         stage = snap.stage
-        if (
-            stage is not None
-            and stage.force_n.ok
-            and stage.force_n.value > self.limits.z_force_max_n
-        ):
+        force_max = self.limits.z_force_max_n
+        if self.run is not None and self.run.limits.z_force_max_n is not None:
+            force_max = min(force_max, self.run.limits.z_force_max_n)
+        if stage is not None and stage.force_n.ok and stage.force_n.value > force_max:
             out.append(
                 Finding(
                     "z_force",
                     Action.TRIP,
                     f"Z stage force {stage.force_n.value:.2f} N above the limit "
-                    f"{self.limits.z_force_max_n:g} N",
+                    f"{force_max:g} N: a lead tip not released, or the stage pushing on the "
+                    "part; stage stopped",
                 )
             )
 
     def _devices(self, snap: Snapshot, run: RunView, out: list[Finding]) -> None:
+        used_now = run.limits.devices_for(run.step_type())
         for device, why in snap.errors.items():
-            used = device in run.limits.used_devices
+            used = device in used_now
             action = Action.TRIP if used else Action.WARN
             out.append(Finding("device_lost", action, f"{device} not answering: {why}"))
         for name, status in (("Z stage", snap.stage), ("UV source", snap.uv)):
@@ -451,7 +518,7 @@ class RuleEngine:
                 )
             )
 
-    def _utilities(self, snap: Snapshot, out: list[Finding]) -> None:
+    def _utilities(self, snap: Snapshot, run: RunView, out: list[Finding]) -> None:
         ch = snap.chiller
         if ch is not None:
             if ch.fault:
@@ -465,7 +532,62 @@ class RuleEngine:
                 out.append(Finding("chiller_no_flow", Action.TRIP, "no coolant flow to the chuck"))
         pump = snap.pump
         if pump is not None and pump.fault:
-            out.append(Finding("pump_fault", Action.TRIP, f"vacuum pump: {pump.detail or 'fault'}"))
+            # A recipe that never pumps (lead lift) is told, not stopped.
+            action = Action.TRIP if "pump" in run.limits.used_devices else Action.WARN
+            out.append(Finding("pump_fault", action, f"vacuum pump: {pump.detail or 'fault'}"))
+
+    def _zstage(self, snap: Snapshot, run: RunView, out: list[Finding]) -> None:
+        """Following error, a stall, and the vacuum holds once the support is lifted."""
+        cmd = run.z_command()
+        if cmd is None:
+            self._z_last = None
+            return
+        inputs = snap.inputs
+        if inputs is not None:
+            lost = [
+                name
+                for sw, name in ((IN_CHUCK_VACUUM_OK, "chuck"), (IN_SUPPORT_VACUUM_OK, "support"))
+                if not inputs.get(sw, False)
+            ]
+            if lost:
+                out.append(
+                    Finding(
+                        "vacuum_hold_lost",
+                        Action.TRIP,
+                        f"{' and '.join(lost)} vacuum hold lost with the support lifted: the "
+                        "bent leads are no longer held",
+                    )
+                )
+        stage = snap.stage
+        if stage is None or not stage.position_um.ok:
+            return
+        z = stage.position_um.value
+        expected = cmd.position_at(snap.t)
+        err = z - expected
+        if abs(err) > self.limits.z_following_error_max_um:
+            out.append(
+                Finding(
+                    "z_following_error",
+                    Action.TRIP,
+                    f"Z stage at {z:.0f} µm, the commanded move is at {expected:.0f} µm "
+                    f"(error {err:+.0f} µm, limit {self.limits.z_following_error_max_um:g} µm)",
+                )
+            )
+        # Busy with the move outstanding, and not moving: stalled (the following error grows
+        # too, but a slow move would take long to show it).
+        moving_due = snap.t - cmd.t0 < cmd.duration_s() and abs(cmd.target_um - z) > Z_MOVING_UM
+        last = self._z_last
+        if last is None or abs(z - last[0]) > Z_MOVING_UM or not stage.busy or not moving_due:
+            self._z_last = (z, snap.t)
+        elif snap.t - last[1] >= self.limits.z_stall_s:
+            out.append(
+                Finding(
+                    "z_stall",
+                    Action.TRIP,
+                    f"Z stage busy and not moving for {snap.t - last[1]:.1f} s at {z:.0f} µm "
+                    f"(commanded to {cmd.target_um:.0f} µm)",
+                )
+            )
 
     def suspended(self) -> bool:
         return bool(self._suspended)

@@ -23,13 +23,13 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from daemon.config import Limits, describe_pydantic_error, toml_key_path
-from daemon.recipe.model import Recipe, VacuumFilmBondRecipe
+from daemon.recipe.model import AnyRecipe, Recipe
 from daemon.recipe.rules import check_rules
 
 # The "field" of a problem with the file as a whole (size, encoding, syntax).
 WHOLE_FILE = "(file)"
 
-_ADAPTER: TypeAdapter[VacuumFilmBondRecipe] = TypeAdapter(Recipe)
+_ADAPTER: TypeAdapter[AnyRecipe] = TypeAdapter(Recipe)
 _TAG_KEYS = ("type", "kind")
 
 
@@ -53,7 +53,7 @@ class RecipeInvalid(Exception):
 
 @dataclass(frozen=True)
 class LoadedRecipe:
-    recipe: VacuumFilmBondRecipe
+    recipe: AnyRecipe
     text: str  # exactly the bytes received, decoded; text.encode() hashes to sha256
     sha256: str  # hex digest of the exact bytes: what records and MES events refer to
     source: str

@@ -15,6 +15,8 @@ Seconds = Annotated[float, Field(ge=0.0)]
 PositiveSeconds = Annotated[float, Field(gt=0.0)]
 Mbar = Annotated[float, Field(gt=0.0, le=1200.0)]
 Rate = Annotated[float, Field(gt=0.0)]
+Positive = Annotated[float, Field(gt=0.0)]
+Fraction = Annotated[float, Field(gt=0.0, le=1.0)]
 
 
 class Strict(BaseModel):
@@ -157,5 +159,227 @@ class VacuumFilmBondRecipe(Strict):
         return [s for s in self.steps if s.type == type_]
 
 
-# Further recipe kinds (lead_lift, bump_reflow) join this union.
-Recipe = Annotated[VacuumFilmBondRecipe, Field(discriminator="kind")]
+# ---- lead lift (DESIGN.md "Lead-lift") ---------------------------------------------------------
+
+
+class Adhesive(Strict):
+    """The connecting layer holding the lead tips on the support, from its datasheet.
+
+    A release step must deliver at least what the datasheet asks for: the daemon refuses a
+    recipe that cannot release the tips (daemon/recipe/rules.py).
+    """
+
+    name: str
+    uv_release_dose_mj_cm2: Positive | None = Field(
+        default=None, description="UV dose that degrades the layer enough to let go"
+    )
+    heat_release_c: Celsius | None = Field(
+        default=None, description="temperature at which the layer lets go ..."
+    )
+    heat_release_s: PositiveSeconds | None = Field(default=None, description="... held this long")
+
+
+class CureKinetics(Strict):
+    """nth-order Arrhenius cure: dα/dt = A·exp(−Ea/RT)·(1 − α)^n (datasheet or DSC fit)."""
+
+    a_per_s: Positive
+    ea_j_mol: Positive
+    n: Annotated[float, Field(gt=0.0, le=5.0)]
+
+
+class Encapsulant(Strict):
+    name: str
+    # The dispenser does not measure volume: the daemon estimates it from pressure × time
+    # with this coefficient (µL per kPa per second, at the dispensing temperature).
+    flow_ul_per_kpa_s: Positive
+    cure: CureKinetics
+    max_c: Celsius | None = Field(default=None, description="decomposition/ageing limit")
+
+
+class Leads(Strict):
+    length_um: Positive = Field(description="free length of a lead, tip to bond")
+
+
+class LeadLiftMaterials(Strict):
+    solder: Solder  # of the joints made before: heat steps stay below its solidus
+    component: ComponentPolymer
+    adhesive: Adhesive
+    encapsulant: Encapsulant
+    leads: Leads
+
+
+class UvRelease(StepBase):
+    """Expose the connecting layer through the transparent support until ``dose_mj_cm2``."""
+
+    type: Literal["uv_release"]
+    irradiance_mw_cm2: Positive
+    dose_mj_cm2: Positive
+
+
+class HeatRelease(StepBase):
+    """Heat the chuck (circulator) to ``temperature_c`` and hold ``time_s`` within tolerance."""
+
+    type: Literal["heat_release"]
+    temperature_c: Celsius
+    time_s: PositiveSeconds
+    tolerance_c: Annotated[float, Field(gt=0.0)] = 2.0
+    cool_to_c: Celsius | None = Field(default=None, description="cool the chuck back after")
+
+
+class LeadLiftStep(StepBase):
+    """Move the support away through ``displacement_um``, bending the leads toward vertical."""
+
+    type: Literal["lead_lift"]
+    displacement_um: Positive
+    speed_um_s: Positive
+    accel_um_s2: Positive | None = None  # None: the stage's configured default
+    force_limit_n: Positive
+    hold_s: Seconds = 0.0
+    tolerance_um: Positive = 5.0
+
+
+class Encapsulate(StepBase):
+    """Dispense encapsulant around the leads: a volume, or pressure × time; then let it flow in."""
+
+    type: Literal["encapsulate"]
+    pressure_kpa: Positive
+    volume_ul: Positive | None = None
+    time_s: PositiveSeconds | None = None
+    flow_in_s: Seconds = 0.0
+
+
+class Cure(StepBase):
+    """Chuck temperature profile through the circulator until the estimated conversion."""
+
+    type: Literal["cure"]
+    segments: Annotated[list[Segment], Field(min_length=1)]
+    conversion_target: Fraction
+    tolerance_c: Annotated[float, Field(gt=0.0)] = 3.0
+    cool_to_c: Celsius | None = None
+
+
+class SupportRelease(StepBase):
+    """Release the terminal ends from the support: by UV (irradiance, dose) or by heat."""
+
+    type: Literal["support_release"]
+    method: Literal["uv", "heat"]
+    irradiance_mw_cm2: Positive | None = None
+    dose_mj_cm2: Positive | None = None
+    temperature_c: Celsius | None = None
+    time_s: PositiveSeconds | None = None
+    tolerance_c: Annotated[float, Field(gt=0.0)] = 2.0
+
+
+LeadLiftRecipeStep = Annotated[
+    UvRelease | HeatRelease | LeadLiftStep | Encapsulate | Cure | SupportRelease,
+    Field(discriminator="type"),
+]
+
+
+class LeadLiftRecipe(Strict):
+    kind: Literal["lead_lift"]
+    name: Annotated[
+        str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    ]
+    description: str = ""
+    materials: LeadLiftMaterials
+    steps: Annotated[list[LeadLiftRecipeStep], Field(min_length=1)]
+
+    def step(self, name: str) -> LeadLiftRecipeStep:
+        for s in self.steps:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+
+# ---- bump reflow (DESIGN.md "Bump reflow") -----------------------------------------------------
+
+
+class SolderPaste(Strict):
+    """The paste printed as strips on the contacts; its alloy is ``materials.solder``."""
+
+    name: str
+    metal_fraction: Fraction = 0.88  # by weight, from the datasheet
+
+
+class Carrier(Strict):
+    """What the chip sits on during bump reflow (no component): its temperature limit."""
+
+    name: str
+    max_c: Celsius
+
+
+class BumpMaterials(Strict):
+    solder: Solder
+    paste: SolderPaste
+    carrier: Carrier
+
+
+BumpReflowStep = Annotated[
+    ChuckStabilize | Purge | Reflow | Cool | Vent,
+    Field(discriminator="type"),
+]
+
+
+class BumpReflowRecipe(Strict):
+    kind: Literal["bump_reflow"]
+    name: Annotated[
+        str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    ]
+    description: str = ""
+    materials: BumpMaterials
+    atmosphere: Atmosphere
+    steps: Annotated[list[BumpReflowStep], Field(min_length=1)]
+
+    def step(self, name: str) -> BumpReflowStep:
+        for s in self.steps:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+
+AnyRecipe = VacuumFilmBondRecipe | LeadLiftRecipe | BumpReflowRecipe
+AnyStep = (
+    ChuckStabilize
+    | Purge
+    | PumpDown
+    | Reflow
+    | Cool
+    | SecurementRelease
+    | Vent
+    | UvRelease
+    | HeatRelease
+    | LeadLiftStep
+    | Encapsulate
+    | Cure
+    | SupportRelease
+)
+Recipe = Annotated[AnyRecipe, Field(discriminator="kind")]
+
+
+def solder_of(recipe: AnyRecipe) -> Solder:
+    """The solder whose joints the run must not remelt (or, bump reflow, melts on purpose)."""
+    return recipe.materials.solder
+
+
+def component_max_c(recipe: AnyRecipe) -> float:
+    """The highest average temperature the part under the chip may reach.
+
+    The component's Tg − margin; for a bump reflow, the carrier's limit.
+    """
+    mats = recipe.materials
+    if isinstance(mats, BumpMaterials):
+        return mats.carrier.max_c
+    return mats.component.tg_c - mats.component.tg_margin_c
+
+
+def component_hard_c(recipe: AnyRecipe) -> float:
+    """Where the part under the chip is damaged: the component's Tg, the carrier's limit."""
+    mats = recipe.materials
+    if isinstance(mats, BumpMaterials):
+        return mats.carrier.max_c
+    return mats.component.tg_c
+
+
+def atmosphere_of(recipe: AnyRecipe) -> Atmosphere | None:
+    return None if isinstance(recipe, LeadLiftRecipe) else recipe.atmosphere

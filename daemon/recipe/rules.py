@@ -12,10 +12,16 @@ never as predictions of the measured result.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from daemon.config import Limits
 from daemon.recipe.model import (
+    AnyRecipe,
+    BumpMaterials,
+    BumpReflowRecipe,
     ChuckStabilize,
     Cool,
+    LeadLiftRecipe,
     PumpDown,
     Purge,
     Reflow,
@@ -23,8 +29,7 @@ from daemon.recipe.model import (
     VacuumFilmBondRecipe,
     Vent,
 )
-
-Problem = tuple[str, str]
+from daemon.recipe.rules_common import Problem, at_step, num
 
 # The legal ceiling on O2 partial pressure in the working space: 160 Torr.
 O2_PARTIAL_LEGAL_MBAR = 160 * 1.333224
@@ -33,25 +38,60 @@ O2_PARTIAL_LEGAL_MBAR = 160 * 1.333224
 # tell (the order rule reports that recipe anyway).
 _AMBIENT_C = 25.0
 
-_ORDER = ("chuck_stabilize", "purge", "pump_down", "reflow", "cool", "securement_release", "vent")
-_RANK = {t: r for r, t in enumerate(_ORDER)}
-_REPEATABLE = frozenset({"purge"})
-_OPTIONAL = frozenset({"securement_release"})
-_ORDER_TEXT = (
+
+@dataclass(frozen=True)
+class _Order:
+    """The process order of a recipe kind."""
+
+    kind_text: str  # "a vacuum-film bond"
+    types: tuple[str, ...]
+    repeatable: frozenset[str]
+    optional: frozenset[str]
+    text: str
+
+    @property
+    def rank(self) -> dict[str, int]:
+        return {t: r for r, t in enumerate(self.types)}
+
+
+_VACUUM_FILM_ORDER = _Order(
+    "a vacuum-film bond",
+    ("chuck_stabilize", "purge", "pump_down", "reflow", "cool", "securement_release", "vent"),
+    frozenset({"purge"}),
+    frozenset({"securement_release"}),
     "chuck_stabilize → purge (one or more) → pump_down → reflow → cool → "
-    "securement_release (optional) → vent"
+    "securement_release (optional) → vent",
 )
+# Bump reflow melts the paste under nitrogen at about atmospheric pressure: no film is pumped
+# down onto a component, so there is no pump-down.
+_BUMP_ORDER = _Order(
+    "a bump reflow",
+    ("chuck_stabilize", "purge", "reflow", "cool", "vent"),
+    frozenset({"purge"}),
+    frozenset(),
+    "chuck_stabilize → purge (one or more) → reflow → cool → vent",
+)
+# Bump reflow: the last backfill leaves the working space at this pressure or above, so the
+# paste melts in nitrogen at about atmospheric pressure (no film pressing on the paste).
+BUMP_N2_MIN_MBAR = 800.0
 
 
-def check_rules(recipe: VacuumFilmBondRecipe, limits: Limits) -> list[Problem]:
+def check_rules(recipe: AnyRecipe, limits: Limits) -> list[Problem]:
     """Every rule violation of ``recipe`` against physics, process order and ``limits``."""
+    if isinstance(recipe, LeadLiftRecipe):
+        from daemon.recipe.rules_lead_lift import check_lead_lift  # noqa: PLC0415 - no cycle
+
+        return check_lead_lift(recipe, limits)
+    order = _BUMP_ORDER if isinstance(recipe, BumpReflowRecipe) else _VACUUM_FILM_ORDER
     ctx = _Context(recipe)
     problems = [
         *_materials(recipe),
         *_atmosphere(recipe, limits),
-        *_order(recipe),
-        *_names(recipe),
+        *_order(recipe, order),
+        *_names(recipe, order),
     ]
+    if isinstance(recipe, BumpReflowRecipe):
+        problems += _bump(recipe, ctx)
     for i, step in enumerate(recipe.steps):
         if step.timeout_s > limits.step_timeout_max_s:
             problems.append(
@@ -82,16 +122,24 @@ def check_rules(recipe: VacuumFilmBondRecipe, limits: Limits) -> list[Problem]:
 class _Context:
     """The values several rules compare against, taken once from the recipe."""
 
-    def __init__(self, recipe: VacuumFilmBondRecipe) -> None:
+    def __init__(self, recipe: VacuumFilmBondRecipe | BumpReflowRecipe) -> None:
         solder = recipe.materials.solder
-        component = recipe.materials.component
         self.solder = solder.name
         self.solidus_c = solder.solidus_c
         self.liquidus_c = solder.liquidus_c
-        self.polymer = component.polymer
-        self.tg_c = component.tg_c
-        self.tg_margin_c = component.tg_margin_c
-        self.component_max_c = component.tg_c - component.tg_margin_c
+        mats = recipe.materials
+        if isinstance(mats, BumpMaterials):
+            self.component_max_c = mats.carrier.max_c
+            self.part_limit_text = (
+                f"the {mats.carrier.name} carrier's limit {_n(mats.carrier.max_c)} °C"
+            )
+        else:
+            comp = mats.component
+            self.component_max_c = comp.tg_c - comp.tg_margin_c
+            self.part_limit_text = (
+                f"Tg − margin = {_n(comp.tg_c)} − {_n(comp.tg_margin_c)} = "
+                f"{_n(self.component_max_c)} °C of the {comp.polymer} component"
+            )
         self.o2_max_ppm = recipe.atmosphere.o2_max_ppm
         chucks = [s for s in recipe.steps if isinstance(s, ChuckStabilize)]
         self.chuck_c: float | None = chucks[0].setpoint_c if chucks else None
@@ -107,7 +155,7 @@ class _Context:
         return self.chuck_c if self.chuck_c is not None else _AMBIENT_C
 
 
-def _materials(recipe: VacuumFilmBondRecipe) -> list[Problem]:
+def _materials(recipe: VacuumFilmBondRecipe | BumpReflowRecipe) -> list[Problem]:
     solder = recipe.materials.solder
     if solder.solidus_c > solder.liquidus_c:
         return [
@@ -120,7 +168,7 @@ def _materials(recipe: VacuumFilmBondRecipe) -> list[Problem]:
     return []
 
 
-def _atmosphere(recipe: VacuumFilmBondRecipe, limits: Limits) -> list[Problem]:
+def _atmosphere(recipe: VacuumFilmBondRecipe | BumpReflowRecipe, limits: Limits) -> list[Problem]:
     atm = recipe.atmosphere
     problems: list[Problem] = []
     if atm.o2_max_ppm > limits.o2_max_ppm_ceiling:
@@ -142,19 +190,20 @@ def _atmosphere(recipe: VacuumFilmBondRecipe, limits: Limits) -> list[Problem]:
     return problems
 
 
-def _order(recipe: VacuumFilmBondRecipe) -> list[Problem]:
+def _order(recipe: VacuumFilmBondRecipe | BumpReflowRecipe, order: _Order) -> list[Problem]:
     problems: list[Problem] = []
     first_at: dict[str, int] = {}
     latest: tuple[int, int] | None = None  # (rank, index) of the furthest step so far
+    ranks = order.rank
     for i, step in enumerate(recipe.steps):
-        rank = _RANK[step.type]
-        if step.type in first_at and step.type not in _REPEATABLE:
-            how_many = "at most one" if step.type in _OPTIONAL else "exactly one"
+        rank = ranks[step.type]
+        if step.type in first_at and step.type not in order.repeatable:
+            how_many = "at most one" if step.type in order.optional else "exactly one"
             problems.append(
                 (
                     _at(i, "type"),
                     f"a second '{step.type}' step (the first is steps[{first_at[step.type]}]); "
-                    f"a vacuum-film bond has {how_many}",
+                    f"{order.kind_text} has {how_many}",
                 )
             )
         elif latest is not None and rank < latest[0]:
@@ -163,19 +212,19 @@ def _order(recipe: VacuumFilmBondRecipe) -> list[Problem]:
                 (
                     _at(i, "type"),
                     f"'{step.type}' cannot come after '{before}' (steps[{latest[1]}]); "
-                    f"the process order is {_ORDER_TEXT}",
+                    f"the process order is {order.text}",
                 )
             )
         first_at.setdefault(step.type, i)
         if latest is None or rank >= latest[0]:
             latest = (rank, i)
-    for type_ in _ORDER:
-        if type_ not in first_at and type_ not in _OPTIONAL:
-            problems.append(("steps", f"no '{type_}' step; a vacuum-film bond runs {_ORDER_TEXT}"))
+    for type_ in order.types:
+        if type_ not in first_at and type_ not in order.optional:
+            problems.append(("steps", f"no '{type_}' step; {order.kind_text} runs {order.text}"))
     return problems
 
 
-def _names(recipe: VacuumFilmBondRecipe) -> list[Problem]:
+def _names(recipe: VacuumFilmBondRecipe | BumpReflowRecipe, order: _Order) -> list[Problem]:
     problems: list[Problem] = []
     first_at: dict[str, int] = {}
     for i, step in enumerate(recipe.steps):
@@ -187,7 +236,7 @@ def _names(recipe: VacuumFilmBondRecipe) -> list[Problem]:
         # they never wrote. An unnamed repeat of a once-only step is the order rule's to
         # report, twice would be noise.
         unnamed = step.name == step.type  # the model names an unnamed step after its type
-        if unnamed and step.type not in _REPEATABLE:
+        if unnamed and step.type not in order.repeatable:
             continue
         hint = (
             f"; this step has no name of its own, so it is called '{step.type}': give repeated "
@@ -222,9 +271,8 @@ def _chuck(i: int, step: ChuckStabilize, ctx: _Context, limits: Limits) -> list[
             (
                 _at(i, "setpoint_c"),
                 f"the chuck may run at up to {_n(warmest)} °C (setpoint + tolerance), not below "
-                f"Tg − margin = {_n(ctx.tg_c)} − {_n(ctx.tg_margin_c)} = "
-                f"{_n(ctx.component_max_c)} °C of the {ctx.polymer} component; the chuck is the "
-                "component's heat sink and must stay clearly colder",
+                f"{ctx.part_limit_text}; the chuck is the heat sink of the part on it and "
+                "must stay clearly colder",
             )
         )
     if step.settle_s >= step.timeout_s:
@@ -494,7 +542,9 @@ def _vent(i: int, step: Vent, ctx: _Context) -> list[Problem]:
     return []
 
 
-def _run_duration(recipe: VacuumFilmBondRecipe, ctx: _Context, limits: Limits) -> list[Problem]:
+def _run_duration(
+    recipe: VacuumFilmBondRecipe | BumpReflowRecipe, ctx: _Context, limits: Limits
+) -> list[Problem]:
     # Only the parts whose length the recipe fixes: the rest depends on the plant.
     least = 0.0
     for step in recipe.steps:
@@ -518,6 +568,33 @@ def _run_duration(recipe: VacuumFilmBondRecipe, ctx: _Context, limits: Limits) -
     return []
 
 
+def _bump(recipe: BumpReflowRecipe, ctx: _Context) -> list[Problem]:
+    problems: list[Problem] = []
+    purges = [(i, s) for i, s in enumerate(recipe.steps) if isinstance(s, Purge)]
+    if purges:
+        i, last = purges[-1]
+        if last.backfill_to_mbar < BUMP_N2_MIN_MBAR:
+            problems.append(
+                (
+                    _at(i, "backfill_to_mbar"),
+                    f"the last purge leaves {_n(last.backfill_to_mbar)} mbar of nitrogen; a bump "
+                    f"reflow melts the paste in nitrogen at ≥ {_n(BUMP_N2_MIN_MBAR)} mbar "
+                    "(the reflow follows the purge without pumping down)",
+                )
+            )
+    for i, step in enumerate(recipe.steps):
+        if isinstance(step, Reflow) and step.time_above_liquidus_s.min <= 0:
+            problems.append(
+                (
+                    _at(i, "time_above_liquidus_s", "min"),
+                    f"must be above 0 s ({_n(step.time_above_liquidus_s.min)} s): the paste "
+                    "strips pull into masses only while molten, so a bump reflow needs a "
+                    "minimum time above liquidus",
+                )
+            )
+    return problems
+
+
 def _above_chuck(i: int, field: str, temp_c: float, ctx: _Context) -> list[Problem]:
     if ctx.chuck_c is not None and temp_c <= ctx.chuck_c:
         return [
@@ -534,12 +611,5 @@ def _inverted(lo: float, hi: float, unit: str) -> str:
     return f"the window is inverted: min {_n(lo)} {unit} is above max {_n(hi)} {unit}"
 
 
-def _at(index: int, *parts: str | int) -> str:
-    path = f"steps[{index}]"
-    for part in parts:
-        path += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return path
-
-
-def _n(value: float) -> str:
-    return f"{value:g}"
+_at = at_step
+_n = num

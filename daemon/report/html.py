@@ -24,12 +24,22 @@ from pydantic import TypeAdapter, ValidationError
 
 from daemon import __version__
 from daemon.conformance import O2_PPM_MIN_PRESSURE_MBAR, StepOutcome, evaluate
-from daemon.recipe.model import Recipe, Reflow, VacuumFilmBondRecipe
+from daemon.recipe.model import (
+    AnyRecipe,
+    BumpMaterials,
+    Cure,
+    LeadLiftRecipe,
+    LeadLiftStep,
+    Recipe,
+    Reflow,
+    atmosphere_of,
+    component_max_c,
+)
 from daemon.records import RunRecord, StepRecord
 from daemon.report.svgplot import Chart, HBand, HLine, Marker, Series, VSpan
 from daemon.trace import Sample
 
-_RECIPE: TypeAdapter[VacuumFilmBondRecipe] = TypeAdapter(Recipe)
+_RECIPE: TypeAdapter[AnyRecipe] = TypeAdapter(Recipe)
 
 CHIP, COMPONENT, CHUCK = "#d62728", "#ff7f0e", "#1f77b4"
 SETPOINT, LIQUIDUS, TG = "#222222", "#7b3fa0", "#8c564b"
@@ -48,7 +58,7 @@ class Failure:
     reason: str
 
 
-def parse_recorded_recipe(text: str) -> VacuumFilmBondRecipe | None:
+def parse_recorded_recipe(text: str) -> AnyRecipe | None:
     """The recipe as stored with the run, or None if this software cannot read it."""
     try:
         return _RECIPE.validate_python(tomllib.loads(text))
@@ -83,7 +93,7 @@ def _time(ts: datetime | None) -> str:
 
 
 def _checks(
-    record: RunRecord, recipe: VacuumFilmBondRecipe | None, samples: Sequence[Sample]
+    record: RunRecord, recipe: AnyRecipe | None, samples: Sequence[Sample]
 ) -> tuple[list[dict[str, Any]], str]:
     """The conformance entries and where they came from."""
     if record.result is not None:
@@ -187,7 +197,7 @@ def _markers(record: RunRecord) -> list[Marker]:
 
 def build_charts(
     record: RunRecord,
-    recipe: VacuumFilmBondRecipe | None,
+    recipe: AnyRecipe | None,
     samples: Sequence[Sample],
     failure: Failure | None,
 ) -> list[str]:
@@ -241,13 +251,17 @@ def build_charts(
         Series("setpoint", t, [s.setpoint_c for s in samples], SETPOINT, 1.2, "4 3")
     )
     if recipe is not None:
-        solder, comp = recipe.materials.solder, recipe.materials.component
+        mats = recipe.materials
+        solder = mats.solder
         liquidus = solder.liquidus_c
         temps.hlines.append(HLine(liquidus, f"liquidus {liquidus:g} °C ({solder.name})", LIQUIDUS))
-        tg_line = comp.tg_c - comp.tg_margin_c
-        temps.hlines.append(
-            HLine(tg_line, f"Tg − margin {tg_line:g} °C ({comp.polymer})", TG, "2 3")
+        tg_line = component_max_c(recipe)
+        what = (
+            f"carrier limit {tg_line:g} °C ({mats.carrier.name})"
+            if isinstance(mats, BumpMaterials)
+            else f"Tg − margin {tg_line:g} °C ({mats.component.polymer})"
         )
+        temps.hlines.append(HLine(tg_line, what, TG, "2 3"))
         for r in (s for s in recipe.steps if isinstance(s, Reflow)):
             rec = next((s for s in record.steps if s.name == r.name), None)
             if rec is None:
@@ -290,8 +304,8 @@ def build_charts(
             "O2 partial pressure (mbar)", t, [s.o2_partial_mbar() for s in samples], "#8c564b", 1.6
         )
     )
-    if recipe is not None:
-        atm = recipe.atmosphere
+    atm = atmosphere_of(recipe) if recipe is not None else None
+    if atm is not None:
         gas.hlines.append(HLine(atm.o2_max_ppm, f"O2 limit {atm.o2_max_ppm:g} ppm", "#2ca02c"))
         gas.hlines.append(
             HLine(
@@ -342,7 +356,54 @@ def build_charts(
         )
         zc.series.append(Series("Z position", t, [s.z_um for s in samples], "#17becf", 1.6))
         charts.append(zc.render())
+    charts += _lead_lift_charts(recipe, samples, t, x_range, steps=steps, markers=markers)
     return charts
+
+
+def _lead_lift_charts(
+    recipe: AnyRecipe | None,
+    samples: Sequence[Sample],
+    t: list[float],
+    x_range: tuple[float, float],
+    *,
+    steps: Sequence[VSpan],
+    markers: Sequence[Marker],
+) -> list[str]:
+    """Force, UV and the daemon's estimates: drawn only when the trace has them."""
+
+    def chart(title: str, unit: str, css: str) -> Chart:
+        return Chart(
+            title, unit, x_range, height=220, css_id=css, vspans=list(steps), markers=list(markers)
+        )
+
+    out: list[str] = []
+    forces = [s.z_force_n for s in samples]
+    if any(f is not None and f != 0.0 for f in forces):
+        fc = chart("Z stage force", "N", "chart-force")
+        fc.series.append(Series("force", t, forces, BAD, 1.6))
+        if isinstance(recipe, LeadLiftRecipe):
+            for lim in {s.force_limit_n for s in recipe.steps if isinstance(s, LeadLiftStep)}:
+                fc.hlines.append(HLine(lim, f"force limit {lim:g} N", BAD, "4 3"))
+        out.append(fc.render())
+    doses = [s.uv_dose_mj_cm2 for s in samples]
+    if any(d for d in doses):
+        uc = chart("UV irradiance and dose", "mW/cm²  /  mJ/cm²", "chart-uv")
+        uc.series.append(
+            Series("irradiance (mW/cm²)", t, [s.uv_mw_cm2 for s in samples], "#9467bd", 1.4)
+        )
+        uc.series.append(Series("dose, cumulative (mJ/cm²)", t, doses, "#2ca02c", 1.8))
+        out.append(uc.render())
+    alphas = [s.cure_conversion for s in samples]
+    if any(a for a in alphas):
+        cc = chart("Encapsulant: estimated cure conversion", "fraction", "chart-cure")
+        cc.series.append(Series("conversion", t, alphas, "#8c564b", 1.8))
+        if isinstance(recipe, LeadLiftRecipe):
+            for c in (s for s in recipe.steps if isinstance(s, Cure)):
+                cc.hlines.append(
+                    HLine(c.conversion_target, f"target {c.conversion_target:g}", TG, "4 3")
+                )
+        out.append(cc.render())
+    return out
 
 
 # ---------------------------------------------------------------------------- page

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from daemon.config import Limits
 from daemon.errors import SafetyStop, StepFailed
 from daemon.monitor import Monitor, Snapshot
-from daemon.recipe.model import VacuumFilmBondRecipe
+from daemon.recipe.model import AnyRecipe
+from daemon.steps.estimates import ProcessEstimates
 from daemon.thermal import ChipLoop, ControllerFactory, ThermalModel
 from drivers.clock import Clock
 from drivers.errors import DeviceError
@@ -24,12 +26,56 @@ from drivers.protocols import (
 CMD_TIMEOUT_S = 0.5
 
 
+@dataclass(frozen=True, slots=True)
+class ZCommand:
+    """A commanded Z move: trapezoidal from ``start_um`` at ``t0`` to ``target_um``."""
+
+    t0: float
+    start_um: float
+    target_um: float
+    speed_um_s: float
+    accel_um_s2: float
+
+    def position_at(self, t: float) -> float:
+        """Where an ideal stage following the command is at clock time ``t``."""
+        dist = abs(self.target_um - self.start_um)
+        sign = 1.0 if self.target_um >= self.start_um else -1.0
+        v, a = self.speed_um_s, self.accel_um_s2
+        tt = max(0.0, t - self.t0)
+        t_acc = v / a
+        d_acc = 0.5 * a * t_acc * t_acc
+        if 2.0 * d_acc >= dist:  # triangular: never reaches full speed
+            t_half = math.sqrt(dist / a)
+            if tt <= t_half:
+                s = 0.5 * a * tt * tt
+            else:
+                td = min(tt, 2.0 * t_half) - t_half
+                s = dist / 2.0 + a * t_half * td - 0.5 * a * td * td
+        else:
+            t_cruise = (dist - 2.0 * d_acc) / v
+            if tt <= t_acc:
+                s = 0.5 * a * tt * tt
+            elif tt <= t_acc + t_cruise:
+                s = d_acc + v * (tt - t_acc)
+            else:
+                td = min(tt - t_acc - t_cruise, t_acc)
+                s = dist - d_acc + v * td - 0.5 * a * td * td
+        return self.start_um + sign * min(s, dist)
+
+    def duration_s(self) -> float:
+        dist = abs(self.target_um - self.start_um)
+        v, a = self.speed_um_s, self.accel_um_s2
+        if v * v / a >= dist:
+            return 2.0 * math.sqrt(dist / a)
+        return dist / v + v / a
+
+
 @dataclass
 class StepContext:
     machine: Machine
     clock: Clock
     monitor: Monitor
-    recipe: VacuumFilmBondRecipe
+    recipe: AnyRecipe
     limits: Limits
     step_name: str = ""
     deadline: float | None = None
@@ -51,6 +97,15 @@ class StepContext:
     # Set by the executor when the run is being aborted. Python 3.11's wait_for can swallow a
     # cancellation that lands as its command completes, so the step also stops at its next tick.
     aborting: bool = False
+    # Lead lift, release, encapsulation: the daemon's estimates (dose, volume, conversion),
+    # whether a UV exposure is under way (the shutter may be open), and the Z move the stage
+    # was last commanded (the following-error interlock compares the stage with it).
+    estimates: ProcessEstimates = field(default_factory=ProcessEstimates)
+    uv_exposing: bool = False
+    z_command: ZCommand | None = None
+    # The last move commanded, kept when the daemon stops the stage: if the stage did not
+    # take the stop, the safe state knows how long it may still be moving.
+    z_last_move: ZCommand | None = None
 
     async def tick(self) -> Snapshot:
         """The next fresh snapshot; fails the step once its timeout has passed."""

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 # Names the plant model in device identities; bump it when the physics changes, so a record
 # says which simulation produced it.
-PLANT_MODEL = "1"
+PLANT_MODEL = "2"  # 2: lead lift, holds, encapsulant, heat release, coalescence
 
 
 def _quantize(value: float, step: float) -> float:
@@ -326,7 +326,12 @@ class SimZStage(_SimDevice):
         self._plant.z_home()
 
     async def move_abs(
-        self, position_um: float, speed_um_s: float, timeout: float = DEFAULT_TIMEOUT_S
+        self,
+        position_um: float,
+        speed_um_s: float,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        *,
+        accel_um_s2: float | None = None,
     ) -> None:
         self._begin(timeout)
         p = self._plant.params
@@ -336,11 +341,19 @@ class SimZStage(_SimDevice):
             raise InvalidCommand(
                 self._name, f"speed_um_s = {speed_um_s!r} outside (0, {p.z_speed_max_um_s:g}]"
             )
+        acc: float | None = None
+        if accel_um_s2 is not None:
+            acc = _finite(accel_um_s2)
+            if acc is None or not 0.0 < acc <= p.z_accel_max_um_s2:
+                raise InvalidCommand(
+                    self._name,
+                    f"accel_um_s2 = {accel_um_s2!r} outside (0, {p.z_accel_max_um_s2:g}]",
+                )
         await self._exchange(timeout)
         self._check_fault()
         if not self._plant.z_homed:
             raise InvalidCommand(self._name, "not homed: home() before move_abs()")
-        self._plant.z_move(pos, v)
+        self._plant.z_move(pos, v, acc)
 
     async def stop(self, timeout: float = DEFAULT_TIMEOUT_S) -> None:
         self._begin(timeout)
@@ -391,7 +404,8 @@ class SimUvSource(_SimDevice):
         failed = self._plant.uv_failed
         return UvStatus(
             shutter_open=self._plant.uv_shutter_open,
-            irradiance_mw_cm2=self._plant.uv_irradiance_mw_cm2,
+            # The source's own sensor: a lamp that went out delivers nothing.
+            irradiance_mw_cm2=0.0 if failed else self._plant.uv_irradiance_mw_cm2,
             lamp_ready=not failed,
             fault=failed,
             detail="lamp failure" if failed else "",

@@ -19,10 +19,18 @@ pump               fail (trip), no_response
 lamps, lamps.z<n>  stuck_on, fail (dead lamp), no_response     stuck_on: % (default 100)
 o2                 fail (not measuring), stuck, no_response    stuck: frozen ppm (optional)
 dio                estop, door_open, no_response
-zstage, uv,        fail, no_response
-dispenser
+zstage             fail (drive fault), stall (following error:
+                   busy but not moving), no_response
+uv                 fail (lamp out: no output, shutter
+                   closed), no_response
+dispenser          fail, no_response
+chuck_vacuum,      fail (the hold loses its vacuum; its switch
+support_vacuum     opens)
 valves             no_response
 =================  ==========================================  =============================
+
+``stall``, ``chuck_vacuum`` and ``support_vacuum`` extend the contract's list of kinds and
+devices (docs/adr/0050); the file format is unchanged.
 
 Kinds with no value in this table refuse a non-zero one (``value = 0``, the default, is
 "no value", as in the contract's example), so a scenario cannot suggest an effect the
@@ -66,6 +74,7 @@ FaultKind = Literal[
     "stuck_on",
     "estop",
     "door_open",
+    "stall",
 ]
 
 _DEFAULT_ZONES = PlantParams().zones

@@ -30,11 +30,15 @@ from typing import Final, Protocol
 from drivers.clock import Clock
 from drivers.protocols import (
     IN_CHILLER_FLOW,
+    IN_CHUCK_VACUUM_OK,
     IN_DOOR_CLOSED,
     IN_ESTOP_OK,
+    IN_SUPPORT_VACUUM_OK,
+    OUT_CHUCK_VACUUM,
     OUT_FILM_CLAMP,
     OUT_LAMP_CONTACTOR,
     OUT_SCR_ENABLE,
+    OUT_SUPPORT_VACUUM,
     OUTPUTS,
     VALVE_N2_PURGE,
     VALVE_PUMP,
@@ -62,8 +66,13 @@ FAULT_KINDS: Final[dict[str, frozenset[str]]] = {
     "lamps.z<n>": frozenset({"stuck_on", "fail", "no_response"}),
     "o2": frozenset({"fail", "stuck", "no_response"}),
     "dio": frozenset({"estop", "door_open", "no_response"}),
-    "zstage": frozenset({"fail", "no_response"}),
+    # stall: following error — the stage stops following its command but reports busy.
+    "zstage": frozenset({"fail", "stall", "no_response"}),
+    # fail: the UV lamp goes out (output 0, shutter closed), also in the middle of an exposure.
     "uv": frozenset({"fail", "no_response"}),
+    # fail: the hold loses its vacuum (part not sealing, line leak): the switch opens.
+    "chuck_vacuum": frozenset({"fail"}),
+    "support_vacuum": frozenset({"fail"}),
     "dispenser": frozenset({"fail", "no_response"}),
     "valves": frozenset({"no_response"}),
 }
@@ -116,14 +125,17 @@ class PlantParams:
     liquidus_c: float = 220.0
     melt_band_min_k: float = 0.5  # eutectics melt over this band below liquidus
 
-    # Chiller (PI on the fluid temperature, saturating at its capacity)
+    # Temperature-control unit of the chuck (PI on the fluid temperature, saturating at its
+    # capacity): a refrigerated/heating circulator of the Julabo FP50-HL class (working range
+    # −50..200 °C, 2 kW heater, 0.9 kW cooling at +20 °C; ADR 0050), so the cure step can
+    # heat the chuck as well as the bond step can chill it.
     chiller_setpoint_c: float = 20.0
     chiller_tau_s: float = 20.0  # closed-loop lag of the fluid toward the setpoint
     chiller_ti_s: float = 60.0  # integral time: no steady offset under load
-    chiller_cool_max_w: float = 600.0
-    chiller_heat_max_w: float = 300.0
-    chiller_setpoint_min_c: float = -10.0
-    chiller_setpoint_max_c: float = 60.0
+    chiller_cool_max_w: float = 900.0
+    chiller_heat_max_w: float = 2000.0
+    chiller_setpoint_min_c: float = -50.0
+    chiller_setpoint_max_c: float = 200.0
 
     # Thermocouples
     tc_tau_chip_s: float = 0.3
@@ -149,25 +161,66 @@ class PlantParams:
     o2_sample_period_s: float = 2.0  # the analyzer's stream period
     gauge_noise_rel: float = 0.002  # σ, relative
 
-    # Z stage and leads
-    z_accel_um_s2: float = 2000.0
+    # Z stage. z_min_um is where the support lies on the flat leads (zero lead displacement).
+    z_accel_um_s2: float = 2000.0  # the drive's configured default acceleration
+    z_accel_max_um_s2: float = 20_000.0  # the most a move may ask for
     z_speed_max_um_s: float = 1000.0
     z_min_um: float = 0.0
     z_max_um: float = 10_000.0
-    k_lead_n_um: float = 0.002  # bending stiffness of the released leads
-    k_tip_n_um: float = 0.02  # tips still bonded to the support: steep
-    tip_tear_force_n: float = 2.0
 
-    # UV, adhesive, encapsulant
+    # Vacuum holds of the lead lift (chuck: chip side; Z head: support side)
+    vacuum_hold_s: float = 0.5  # valve open -> vacuum switch made
+    support_capture_um: float = 20.0  # the head must be this close to the support to seal
+
+    # Leads (all leads together; ADR 0050). Released leads bend elastic-perfectly-plastic:
+    # stiffness k_lead until the plastic hinges form at lead_yield_force_n, then the force
+    # levels off; unloading is elastic, the plastic set stays.
+    k_lead_n_um: float = 0.002  # elastic bending stiffness, N/µm
+    lead_yield_force_n: float = 0.3  # bending force once the hinges yield, N
+    # Tips still stuck to the support: the leads are stretched, not bent: steep.
+    k_tip_n_um: float = 0.02  # N/µm
+    tip_adhesion_n: float = 10.0  # pull-off force of the intact connecting layer, N
+    lead_tear_force_n: float = 3.0  # mean tensile strength of the leads, N
+    lead_tear_spread: float = 0.2  # strengths spread uniformly over ±this fraction of the mean
+
+    # Connecting layer (adhesive between lead tips and support). Bonded fraction
+    # b = exp(−(dose/D0 + ∫k_heat dt)); degradation 1 − b. UV: reciprocity (dose only).
+    # Heat: Arrhenius rate k_heat = k_ref·exp(−Ea/R·(1/T − 1/T_ref)) on the support-side
+    # (component node) temperature.
     uv_irradiance_max_mw_cm2: float = 200.0
-    adhesive_d0_mj_cm2: float = 400.0  # degradation 1 − exp(−dose/D0)
-    tips_released_at: float = 0.95  # degradation above which the tips count as released
-    cure_a_per_s: float = 2.0e6
-    cure_ea_j_mol: float = 70_000.0
-    cure_n: float = 1.5
-    dispense_ul_per_kpa_s: float = 0.01
+    adhesive_d0_mj_cm2: float = 400.0  # dose for 1 − 1/e degradation, mJ/cm²
+    heat_release_k_ref_per_s: float = 0.05  # degradation rate at heat_release_t_ref_c, 1/s
+    heat_release_t_ref_c: float = 150.0
+    heat_release_ea_j_mol: float = 150_000.0
+    # Degradation at which the layer holds nothing: the tips are released. Below it the
+    # pull-off force falls linearly with the bonded fraction to zero here.
+    tips_released_at: float = 0.95
+
+    # Encapsulant: Hagen–Poiseuille flow through the needle, Q = Δp·π·r⁴/(8·µ·L); fill of the
+    # gap under the support first-order with the Washburn capillary time 2·µ·L²/(γ·h).
+    needle_id_mm: float = 0.41  # 22 G
+    needle_length_mm: float = 12.7
+    encapsulant_viscosity_pa_s: float = 5.0
+    encapsulant_wetting_n_m: float = 0.03  # surface tension × cos(contact angle)
+    gap_area_mm2: float = 100.0  # area under the support to fill
+    gap_flow_length_mm: float = 5.0  # how far the encapsulant flows in from the edge
+    gap0_um: float = 50.0  # gap height with the leads flat
     dispense_pressure_max_kpa: float = 700.0
     dispense_shot_max_s: float = 60.0
+    # Cure: Kamal–Sourour dα/dt = (k1 + k2·α^m)·(1 − α)^n, k_i = A_i·exp(−E_i/(R·T)), on the
+    # component-node temperature. Defaults: a snap-cure encapsulant, 95 % in ~4 min at
+    # 150 °C, k1 = 2.5e-3 /s and k2 = 5e-2 /s there; days at room temperature.
+    cure_a_per_s: float = 1.1e6
+    cure_ea_j_mol: float = 70_000.0
+    cure_a2_per_s: float = 2.2e7  # autocatalytic term; 0 = nth-order kinetics
+    cure_ea2_j_mol: float = 70_000.0
+    cure_m: float = 1.0
+    cure_n: float = 1.5
+
+    # Bump reflow: paste strips pull into masses while molten, dc/dt = melt·(1 − c)/τ·f(O2),
+    # f = 1/(1 + pO2/p_half): a flux-less melt under an oxide skin does not coalesce.
+    coalesce_tau_s: float = 2.0
+    coalesce_o2_half_mbar: float = 0.05  # 50 ppm at one atmosphere halves the rate
 
     # Remote I/O coupler: outputs drop when the daemon has not talked to it for this long.
     # None = watchdog not simulated.
@@ -195,8 +248,31 @@ class PlantParams:
             "n2_supply_mbar",
             "o2_sample_period_s",
             "z_accel_um_s2",
+            "z_accel_max_um_s2",
             "z_speed_max_um_s",
             "adhesive_d0_mj_cm2",
+            "vacuum_hold_s",
+            "support_capture_um",
+            "k_lead_n_um",
+            "lead_yield_force_n",
+            "k_tip_n_um",
+            "tip_adhesion_n",
+            "lead_tear_force_n",
+            "heat_release_k_ref_per_s",
+            "heat_release_ea_j_mol",
+            "needle_id_mm",
+            "needle_length_mm",
+            "encapsulant_viscosity_pa_s",
+            "encapsulant_wetting_n_m",
+            "gap_area_mm2",
+            "gap_flow_length_mm",
+            "gap0_um",
+            "cure_a_per_s",
+            "cure_ea_j_mol",
+            "cure_ea2_j_mol",
+            "cure_n",
+            "coalesce_tau_s",
+            "coalesce_o2_half_mbar",
             "melt_band_min_k",
         )
         for name in positive:
@@ -213,6 +289,40 @@ class PlantParams:
             raise ValueError("PlantParams.solidus_c must not exceed liquidus_c")
         if self.dio_watchdog_s is not None and not self.dio_watchdog_s > 0:
             raise ValueError("PlantParams.dio_watchdog_s must be > 0 or None")
+        for name in ("cure_a2_per_s", "cure_m"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"PlantParams.{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.lead_tear_spread < 1.0:
+            raise ValueError(
+                f"PlantParams.lead_tear_spread must be in [0, 1), got {self.lead_tear_spread}"
+            )
+        if not 0.0 < self.tips_released_at < 1.0:
+            raise ValueError(
+                f"PlantParams.tips_released_at must be in (0, 1), got {self.tips_released_at}"
+            )
+        if self.z_accel_um_s2 > self.z_accel_max_um_s2:
+            raise ValueError("PlantParams.z_accel_um_s2 must not exceed z_accel_max_um_s2")
+        if self.heat_release_t_ref_c <= -KELVIN:
+            raise ValueError("PlantParams.heat_release_t_ref_c must be above absolute zero")
+
+    @property
+    def dispense_ul_per_kpa_s(self) -> float:
+        """Flow coefficient of the dispense needle for this encapsulant, µL/(kPa·s)."""
+        r_m = self.needle_id_mm * 0.5e-3
+        l_m = self.needle_length_mm * 1e-3
+        m3_per_pa_s = math.pi * r_m**4 / (8.0 * self.encapsulant_viscosity_pa_s * l_m)
+        return m3_per_pa_s * 1e3 * 1e9  # per kPa (×1e3), in µL (×1e9)
+
+    def gap_flow_tau_s(self, gap_um: float) -> float:
+        """Washburn time for the encapsulant to flow into a gap of ``gap_um`` height, s."""
+        h_m = max(gap_um, 1.0) * 1e-6
+        length_m = self.gap_flow_length_mm * 1e-3
+        return (
+            2.0
+            * self.encapsulant_viscosity_pa_s
+            * length_m**2
+            / (self.encapsulant_wetting_n_m * h_m)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,21 +384,41 @@ class PlantState:
     z_target_um: float
     z_moving: bool
     z_homed: bool
-    force_n: float
-    leads_torn: bool
-    tips_released: bool
+    z_accel_um_s2: float  # acceleration of the current (or last) move
+    z_stalled: bool  # following-error fault: busy but not moving
+    force_n: float  # what the Z head's load cell reads, N (+ = leads pulling the head back)
+    chuck_vacuum_held: bool
+    support_vacuum_held: bool
+    lead_displacement_um: float  # support away from the chip, as the leads see it
+    lead_plastic_set_um: float  # permanent bend of the leads
+    tips_attached: bool  # the lead tips are still stuck to the support
+    tips_released: bool  # the tips came free without tearing (layer degraded or peeled)
+    torn_fraction: float  # share of the leads torn, permanent
+    leads_torn: bool  # any lead torn
     uv_shutter_open: bool
     uv_irradiance_mw_cm2: float
     uv_dose_mj_cm2: float
-    adhesive_degradation: float
+    heat_release_exposure: float  # ∫k_heat dt of the connecting layer, dimensionless
+    bonded_fraction: float  # of the connecting layer, UV and heat combined
+    adhesive_degradation: float  # 1 − bonded_fraction
     dispenser_pressure_kpa: float
     dispensing: bool
     dispensed_ul: float
-    cure_conversion: float
+    gap_ul: float  # volume of the gap under the support now
+    encapsulant_in_gap_ul: float  # of the dispensed volume, what has flowed in
+    fill_fraction: float  # of the gap, 0..1
+    overfill_ul: float  # dispensed beyond the gap's volume
+    cure_conversion: float  # of the dispensed encapsulant (0 while nothing was dispensed)
+    coalescence: float  # of the solder-paste strips into masses, 0..1
     energy_in_j: float  # lamp radiation absorbed by chips and component
     energy_chiller_j: float  # heat removed by the chiller (negative = it heated)
     energy_loss_j: float  # radiation, gas, chuck and fluid losses to ambient
     stored_energy_j: float  # Σ C·T (°C) + latent heat of the molten solder
+
+    @property
+    def z_force_n(self) -> float:
+        """The Z load cell's force (the name the trace uses)."""
+        return self.force_n
 
 
 @dataclass(slots=True)
@@ -308,8 +438,10 @@ class _Faults:
     estop: bool = False
     door_open: bool = False
     zstage_failed: bool = False
+    zstage_stalled: bool = False
     uv_failed: bool = False
     dispenser_failed: bool = False
+    hold_failed: set[str] = field(default_factory=set)  # OUT_CHUCK_VACUUM / OUT_SUPPORT_VACUUM
 
 
 def fault_device_key(device: str, zones: int, channels: Sequence[str]) -> str | None:
@@ -363,19 +495,36 @@ class Plant:
         self._z_speed = 0.0
         self._z_moving = False
         self._z_homed = False
-        self._leads_torn = False
+        self._z_acc = p.z_accel_um_s2
+        # Vacuum holds: when each engages (None = valve closed), and whether it holds.
+        self._hold_due: dict[str, float | None] = {OUT_CHUCK_VACUUM: None, OUT_SUPPORT_VACUUM: None}
+        self._held = {OUT_CHUCK_VACUUM: False, OUT_SUPPORT_VACUUM: False}
+        # Leads: displacement, plastic set, tips stuck to the support, share torn.
+        self._lead_d = 0.0
+        self._lead_dp = 0.0
+        self._tips_attached = True
+        self._torn = 0.0
 
         self._uv_irr = 0.0
         self._uv_shutter = False
         self._uv_dose = 0.0
+        self._heat_exposure = 0.0
         self._disp_kpa = 0.0
         self._disp_end: float | None = None
         self._dispensed = 0.0
+        self._encap_in = 0.0
         self._cure = 0.0
+        self._coalescence = 0.0
 
         self._e_in = 0.0
         self._e_chiller = 0.0
         self._e_loss = 0.0
+        # Below this component temperature the heat release rate is under 1e-10 /s (a
+        # millionth in three hours): the integration skips it.
+        inv_t_on = 1.0 / (p.heat_release_t_ref_c + KELVIN) + GAS_CONSTANT / (
+            p.heat_release_ea_j_mol
+        ) * math.log(p.heat_release_k_ref_per_s / 1e-10)
+        self._heat_release_t_on_c = 1.0 / inv_t_on - KELVIN if inv_t_on > 0.0 else -KELVIN
 
         self._faults = _Faults()
         self._fault_queue: list[tuple[float, int, PlantFault, Callable[[float], None] | None]] = []
@@ -412,7 +561,6 @@ class Plant:
     def state(self) -> PlantState:
         """The state now (integrates up to ``clock.now()`` first)."""
         self.advance()
-        p = self._p
         chip_c, melt = self._chip_temp()
         outs = dict(self._outputs)
         outs[OUT_LAMP_CONTACTOR] = self._contactor_energized()
@@ -451,17 +599,32 @@ class Plant:
             z_target_um=self._z_target,
             z_moving=self._z_moving,
             z_homed=self._z_homed,
+            z_accel_um_s2=self._z_acc,
+            z_stalled=self._faults.zstage_stalled,
             force_n=self.force_n,
-            leads_torn=self._leads_torn,
-            tips_released=self.adhesive_degradation >= p.tips_released_at,
+            chuck_vacuum_held=self._held[OUT_CHUCK_VACUUM],
+            support_vacuum_held=self._held[OUT_SUPPORT_VACUUM],
+            lead_displacement_um=self._lead_d,
+            lead_plastic_set_um=self._lead_dp,
+            tips_attached=self._tips_attached,
+            tips_released=self.tips_released,
+            torn_fraction=self._torn,
+            leads_torn=self._torn > 0.0,
             uv_shutter_open=self._uv_shutter,
             uv_irradiance_mw_cm2=self._uv_irr,
             uv_dose_mj_cm2=self._uv_dose,
+            heat_release_exposure=self._heat_exposure,
+            bonded_fraction=self.bonded_fraction,
             adhesive_degradation=self.adhesive_degradation,
             dispenser_pressure_kpa=self._disp_kpa,
             dispensing=self._disp_end is not None,
             dispensed_ul=self._dispensed,
+            gap_ul=self.gap_ul,
+            encapsulant_in_gap_ul=self._encap_in,
+            fill_fraction=min(1.0, self._encap_in / self.gap_ul),
+            overfill_ul=max(0.0, self._dispensed - self.gap_ul),
             cure_conversion=self._cure,
+            coalescence=self._coalescence,
             energy_in_j=self._e_in,
             energy_chiller_j=self._e_chiller,
             energy_loss_j=self._e_loss,
@@ -566,6 +729,7 @@ class Plant:
         if name == OUT_LAMP_CONTACTOR and self._faults.estop:
             on = False
         self._outputs[name] = on
+        self._sync_holds()
 
     def outputs(self) -> dict[str, bool]:
         self.advance()
@@ -579,7 +743,43 @@ class Plant:
             IN_ESTOP_OK: not self._faults.estop,
             IN_DOOR_CLOSED: not self._faults.door_open,
             IN_CHILLER_FLOW: self.chiller_flow,
+            IN_CHUCK_VACUUM_OK: self._held[OUT_CHUCK_VACUUM],
+            IN_SUPPORT_VACUUM_OK: self._held[OUT_SUPPORT_VACUUM],
         }
+
+    # ----------------------------------------------------------- vacuum holds
+
+    def _sync_holds(self) -> None:
+        """Follow the hold valves: a closed valve (or a failed hold) lets go at once; an
+        opened one engages ``vacuum_hold_s`` later (an event, see ``_next_event``)."""
+        for name in (OUT_CHUCK_VACUUM, OUT_SUPPORT_VACUUM):
+            if not self._outputs[name] or name in self._faults.hold_failed:
+                self._held[name] = False
+                self._hold_due[name] = None
+            elif not self._held[name] and self._hold_due[name] is None:
+                self._hold_due[name] = self._t + self._p.vacuum_hold_s
+
+    def _engage_due_holds(self) -> None:
+        for name, due in self._hold_due.items():
+            if due is None or due > self._t:
+                continue
+            self._hold_due[name] = None
+            if name == OUT_SUPPORT_VACUUM and not self._head_at_support():
+                # The head is away from the support: the suction cup cannot seal.
+                continue
+            self._held[name] = True
+
+    def _head_at_support(self) -> bool:
+        support_z = self._p.z_min_um + self._lead_d
+        return abs(self._z - support_z) <= self._p.support_capture_um
+
+    @property
+    def chuck_vacuum_held(self) -> bool:
+        return self._held[OUT_CHUCK_VACUUM]
+
+    @property
+    def support_vacuum_held(self) -> bool:
+        return self._held[OUT_SUPPORT_VACUUM]
 
     def dio_contact(self) -> None:
         """The daemon talked to the I/O coupler: re-arm its watchdog."""
@@ -725,29 +925,41 @@ class Plant:
     def z_home(self) -> None:
         self.advance()
         self._z_homed = True
-        self._start_move(0.0, self._p.z_speed_max_um_s)
+        self._start_move(0.0, self._p.z_speed_max_um_s, self._p.z_accel_um_s2)
 
-    def z_move(self, position_um: float, speed_um_s: float) -> None:
+    def z_move(
+        self, position_um: float, speed_um_s: float, accel_um_s2: float | None = None
+    ) -> None:
+        """Start a trapezoidal move; ``accel_um_s2`` None = the configured default."""
         p = self._p
         if not (math.isfinite(position_um) and p.z_min_um <= position_um <= p.z_max_um):
             raise ValueError(f"position {position_um} µm outside {p.z_min_um}..{p.z_max_um}")
         if not (math.isfinite(speed_um_s) and 0.0 < speed_um_s <= p.z_speed_max_um_s):
             raise ValueError(f"speed {speed_um_s} µm/s outside (0, {p.z_speed_max_um_s}]")
+        acc = p.z_accel_um_s2 if accel_um_s2 is None else accel_um_s2
+        if not (math.isfinite(acc) and 0.0 < acc <= p.z_accel_max_um_s2):
+            raise ValueError(f"acceleration {acc} µm/s² outside (0, {p.z_accel_max_um_s2}]")
         self.advance()
-        self._start_move(float(position_um), float(speed_um_s))
+        self._start_move(float(position_um), float(speed_um_s), float(acc))
 
-    def _start_move(self, target: float, speed: float) -> None:
+    def _start_move(self, target: float, speed: float, accel: float) -> None:
         self._z_target = target
         self._z_speed = speed
+        self._z_acc = accel
         self._z_moving = True
 
     def z_stop(self) -> None:
-        """Decelerate to a stop at the stage's acceleration."""
+        """Decelerate to a stop at the move's acceleration."""
         self.advance()
         if not self._z_moving:
             return
+        if self._faults.zstage_stalled:
+            # The profile generator ends its move; the axis stays where it stuck.
+            self._z_moving = False
+            self._z_target = self._z
+            return
         v = self._z_v
-        stop_at = self._z + math.copysign(v * v / (2.0 * self._p.z_accel_um_s2), v)
+        stop_at = self._z + math.copysign(v * v / (2.0 * self._z_acc), v)
         self._z_target = min(self._p.z_max_um, max(self._p.z_min_um, stop_at))
         self._z_speed = max(abs(v), 1e-9)
 
@@ -765,11 +977,24 @@ class Plant:
 
     @property
     def force_n(self) -> float:
-        if self._leads_torn:
+        """The Z head's load cell: only the leads pull on it, through the held support."""
+        if not (self._held[OUT_SUPPORT_VACUUM] and self._held[OUT_CHUCK_VACUUM]):
             return 0.0
-        disp = max(0.0, self._z - self._p.z_min_um)
-        bonded = 1.0 - self.adhesive_degradation
-        return (self._p.k_lead_n_um + self._p.k_tip_n_um * bonded) * disp
+        p = self._p
+        if self._tips_attached:
+            f = p.k_tip_n_um * max(0.0, self._lead_d)
+        else:
+            f = p.k_lead_n_um * (self._lead_d - self._lead_dp)
+        return (1.0 - self._torn) * f
+
+    @property
+    def z_stalled(self) -> bool:
+        return self._faults.zstage_stalled
+
+    @property
+    def tips_released(self) -> bool:
+        """The tips are free of the support without tearing."""
+        return not self._tips_attached and self._torn < 1.0
 
     @property
     def zstage_failed(self) -> bool:
@@ -803,8 +1028,31 @@ class Plant:
         return self._faults.uv_failed
 
     @property
+    def bonded_fraction(self) -> float:
+        """Of the connecting layer: UV and heat degradation combined."""
+        return math.exp(-(self._uv_dose / self._p.adhesive_d0_mj_cm2 + self._heat_exposure))
+
+    @property
     def adhesive_degradation(self) -> float:
-        return 1.0 - math.exp(-self._uv_dose / self._p.adhesive_d0_mj_cm2)
+        return 1.0 - self.bonded_fraction
+
+    def _tip_pull_off_n(self) -> float:
+        """Force that pulls the tips off the support now; 0 once the layer is released."""
+        p = self._p
+        b_rel = 1.0 - p.tips_released_at
+        return p.tip_adhesion_n * max(0.0, (self.bonded_fraction - b_rel) / (1.0 - b_rel))
+
+    # ------------------------------------------------------------ encapsulant
+
+    @property
+    def gap_ul(self) -> float:
+        """Volume between chip and support now (µL = mm³)."""
+        p = self._p
+        return p.gap_area_mm2 * max(p.gap0_um, p.gap0_um + self._lead_d) * 1e-3
+
+    @property
+    def coalescence(self) -> float:
+        return self._coalescence
 
     # --------------------------------------------------------------- dispenser
 
@@ -894,6 +1142,7 @@ class Plant:
         self.advance()
         self._fault_queue.clear()
         self._faults = _Faults()
+        self._sync_holds()  # a repaired hold pulls its vacuum again if its valve is open
 
     def _apply_fault(self, f: PlantFault) -> None:
         flt = self._faults
@@ -946,11 +1195,19 @@ class Plant:
             self._outputs[OUT_LAMP_CONTACTOR] = False
         elif kind == "door_open":
             flt.door_open = True
+        elif dev == "zstage" and kind == "stall":
+            # Following error: the axis stops (jammed, lost motor phase) while the
+            # controller still runs its profile and reports busy.
+            flt.zstage_stalled = True
+            self._z_v = 0.0
         elif dev == "zstage":
             flt.zstage_failed = True
             self._z_moving = False
             self._z_v = 0.0
             self._z_target = self._z
+        elif dev in (OUT_CHUCK_VACUUM, OUT_SUPPORT_VACUUM):
+            flt.hold_failed.add(dev)
+            self._sync_holds()
         elif dev == "uv":
             flt.uv_failed = True
             self._uv_shutter = False
@@ -992,6 +1249,9 @@ class Plant:
             t_ev = min(t_ev, self._disp_end)
         if self._dio_deadline is not None:
             t_ev = min(t_ev, self._dio_deadline)
+        for due in self._hold_due.values():
+            if due is not None:
+                t_ev = min(t_ev, due)
         return t_ev
 
     def _process_events(self) -> None:
@@ -1008,6 +1268,8 @@ class Plant:
             for name in self._outputs:
                 self._outputs[name] = False
             self._dio_deadline = None
+            self._sync_holds()
+        self._engage_due_holds()
         period = self._p.o2_sample_period_s
         n = math.floor(t / period + 1e-9)
         if n > self._o2_n:
@@ -1095,25 +1357,57 @@ class Plant:
         s_pump = p.pump_speed_l_s if self._pumping() else 0.0
         p_ult = p.pump_ultimate_mbar
 
-        # Z stage
-        z_moving = self._z_moving
+        # Z stage and leads. The leads follow the stage only while both holds hold; without
+        # them the support stays behind (or rides along with the chip) and the leads spring
+        # back to their plastic set.
+        z_moving = self._z_moving and not self._faults.zstage_stalled
         z, zv = self._z, self._z_v
         z_target, z_speed = self._z_target, self._z_speed
-        z_acc = p.z_accel_um_s2
-        torn_leads = self._leads_torn
-        dose = self._uv_dose
-        inv_d0 = 1.0 / p.adhesive_d0_mj_cm2
-        k_tip = p.k_tip_n_um
-        tip_k = k_tip * math.exp(-dose * inv_d0)
-        tip_tear = p.tip_tear_force_n
-        z0 = p.z_min_um
+        z_acc = self._z_acc
+        held = self._held[OUT_CHUCK_VACUUM] and self._held[OUT_SUPPORT_VACUUM]
+        lead_dp = self._lead_dp
+        lead_d = self._lead_d if held else lead_dp
+        attached = self._tips_attached
+        pull_off = self._tip_pull_off_n() if attached else 0.0
+        if pull_off <= 0.0:
+            attached = False  # the connecting layer no longer holds the tips
+        torn = self._torn
+        k_lead, f_yield, k_tip = p.k_lead_n_um, p.lead_yield_force_n, p.k_tip_n_um
+        d_yield = f_yield / k_lead
+        tear_lo = p.lead_tear_force_n * (1.0 - p.lead_tear_spread)
+        tear_span = 2.0 * p.lead_tear_force_n * p.lead_tear_spread
 
+        # Connecting layer: UV dose and the Arrhenius heat exposure. The rate is linearized
+        # around a temperature refreshed every 0.5 K (exp() is the costly part of this loop
+        # while the component ramps): error (Ea/RT²·0.5 K)²/2 < 0.1 %.
         uv_rate = self._uv_irr if (self._uv_shutter and not self._faults.uv_failed) else 0.0
+        dose = self._uv_dose
+        heat_x = self._heat_exposure
+        hr_k_ref, hr_ea_r = p.heat_release_k_ref_per_s, p.heat_release_ea_j_mol / GAS_CONSTANT
+        hr_inv_tref = 1.0 / (p.heat_release_t_ref_c + KELVIN)
+        hr_t_on = self._heat_release_t_on_c
+        hr_t0 = -1e9
+        hr_kh = hr_ksh = 0.0
+
+        # Encapsulant: dispensing, flow into the gap, cure (only where some was dispensed).
         disp_rate = p.dispense_ul_per_kpa_s * self._disp_kpa if self._disp_end is not None else 0.0
         dispensed = self._dispensed
-        curing = dispensed > 0.0 or disp_rate > 0.0
+        encap = dispensed > 0.0 or disp_rate > 0.0
+        enc_in = self._encap_in
         cure = self._cure
-        cure_a, cure_ea_r, cure_n = p.cure_a_per_s, p.cure_ea_j_mol / GAS_CONSTANT, p.cure_n
+        if encap:
+            k_flow = 1.0 - math.exp(-h / p.gap_flow_tau_s(p.gap0_um + max(0.0, lead_d)))
+        else:
+            k_flow = 0.0
+        cure_a1, cure_e1 = p.cure_a_per_s, p.cure_ea_j_mol / GAS_CONSTANT
+        cure_a2, cure_e2 = p.cure_a2_per_s, p.cure_ea2_j_mol / GAS_CONSTANT
+        cure_m, cure_n = p.cure_m, p.cure_n
+        cure_t_last = -1e9
+        k1 = k2 = 0.0
+
+        # Solder-paste coalescence while molten, slowed by the O2 partial pressure (mbar).
+        coal = self._coalescence
+        coal_k = 1.0 / (p.coalesce_tau_s * (1.0 + self._p_o2 / p.coalesce_o2_half_mbar))
 
         hc = self._h_chip
         tm, tk, tf = self._t_comp, self._t_chuck, self._t_fluid
@@ -1136,6 +1430,8 @@ class Plant:
             else:
                 tcp = (hc + lat_ts_band) / c_band
                 melt = (tcp - ts) / band
+            if melt and coal < 1.0:
+                coal += (1.0 - coal) * melt * coal_k * h
 
             pressed = (p_atm - pr) * inv_patm
             pressed = 0.0 if pressed < 0.0 else (1.0 if pressed > 1.0 else pressed)
@@ -1207,6 +1503,7 @@ class Plant:
             po2 = max(po2, 0.0)
 
             if z_moving:
+                z_prev = z
                 # Work along the direction to the target. The velocity at the end of the
                 # substep is the one that still allows braking at z_acc onto the target from
                 # where the substep ends (v1² = 2·a·(d − (v0 + v1)·h/2)), limited by the speed
@@ -1225,17 +1522,52 @@ class Plant:
                     u1 = max(min(u1, z_speed, u0 + ah), u0 - ah)
                     z += sgn * 0.5 * (u0 + u1) * h
                     zv = sgn * u1
-                if not torn_leads and tip_k * max(0.0, z - z0) > tip_tear:
-                    torn_leads = True
+                if held:
+                    lead_d += z - z_prev
+                    if attached:
+                        # Stretched between chip and support: the weaker leads tear as the
+                        # force rises (strengths spread uniformly); the rest peel off when
+                        # the force reaches the layer's pull-off force.
+                        f_tip = k_tip * lead_d
+                        if f_tip > tear_lo:
+                            f_eff = f_tip if f_tip < pull_off else pull_off
+                            if tear_span:
+                                frac = (f_eff - tear_lo) / tear_span
+                            else:
+                                frac = 1.0 if f_eff > tear_lo else 0.0
+                            if frac > torn:
+                                torn = 1.0 if frac > 1.0 else frac
+                        if f_tip >= pull_off:
+                            attached = False
+                    elif lead_d - lead_dp > d_yield:
+                        lead_dp = lead_d - d_yield  # plastic hinges: the force levels off
+                    elif lead_dp - lead_d > d_yield:
+                        lead_dp = lead_d + d_yield
 
             if uv_rate:
                 dose += uv_rate * h
-                tip_k = k_tip * math.exp(-dose * inv_d0)
-            if curing:
-                dispensed += disp_rate * h
+            if tm > hr_t_on:
+                dt_hr = tm - hr_t0
+                if dt_hr > 0.5 or dt_hr < -0.5:
+                    hr_t0, dt_hr = tm, 0.0
+                    inv_t = 1.0 / (tm + KELVIN)
+                    hr_kh = hr_k_ref * math.exp(-hr_ea_r * (inv_t - hr_inv_tref)) * h
+                    hr_ksh = hr_kh * hr_ea_r * inv_t * inv_t  # d(k·h)/dT
+                heat_x += hr_kh + hr_ksh * dt_hr
+            if encap:
+                if disp_rate:
+                    dispensed += disp_rate * h
+                    # Fresh, uncured encapsulant mixes into what is there.
+                    cure -= cure * disp_rate * h / dispensed
+                enc_in += (dispensed - enc_in) * k_flow
                 if cure < 1.0:
-                    rate = cure_a * math.exp(-cure_ea_r / (tm + KELVIN)) * (1.0 - cure) ** cure_n
-                    cure = min(1.0, cure + h * rate)
+                    if tm - cure_t_last > 0.02 or cure_t_last - tm > 0.02:
+                        cure_t_last = tm
+                        inv_t = 1.0 / (tm + KELVIN)
+                        k1 = cure_a1 * math.exp(-cure_e1 * inv_t)
+                        k2 = cure_a2 * math.exp(-cure_e2 * inv_t)
+                    rate = (k1 + k2 * cure**cure_m) * (1.0 - cure) ** cure_n
+                    cure = min(cure + h * rate, 1.0)
 
         self._filament = fil
         self._h_chip = hc
@@ -1244,11 +1576,18 @@ class Plant:
         self._chiller_q = q_ch if flow else 0.0
         tc["chip"], tc["component"], tc["chuck"] = tc_chip, tc_comp, tc_chuck
         self._p_mbar, self._p_o2 = pr, po2
-        self._z, self._z_v, self._z_moving = z, zv, z_moving
-        self._leads_torn = torn_leads
+        self._z, self._z_v = z, zv
+        if not self._faults.zstage_stalled:
+            self._z_moving = z_moving
+        self._lead_d, self._lead_dp = lead_d, lead_dp
+        self._torn = torn
         self._cure = cure
         self._uv_dose = dose
+        self._heat_exposure = heat_x
         self._dispensed = dispensed
+        self._encap_in = enc_in
+        self._coalescence = coal
+        self._tips_attached = attached and self._tip_pull_off_n() > 0.0
         self._e_in += e_in
         self._e_chiller += e_ch
         self._e_loss += e_loss
