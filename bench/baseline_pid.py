@@ -105,7 +105,7 @@ class RelayLoop:
 async def _relay_test(seed: int) -> RelayResult:
     loop = RelayLoop()
 
-    def factory(_m: ThermalModel, _melt: tuple[float, float] | None) -> ChipLoop:
+    def factory(_m: ThermalModel | None, _melt: tuple[float, float] | None) -> ChipLoop:
         return loop
 
     loaded = parse_recipe(experiment_recipe(DEFAULT_MELT, RELAY_S).encode(), "relay test", Limits())
@@ -155,7 +155,7 @@ class BaselinePid:
 def baseline_factory(seed: int = 0) -> ControllerFactory:
     gains = relay_autotune(seed)
 
-    def factory(_m: ThermalModel, _melt: tuple[float, float] | None) -> ChipLoop:
+    def factory(_m: ThermalModel | None, _melt: tuple[float, float] | None) -> ChipLoop:
         return BaselinePid(gains)
 
     return factory

@@ -26,6 +26,7 @@ from bench.baseline_pid import baseline_factory
 from daemon.config import Limits
 from daemon.recipe.load import load_recipe_file
 from daemon.recipe.model import Cool, Reflow
+from daemon.steps.vacuum_film import planned_descent_rate
 from daemon.thermal import ControllerFactory, Profile
 from daemon.trace import Sample
 from daemon.virtual_run import RECIPES, run_recipe
@@ -95,7 +96,7 @@ def _figures(
     top = max(seg.to_c for seg in reflow.segments)
     liquidus = r.materials.solder.liquidus_c
     target = Profile(25.0, reflow.segments).time_above(
-        liquidus, cool.max_rate_c_per_s if cool is not None else None
+        liquidus, planned_descent_rate(cool) if cool is not None else None
     )
     tal = doc["metrics"].get("time_above_liquidus_s")
     return {
@@ -123,7 +124,7 @@ def measure(recipe: pathlib.Path, *, seed: int = 0) -> dict[str, float | str | N
     - ``peak_c`` / ``peak_error_c``: the hottest reading in reflow, and minus the profile's peak.
     - ``tal_s``: time at or above liquidus as the run's conformance metric measures it;
       ``tal_target_s``: the time the profile's setpoint spends above liquidus (reflow ramps and
-      holds, then down at the cool step's max rate); ``tal_error_s`` = the difference.
+      holds, then down at the rate the cool step plans, ``planned_descent_rate``); ``tal_error_s`` = the difference.
     - ``baseline_*``: the same for the relay-autotuned plain PID (bench/baseline_pid.py).
     - ``cycle_time_s``: the run's cycle time; ``sim_time_s`` / ``wall_s``: virtual and wall
       seconds of the controller's run.

@@ -25,6 +25,7 @@ from daemon.progress import ProgressView
 from daemon.recipe.load import RecipeInvalid, load_recipe_file
 from daemon.records import RunStore, UnknownRun
 from daemon.report import write_report
+from daemon.thermal_source import configured_model
 from drivers.clock import Clock, PacedClock, ScaledClock
 from drivers.errors import DeviceError
 from drivers.sim.faults import FaultInjector, ScenarioError, load_scenario
@@ -205,6 +206,7 @@ async def _run(args: argparse.Namespace) -> int:
         equipment_id=settings.equipment_id,
         config_hash=config_hash(settings),
         interlocks=interlocks,
+        thermal_model=configured_model(settings, sim=args.sim),
     )
     invariants: InvariantChecker | None = None
     if built.plant is not None:

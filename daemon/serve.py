@@ -41,8 +41,9 @@ from daemon.report import write_report
 from daemon.run_state import RunState
 from daemon.safe_state import enter_safe_state, outputs_off
 from daemon.sdnotify import Notifier
+from daemon.thermal_source import configured_model
 from daemon.watch_folder import Rejection, WatchFolder
-from drivers.clock import Clock, ScaledClock
+from drivers.clock import Clock, PacedClock, ScaledClock
 
 log = structlog.get_logger(__name__)
 
@@ -628,7 +629,11 @@ class Daemon:
     def __init__(self, settings: Settings, *, sim: bool, speed: float, seed: int = 0) -> None:
         self.settings = settings
         self.sim = sim
-        self.clock: Clock = ScaledClock(speed)
+        # Above real time the simulated machine runs on paced discrete-event time, as `run
+        # --sim` does (ADR 0002 addendum): a busy host slows the plant down instead of letting
+        # it run past a control loop that did not get to run. At speed 1 and with real devices
+        # the clock is the wall clock (ADR 0071).
+        self.clock: Clock = PacedClock(speed) if sim and speed > 1 else ScaledClock(speed)
         self.seed = seed
         self.notifier = Notifier()
         self.stop_requested = asyncio.Event()
@@ -670,6 +675,7 @@ class Daemon:
                 settings.limits,
                 equipment_id=settings.equipment_id,
                 config_hash=config_hash(settings),
+                thermal_model=configured_model(settings, sim=self.sim),
             )
             ctl = self.ctl = Controller(
                 settings=settings,

@@ -58,20 +58,6 @@ class ThermalModel:
                 raise ValueError(f"thermal model: {name} must be ≥ 0, got {v}")
 
 
-# DESIGN.md's nameplate numbers (4 kW, 35 % to the chips, 25 J/K, 3 W/K under vacuum, 60 J
-# latent heat, 0.25 s filaments, 0.3 s thermocouple). Used only when the configuration has no
-# identified model, and said so in the log of every heating step (ADR 0062).
-NAMEPLATE_MODEL = ThermalModel(
-    gain_c_s_per_pct=4000.0 * 0.35 / 100.0 / 25.0,
-    loss_per_s=3.0 / 25.0,
-    molten_loss_per_s=2.0 / 25.0,
-    latent_heat_k=60.0 / 25.0,
-    filament_tau_s=0.25,
-    tc_tau_s=0.3,
-    radiation_c_s_per_1e10_k4=0.9 * 5.67e-8 * 1e-3 / 25.0 * 1e10,
-)
-
-
 def radiation_term(temp_c: float) -> float:
     """(T⁴ − T_room⁴) / 1e10 in K⁴, the regressor of the radiation loss."""
     return ((temp_c + 273.15) ** 4 - ROOM_K**4) / 1e10
@@ -184,7 +170,9 @@ class ChipLoop(Protocol):
 
 # (model, solder melting band or None) -> a fresh loop. The executor's default builds a
 # ChipController; the bench swaps in its baseline PID here (virtual_run.run_recipe).
-ControllerFactory = Callable[[ThermalModel, tuple[float, float] | None], ChipLoop]
+# A replacement chip loop (tune's identification experiment, the bench's baseline PID); it gets
+# the configured model if there is one.
+ControllerFactory = Callable[[ThermalModel | None, tuple[float, float] | None], ChipLoop]
 
 
 @dataclass(frozen=True, slots=True)

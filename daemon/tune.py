@@ -430,7 +430,7 @@ def loop_factory(melt: tuple[float, float]) -> tuple[IdentificationLoop, object]
     """The loop, and a ControllerFactory that hands it to the run's reflow step."""
     loop = IdentificationLoop(melt)
 
-    def factory(model: ThermalModel, _melt: tuple[float, float] | None) -> ChipLoop:
+    def factory(model: ThermalModel | None, _melt: tuple[float, float] | None) -> ChipLoop:
         return loop
 
     return loop, factory

@@ -94,7 +94,7 @@ async def identification_run(
         equipment_id=settings.equipment_id,
     )
 
-    def factory(_model: ThermalModel, _melt: tuple[float, float] | None) -> ChipLoop:
+    def factory(_model: ThermalModel | None, _melt: tuple[float, float] | None) -> ChipLoop:
         return loop
 
     def on_event(event: str, payload: dict[str, Any]) -> None:

@@ -8,12 +8,13 @@ invariants checked after every integration: a violation fails the run (Assertion
 from __future__ import annotations
 
 import asyncio
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from daemon.config import ConfigError, Limits, load_settings
+from daemon.config import Limits
 from daemon.executor import Executor
 from daemon.interlock_rules.invariants import InvariantChecker
 from daemon.interlocks import Interlocks
@@ -22,6 +23,7 @@ from daemon.monitor import Monitor
 from daemon.recipe.load import LoadedRecipe, load_recipe_file
 from daemon.records import RunStore
 from daemon.thermal import ControllerFactory, ThermalModel
+from daemon.thermal_source import shipped_sim_model
 from drivers.clock import VirtualClock
 from drivers.protocols import OUT_LAMP_CONTACTOR, Machine
 from drivers.sim.devices import build_sim_machine
@@ -32,15 +34,14 @@ DIO_WATCHDOG_S = 1.0  # the coupler's watchdog as the daemon arms it (docs/safet
 
 REPO = Path(__file__).resolve().parent.parent  # the source tree (tests, bench)
 RECIPES = sorted((REPO / "recipes").glob("*.toml"))
-SIM_CONFIG = REPO / "config" / "sim.toml"  # the simulated machine, with its tuned model
 
 
-def shipped_sim_model() -> ThermalModel:
-    """The model ``bonderd tune --sim --write`` stored in config/sim.toml."""
-    section = load_settings(SIM_CONFIG, required=True).thermal
-    if section is None:
-        raise ConfigError(f"{SIM_CONFIG}: no [thermal] section: run bonderd tune --sim --write")
-    return ThermalModel(**section.model_dump(exclude={"identified_at"}))
+def _kind(path: Path) -> object:
+    return tomllib.loads(path.read_text(encoding="utf-8")).get("kind")
+
+
+BOND_RECIPES = [p for p in RECIPES if _kind(p) == "vacuum_film_bond"]
+REFLOW_RECIPES = [p for p in RECIPES if _kind(p) in ("vacuum_film_bond", "bump_reflow")]
 
 
 @dataclass
@@ -116,7 +117,15 @@ async def run_recipe(
     store = RunStore(data_dir)
     monitor = Monitor(machine, clock, concurrent=False)
     interlocks = Interlocks(machine, clock, monitor, limits)
-    executor = Executor(machine, clock, monitor, store, limits, interlocks=interlocks)
+    executor = Executor(
+        machine,
+        clock,
+        monitor,
+        store,
+        limits,
+        interlocks=interlocks,
+        thermal_model=None if model == "none" else model,
+    )
 
     def lamps_allowed() -> bool:
         ctx = executor.ctx
@@ -130,7 +139,6 @@ async def run_recipe(
     def listener(event: str, payload: dict[str, Any]) -> None:
         sim.events.append((clock.now(), event, payload))
         if event == "RunStarted" and executor.ctx is not None:
-            executor.ctx.thermal_model = None if model == "none" else model
             executor.ctx.controller_factory = controller_factory
         if injector is not None and event == "RunStarted":
             injector.run_started()

@@ -1,8 +1,10 @@
 """The virtual-time harness, under the name the tests have always imported."""
 
 from daemon.virtual_run import (
+    BOND_RECIPES,
     DIO_WATCHDOG_S,
     RECIPES,
+    REFLOW_RECIPES,
     REPO,
     LampLog,
     SimRun,
@@ -10,4 +12,14 @@ from daemon.virtual_run import (
     spy_lamps,
 )
 
-__all__ = ["DIO_WATCHDOG_S", "RECIPES", "REPO", "LampLog", "SimRun", "run_recipe", "spy_lamps"]
+__all__ = [
+    "BOND_RECIPES",
+    "DIO_WATCHDOG_S",
+    "RECIPES",
+    "REFLOW_RECIPES",
+    "REPO",
+    "LampLog",
+    "SimRun",
+    "run_recipe",
+    "spy_lamps",
+]

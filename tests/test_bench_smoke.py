@@ -13,7 +13,7 @@ from bench.cycle_bound import backfill_time_s, cycle_bound, pump_time_s, vent_ti
 from bench.suite import FIGURES, TRACKING_KEYS
 from daemon.config import Limits
 from daemon.recipe.load import load_recipe_file
-from daemon.virtual_run import RECIPES, REPO
+from daemon.virtual_run import BOND_RECIPES, REPO
 from drivers.sim.plant import PlantParams
 
 
@@ -48,7 +48,7 @@ def test_bench_json_has_every_figure_or_a_reason() -> None:
         "device_poll_ms",
     ):
         assert out[figure] is not None, (figure, out["reasons"].get(figure))
-    assert set(out["recipes"]) == {p.stem for p in RECIPES}
+    assert set(out["recipes"]) == {p.stem for p in BOND_RECIPES}
     for name, rec in out["recipes"].items():
         for key in TRACKING_KEYS:
             assert key in rec and (rec[key] is not None or rec["reasons"][key]), (name, key)
@@ -79,7 +79,7 @@ def test_bound_formulas_match_the_plants_gas_model() -> None:
 
 
 def test_bound_follows_the_recipe_holds_and_ramps() -> None:
-    recipe = load_recipe_file(RECIPES[0], Limits()).recipe
+    recipe = load_recipe_file(REPO / "recipes" / "sac305-polyimide.toml", Limits()).recipe
     bound = {s.type: s.bound_s for s in cycle_bound(recipe).steps}
     # SAC305: 25 → 150 °C at 2.5 K/s, hold 30 s, → 245 °C at 2 K/s, hold 15 s.
     assert bound["reflow"] == pytest.approx(125 / 2.5 + 30 + 95 / 2.0 + 15, rel=1e-3)

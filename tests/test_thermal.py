@@ -6,9 +6,22 @@ import pytest
 
 from daemon.recipe.model import Segment
 from daemon.steps.vacuum_film import SOAK_BAND_C, TRAIL_BAND_C, _advance
-from daemon.thermal import NAMEPLATE_MODEL, ChipController, Profile, melt_fraction
+from daemon.thermal import ChipController, Profile, ThermalModel, melt_fraction
 
 DT = 0.05  # the control period
+
+# DESIGN.md's nameplate numbers (4 kW, 35 % to the chips, 25 J/K, 3 W/K under vacuum, 60 J
+# latent heat, 0.25 s filaments, 0.3 s thermocouple). The daemon never runs on it (ADR 0062); the
+# controller's unit tests do.
+NAMEPLATE_MODEL = ThermalModel(
+    gain_c_s_per_pct=4000.0 * 0.35 / 100.0 / 25.0,
+    loss_per_s=3.0 / 25.0,
+    molten_loss_per_s=2.0 / 25.0,
+    latent_heat_k=60.0 / 25.0,
+    filament_tau_s=0.25,
+    tc_tau_s=0.3,
+    radiation_c_s_per_1e10_k4=0.9 * 5.67e-8 * 1e-3 / 25.0 * 1e10,
+)
 
 
 def test_profile_ramps_at_the_asked_rate_then_holds() -> None:

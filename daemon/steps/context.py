@@ -123,7 +123,11 @@ class StepContext:
     async def command(self, what: str, aw: Awaitable[None]) -> None:
         """Await a device command; a device error fails the step with the device named."""
         try:
-            await asyncio.wait_for(aw, CMD_TIMEOUT_S * 2)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for wraps every command in a new
+            # task (a task object and a loop iteration per lamp command, 20x/s), and can
+            # swallow a cancellation that lands as the command completes.
+            async with asyncio.timeout(CMD_TIMEOUT_S * 2):
+                await aw
         except (DeviceError, TimeoutError) as exc:
             raise StepFailed(f"{what} failed: {exc or 'timeout'}") from exc
 

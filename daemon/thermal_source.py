@@ -1,0 +1,34 @@
+"""Where the chip's thermal model comes from (ADR 0062).
+
+The configuration's ``[thermal]`` section, written by ``bonderd tune --write`` on the machine
+itself. The simulated machine (``--sim``) is one known machine: the model ``bonderd tune
+--sim`` identified on it ships in ``config/sim.toml`` and is used when the configuration has
+none. A real machine without an identified model gets no model: its heating steps refuse.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from daemon.config import ConfigError, Settings, ThermalSection, load_settings
+from daemon.thermal import ThermalModel
+
+SIM_CONFIG = Path(__file__).resolve().parent.parent / "config" / "sim.toml"
+
+
+def model_of(section: ThermalSection) -> ThermalModel:
+    return ThermalModel(**section.model_dump(exclude={"identified_at"}))
+
+
+def shipped_sim_model() -> ThermalModel:
+    """The model ``bonderd tune --sim --write`` stored in config/sim.toml."""
+    section = load_settings(SIM_CONFIG, required=True).thermal
+    if section is None:
+        raise ConfigError(f"{SIM_CONFIG}: no [thermal] section: run bonderd tune --sim --write")
+    return model_of(section)
+
+
+def configured_model(settings: Settings, *, sim: bool) -> ThermalModel | None:
+    if settings.thermal is not None:
+        return model_of(settings.thermal)
+    return shipped_sim_model() if sim else None
