@@ -93,6 +93,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     em.add_argument("--config", type=Path)
     em.add_argument("--speed", type=_positive, default=1.0, help="simulated time scale")
+    em.add_argument(
+        "--recipe", type=Path, help="the recipe that will run: its materials are on the chuck"
+    )
 
     rp = sub.add_parser("report", help="write a run's report (one self-contained HTML file)")
     rp.add_argument("run_id")
@@ -269,7 +272,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "emulate":
             from daemon.emulate import run as emulate  # noqa: PLC0415 - servers only when asked
 
-            return asyncio.run(emulate(_settings(args), args.speed))
+            try:
+                return asyncio.run(emulate(_settings(args), args.speed, args.recipe))
+            except RecipeInvalid as exc:
+                for issue in exc.issues:
+                    print(str(issue), file=sys.stderr)
+                return EXIT_INVALID
         if args.command == "serve":
             from daemon.serve import serve  # noqa: PLC0415 - keeps MQTT out of the other commands
 

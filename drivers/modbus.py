@@ -225,6 +225,17 @@ class ModbusBus:
         )
         return _checked(device, list(rsp.registers), count, "registers")
 
+    async def read_input(
+        self, device: str, device_id: int, address: int, count: int, timeout: float
+    ) -> list[int]:
+        rsp = await self.call(
+            device,
+            f"read input registers {address}+{count}",
+            lambda c: c.read_input_registers(address, count=count, device_id=device_id),
+            timeout,
+        )
+        return _checked(device, list(rsp.registers), count, "registers")
+
     async def read_discrete(
         self, device: str, device_id: int, address: int, count: int, timeout: float
     ) -> list[bool]:
@@ -276,13 +287,21 @@ class ModbusBus:
         )
 
     async def write_registers(
-        self, device: str, device_id: int, address: int, values: list[int], timeout: float
+        self,
+        device: str,
+        device_id: int,
+        address: int,
+        values: list[int],
+        timeout: float,
+        *,
+        locked: bool = False,
     ) -> None:
         await self.call(
             device,
             f"write registers {address}+{len(values)}",
             lambda c: c.write_registers(address, values, device_id=device_id),
             timeout,
+            locked=locked,
         )
 
 

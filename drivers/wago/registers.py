@@ -1,7 +1,9 @@
 """WAGO 750-352 Modbus map (manual 750-352, "MODBUS functions" / "Internal variables").
 
 Process image: digital inputs are read with FC2 from 0x0000; digital outputs are written with
-FC5/FC15 at 0x0000 and read back with FC1 at 0x0200. Watchdog registers from 0x1000.
+FC5/FC15 at 0x0000 and read back with FC1 at 0x0200. Analog input modules come first in the
+register process image: their channels are input registers from 0x0000 (FC4; FC3 reads the
+same image). Watchdog registers from 0x1000.
 """
 
 from typing import Final
@@ -18,9 +20,17 @@ from drivers.protocols import (
     VALVE_VENT,
 )
 
+# The lead-lift's vacuum hold-downs. drivers/protocols.py gains these names (H1a); they are
+# spelled here too so the coupler's wiring map is complete on its own.
+OUT_CHUCK_VACUUM: Final = "chuck_vacuum"
+OUT_SUPPORT_VACUUM: Final = "support_vacuum"
+IN_CHUCK_VACUUM_OK: Final = "chuck_vacuum_ok"
+IN_SUPPORT_VACUUM_OK: Final = "support_vacuum_ok"
+
 INPUTS_BASE: Final = 0x0000  # FC2
 OUTPUTS_BASE: Final = 0x0000  # FC5 / FC15
 OUTPUTS_READBACK_BASE: Final = 0x0200  # FC1
+AI_BASE: Final = 0x0000  # FC4: analog input channels, first module first
 
 WD_TIME: Final = 0x1000  # watchdog time, units of 100 ms; 0 = watchdog off
 WD_FC_MASK: Final = 0x1001  # bit n-1 set: function code n retriggers the watchdog
@@ -40,7 +50,13 @@ WD_STOP_KEY: Final = 0xAA55
 WD_MASK_ALL: Final = 0xFFFF  # FC1..FC16 all retrigger: any request keeps the coupler alive
 
 # Wiring of the bonder's I/O (channel = offset in the process image).
-INPUT_CHANNELS: Final = {IN_ESTOP_OK: 0, IN_DOOR_CLOSED: 1, IN_CHILLER_FLOW: 2}
+INPUT_CHANNELS: Final = {
+    IN_ESTOP_OK: 0,
+    IN_DOOR_CLOSED: 1,
+    IN_CHILLER_FLOW: 2,
+    IN_CHUCK_VACUUM_OK: 3,
+    IN_SUPPORT_VACUUM_OK: 4,
+}
 OUTPUT_CHANNELS: Final = {
     OUT_LAMP_CONTACTOR: 0,
     OUT_SCR_ENABLE: 1,
@@ -48,6 +64,18 @@ OUTPUT_CHANNELS: Final = {
     VALVE_N2_PURGE: 3,
     VALVE_VENT: 4,
     VALVE_PUMP: 5,
+    OUT_CHUCK_VACUUM: 6,
+    OUT_SUPPORT_VACUUM: 7,
 }
 N_OUTPUTS: Final = 8  # one 750-530 8-channel output module
 N_INPUTS: Final = 8  # one 750-430 8-channel input module
+
+# One 750-455 4-channel 4-20 mA analog input module (ahead of the digital modules).
+N_AI: Final = 4
+AI_LOAD_CELL: Final = 0  # the Z support's load-cell amplifier, 4-20 mA
+# 750-455 process value: 4 mA -> 0x0000, 20 mA -> 0x7FF8 (12 bits in B3..B14); the three low
+# bits are status: B0 overrange, B0+B1 underrange or wire break (< 4 mA).
+AI_FULL_SCALE: Final = 0x7FF8
+AI_STATUS_MASK: Final = 0x0007
+AI_OVERRANGE: Final = 0x0001
+AI_UNDERRANGE: Final = 0x0003
