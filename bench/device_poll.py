@@ -1,7 +1,10 @@
-"""Time of one full poll of every device over the real drivers, against the 100 ms period.
+"""Time of one full poll of every device over the real drivers, against the 50 ms period.
 
 Runs the emulators in this process on a 1x clock and the monitor's concurrent read of every
-device (`Monitor.read_once`). Usage: `.venv/bin/python -m bench.device_poll [--polls N]`.
+device (`Monitor.read_once`), plus the thermal loop's lamp command (one GFX4 write and its
+read-back), with the GFX4's RS-485 line modelled at ``--baud`` (ADR 0025). The Julabo (250 ms
+between commands) and the Teledyne (a line every 2 s) are served from their caches, as in
+the daemon. Usage: `.venv/bin/python -m bench.device_poll [--polls N] [--baud 19200]`.
 """
 
 from __future__ import annotations
@@ -17,15 +20,15 @@ from daemon.config import load_settings
 from daemon.machine_factory import build, close_all, connect_all
 from daemon.monitor import Monitor
 from drivers.clock import ScaledClock
-from drivers.emulators.runner import EmulatorSet
+from drivers.emulators.runner import EmulatedMachine, EmulatorSet
 from drivers.sim.plant import Plant
 
-PERIOD_S = 0.1
+PERIOD_S = 0.05
 
 
-async def main(polls: int) -> None:
+async def main(polls: int, baud: int) -> None:
     clock = ScaledClock(1.0)
-    emus = EmulatorSet(Plant(clock))
+    emus = EmulatorSet(Plant(clock), machine=EmulatedMachine(gfx4_baudrate=baud))
     await emus.start()
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -38,6 +41,7 @@ async def main(polls: int) -> None:
         errors = 0
         for _ in range(polls):
             t0 = time.perf_counter()
+            await built.machine.lamps.set_power([0.0] * built.machine.lamps.zones, 0.5)
             snap = await monitor.read_once()
             times.append(time.perf_counter() - t0)
             errors += bool(snap.errors)
@@ -48,7 +52,8 @@ async def main(polls: int) -> None:
     times.sort()
     p95 = times[int(0.95 * (len(times) - 1))]
     print(
-        f"full poll of every device over the real drivers ({polls} polls, emulators on localhost)"
+        f"lamp command + full poll of every device over the real drivers ({polls} polls, "
+        f"emulators on localhost, GFX4 line at {baud} baud)"
     )
     print(
         f"  median {statistics.median(times) * 1e3:.1f} ms, p95 {p95 * 1e3:.1f} ms, max {times[-1] * 1e3:.1f} ms"
@@ -61,4 +66,6 @@ async def main(polls: int) -> None:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--polls", type=int, default=200)
-    asyncio.run(main(ap.parse_args().polls))
+    ap.add_argument("--baud", type=int, default=38400)
+    a = ap.parse_args()
+    asyncio.run(main(a.polls, a.baud))

@@ -151,7 +151,7 @@ async def test_gfx4_power_is_read_back_and_kept_out_of_eeprom(
     assert isinstance(ctx, Gfx4Context)
     assert ctx.sp_r == [1, 1, 1, 1]
     await machine.machine.lamps.set_power([10.0, 20.0, 30.0, 40.5], 0.5)
-    assert ctx.manual == [100, 200, 300, 405]
+    assert ctx.manual == [100, 200, 300, 405]  # one FC16 write through the custom map
     assert ctx.eeprom_writes == 0
     # Contactor open: no voltage, the zones deliver nothing.
     power = await machine.machine.lamps.read_power(0.5)

@@ -370,7 +370,9 @@ class Gfx4Context(_PlantContext):
     async def _wire(self, request_bytes: int, reply_bytes: int) -> None:
         if self.baudrate:
             chars = request_bytes + reply_bytes + 7  # + 2 x 3.5 characters of silence
-            await asyncio.sleep(chars * 11 / self.baudrate)
+            # On the plant's clock: at --speed X the whole machine, its RS-485 line included,
+            # runs X times faster, so the line's share of a control period stays the real one.
+            await self.plant.clock.sleep(chars * 11 / self.baudrate)
 
     async def async_getValues(
         self, device_id: int, func_code: int, address: int, count: int = 1

@@ -10,7 +10,6 @@ and alarms. ``read_power`` serves that read while it is fresh instead of asking 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 from drivers.clock import Clock
@@ -29,7 +28,7 @@ class Gfx4Lamps:
         *,
         node: int = 1,
         zones: int = 4,
-        fresh_s: float = 0.025,
+        fresh_s: float = 0.05,
         name: str = "lamps",
     ) -> None:
         if not 1 <= zones <= 4:
@@ -40,9 +39,9 @@ class Gfx4Lamps:
         self._clock = clock
         self._node = node
         self._zones = zones
-        self._fresh_s = fresh_s  # wall time a block read stands for a fresh one
+        self._fresh_s = fresh_s  # clock time a block read stands for a fresh one (one period)
         self._name = name
-        self._block: tuple[float, float, list[int]] | None = None  # (monotonic, clock, regs)
+        self._block: tuple[float, float, list[int]] | None = None  # (clock, clock, regs)
         bus.acquire()
         bus.on_connect.append(self._configure)
 
@@ -91,7 +90,7 @@ class Gfx4Lamps:
         regs = await self._bus.read_holding(
             self._name, self._node, 0, r.CUSTOM_BLOCK, timeout, locked=locked
         )
-        self._block = (time.monotonic(), started, regs)
+        self._block = (started, started, regs)
         return regs
 
     async def connect(self, timeout: float = DEFAULT_TIMEOUT_S) -> None:
@@ -128,7 +127,7 @@ class Gfx4Lamps:
 
     async def read_power(self, timeout: float = DEFAULT_TIMEOUT_S) -> list[Reading]:
         block = self._block
-        if block is not None and time.monotonic() - block[0] <= self._fresh_s:
+        if block is not None and self._clock.now() - block[0] <= self._fresh_s:
             ts, regs = block[1], block[2]
         else:
             ts = self._clock.now()

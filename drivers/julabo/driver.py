@@ -18,7 +18,10 @@ from drivers.protocols import DEFAULT_TIMEOUT_S, ChillerStatus
 from drivers.reading import Reading, Status
 from drivers.serial_line import SerialLine
 
-MIN_GAP_S = 0.25
+DEVICE_MIN_GAP_S = 0.25  # the manual's minimum between two commands
+# Ours, with a margin: a USB-serial adapter or device server delays one byte more than the
+# next, and a command the unit sees 249 ms after the previous one is silently ignored.
+MIN_GAP_S = 0.3
 EOL = b"\r\n"
 QUERIES = ("in_pv_00", "status", "in_pv_00", "in_sp_00")
 
