@@ -30,6 +30,7 @@ RECIPE = REPO / "recipes" / "sac305-polyimide.toml"
 SPEED = 2.0
 
 
+@pytest.mark.timeout(540)
 async def test_vacuum_film_bond_completes_with_every_check_ok(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:

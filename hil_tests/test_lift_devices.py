@@ -9,6 +9,7 @@ import time
 import pytest
 
 from daemon.machine_factory import BuiltMachine
+from daemon.report.identity import NOT_REPORTED, identify_machine
 from drivers.errors import DeviceError, DeviceTimeout, InvalidCommand
 from drivers.sim.plant import PlantFault
 from hil_tests.conftest import Rig, emulated
@@ -114,3 +115,16 @@ async def test_silent_garbage_and_slow_lift_devices(
     with pytest.raises(DeviceTimeout):
         await call()
     await recovers()
+
+
+async def test_devices_say_what_they_are_through_their_drivers(
+    rig: Rig, machine: BuiltMachine
+) -> None:
+    emulated(rig)
+    ids = await identify_machine(machine.machine, timeout=1.0)
+    assert ids["zstage"].startswith("Zaber device id 50081")
+    assert "OmniCure S2000" in ids["uv"]
+    assert "TPG361" in ids["gauge"] and "nXDS" in ids["pump"] and "JULABO" in ids["chiller"]
+    assert ids["dio"].startswith("WAGO 750-352")
+    # The Ultimus and the ADAM-6018 cannot say over their protocols what they are.
+    assert ids["dispenser"] == NOT_REPORTED and ids["tc"] == NOT_REPORTED

@@ -197,6 +197,11 @@ class WagoContext(_PlantContext):
             wago.WD_RESTART: 1,
             wago.WD_AC_STOP_SIMPLE: 0,
             wago.WD_CLOSE_SOCKET: self.wd_close_socket,
+            wago.INFO_REVISION: 17,
+            wago.INFO_SERIES: 750,
+            wago.INFO_ITEM: 352,
+            wago.INFO_FW_MAJOR: 1,
+            wago.INFO_FW_MINOR: 17,
         }
 
     async def read(
@@ -285,6 +290,8 @@ class WagoContext(_PlantContext):
                 self.wd_deadline = None
         elif address == wago.WD_CLOSE_SOCKET:
             self.wd_close_socket = v
+        elif wago.INFO_REVISION <= address <= wago.INFO_FW_MINOR:
+            return ExcCodes.ILLEGAL_ADDRESS  # constants: read only
         elif address not in self._regs():
             return ExcCodes.ILLEGAL_ADDRESS
         return None

@@ -14,6 +14,7 @@ from drivers.emulators.modbus_devices import (
     ModbusEmulator,
     WagoContext,
 )
+from drivers.emulators.rtu_pty import RtuPty
 from drivers.emulators.serial_devices import (
     JulaboEmulator,
     NxdsEmulator,
@@ -109,6 +110,8 @@ class EmulatorSet:
             "dispenser": UltimusEmulator(plant, host=host, port=ports.get("dispenser", 0)),
         }
         self._watch: asyncio.Task[None] | None = None
+        # The GFX4 also on a pty, as plain Modbus RTU, for masters that only speak serial RTU.
+        self.gfx4_pty = RtuPty(self.modbus["lamps"].context, node=1)
 
     def emulator(self, device: str) -> ModbusEmulator | SerialEmulator:
         if device == "valves":
@@ -120,6 +123,7 @@ class EmulatorSet:
             await m.start()
         for s in self.serial.values():
             await s.start()
+        await self.gfx4_pty.start()
         self._watch = asyncio.create_task(self.wago.watch(), name="wago-watchdog")
 
     async def stop(self) -> None:
@@ -128,13 +132,16 @@ class EmulatorSet:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
             self._watch = None
+        await self.gfx4_pty.stop()
         for m in self.modbus.values():
             await m.stop()
         for s in self.serial.values():
             await s.stop()
 
     def where(self) -> dict[str, str]:
-        return {dev: self.emulator(dev).where for dev in DRIVERS}
+        out = {dev: self.emulator(dev).where for dev in DRIVERS}
+        out["lamps"] += f"; Modbus RTU on {self.gfx4_pty.path}"
+        return out
 
     def config_toml(self) -> str:
         """The `[devices.*]` tables that point the daemon's real drivers at these emulators."""

@@ -104,6 +104,12 @@ class WagoDigitalIO:
         bits = await self._c.read_outputs(self._name, timeout)
         return {name: bits[r.OUTPUT_CHANNELS[name]] for name in DIO_OUTPUTS}
 
+    async def identify(self, timeout: float = DEFAULT_TIMEOUT_S) -> str:
+        rev, series, item, major, minor = await self._c.bus.read_holding(
+            self._name, self._c.device_id, r.INFO_REVISION, 5, timeout
+        )
+        return f"WAGO {series}-{item}, firmware {major}.{minor} (index {rev})"
+
 
 class WagoValves:
     def __init__(self, coupler: WagoCoupler, name: str = "valves") -> None:

@@ -43,6 +43,13 @@ WD_RESTART: Final = 0x1007  # write 1: restart after a timeout
 WD_AC_STOP_SIMPLE: Final = 0x1008  # write 0xAA55 or 0x55AA: stop, and clear a timeout fault
 WD_CLOSE_SOCKET: Final = 0x1009
 
+# Constant registers "information on the coupler" (to confirm against the 750-352 manual).
+INFO_REVISION: Final = 0x2010  # firmware index
+INFO_SERIES: Final = 0x2011  # 750
+INFO_ITEM: Final = 0x2012  # 352
+INFO_FW_MAJOR: Final = 0x2013
+INFO_FW_MINOR: Final = 0x2014
+
 WD_STATUS_OFF: Final = 0
 WD_STATUS_ACTIVE: Final = 1
 WD_STATUS_EXHAUSTED: Final = 2
