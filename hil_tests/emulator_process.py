@@ -63,13 +63,15 @@ async def emulator_process(
     args += ["--speed", f"{speed:g}"]
     if recipe is not None:
         args += ["--recipe", str(recipe)]
+    log = (tmp / "emulate.log").open("wb")  # the emulators' own log, for a post-mortem
     proc = await asyncio.create_subprocess_exec(
         *args,
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
+        stderr=log,
     )
+    log.close()
     # The emulators stand for instruments with processors of their own, which a busy
     # controller PC cannot slow down. On a shared CI host they get a higher scheduling
     # priority, so the test measures the drivers and the daemon, not the neighbours' jobs.

@@ -41,7 +41,7 @@ async def test_wago_watchdog_drops_outputs_when_the_daemon_stops_talking(
     state = rig.plant.state
     assert not state.outputs[OUT_SCR_ENABLE] and not state.valves[VALVE_PUMP]
     # Writes are refused until the watchdog is re-armed (reconnect).
-    with pytest.raises(DeviceError, match="exception 4"):
+    with pytest.raises(DeviceError, match="watchdog expired"):
         await m.dio.write_output(OUT_LAMP_CONTACTOR, True, 0.5)
     assert not rig.plant.state.contactor_energized
 

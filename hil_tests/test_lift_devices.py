@@ -31,7 +31,7 @@ async def test_zaber_homes_moves_and_reports_position_and_load_cell_force(
         assert time.monotonic() < deadline
         await asyncio.sleep(0.02)
     assert st.homed and not st.fault
-    assert abs(st.position_um.value - 400.0) <= 0.2  # one microstep (0.1905 µm)
+    assert abs(st.position_um.value - 400.0) <= 0.5  # a few microsteps (0.1905 µm each)
     assert rig.plant is not None
     assert st.force_n.ok and abs(st.force_n.value - rig.plant.force_n) < 0.01  # 12-bit AI
     with pytest.raises(InvalidCommand):

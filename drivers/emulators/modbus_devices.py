@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import socket
 import time
@@ -377,9 +378,11 @@ class Gfx4Context(_PlantContext):
     async def _wire(self, request_bytes: int, reply_bytes: int) -> None:
         if self.baudrate:
             chars = request_bytes + reply_bytes + 7  # + 2 x 3.5 characters of silence
-            # On the plant's clock: at --speed X the whole machine, its RS-485 line included,
+            # Scaled like the plant: at --speed X the whole machine, its RS-485 line included,
             # runs X times faster, so the line's share of a control period stays the real one.
-            await self.plant.clock.sleep(chars * 11 / self.baudrate)
+            speed = self.plant.clock.speed
+            wire = chars * 11 / self.baudrate
+            await asyncio.sleep(wire / speed if math.isfinite(speed) and speed > 0 else 0.0)
 
     async def async_getValues(
         self, device_id: int, func_code: int, address: int, count: int = 1

@@ -61,7 +61,20 @@ class WagoCoupler:
         )
 
     async def write_output(self, device: str, channel: int, on: bool, timeout: float) -> None:
-        await self.bus.write_coil(device, self.device_id, r.OUTPUTS_BASE + channel, on, timeout)
+        try:
+            await self.bus.write_coil(device, self.device_id, r.OUTPUTS_BASE + channel, on, timeout)
+        except DeviceFault as exc:
+            # A coupler whose watchdog ran out refuses output writes (exception 4) until it
+            # is re-armed, which only a reconnect does: say so instead of "device failure".
+            status = await self.bus.read_holding(device, self.device_id, r.WD_RUNNING, 1, timeout)
+            if status[0] == r.WD_STATUS_EXHAUSTED:
+                self.watchdog_armed = False
+                raise DeviceFault(
+                    device,
+                    f"output {channel} refused: the coupler's watchdog expired (no request for "
+                    f"{self.watchdog_s:g} s), every output is off until the link is re-opened",
+                ) from exc
+            raise
 
     async def read_inputs(self, device: str, timeout: float) -> list[bool]:
         return await self.bus.read_discrete(
