@@ -73,6 +73,7 @@ async def _bond(tmp_path: Path, started: float) -> None:
         try:
             await monitor.next()
             doc = await executor.run(loaded, lot_id="HIL")
+            record = store.get_run(doc["run_id"])
         finally:
             await interlocks.stop()
             task.cancel()
@@ -89,8 +90,10 @@ async def _bond(tmp_path: Path, started: float) -> None:
     assert failed == [], failed
     checks = {c["check"] for c in doc["conformance"]}
     assert {"o2_ppm", "peak_in_window", "time_above_liquidus", "component_below_tg"} <= checks
-    # Every device answered through its real driver and said what it is where it can.
-    assert "Zaber" in doc["devices"]["zstage"] and "OmniCure" in doc["devices"]["uv"]
+    # The run record holds what each real device said it is (traceability).
+    assert record is not None
+    assert "Zaber" in record.devices["zstage"] and "OmniCure" in record.devices["uv"]
+    assert record.devices["dio"].startswith("WAGO 750-352")
 
 
 async def _loop_stalls(out: list[tuple[float, float]]) -> None:
