@@ -3,7 +3,7 @@
 The emulators run in this process on a real-time plant; the daemon side is the production
 stack: real drivers over localhost TCP, the 20 Hz monitor, the interlock task. The machine is
 held in a steady armed state (a run's limits armed, chiller and pump on, contactor closed,
-SCR enabled, lamps at a low 2 %), then each fault is fired into the plant and timed:
+SCR enabled, lamps at 0.3 %), then each fault is fired into the plant and timed:
   fault fired (the plant's state changed) → the GFX4 emulator holds 0 % on every zone, and
   → the lamp contactor is de-energized (commanded by the interlocks through the WAGO, or,
   when the coupler itself is silent, dropped by its own Modbus watchdog).
@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -46,7 +47,7 @@ from drivers.sim.plant import Plant, PlantFault
 
 REPO = Path(__file__).resolve().parent.parent
 RECIPE = REPO / "recipes" / "sac305-polyimide.toml"
-LAMP_PCT = 2.0
+LAMP_PCT = 0.3  # enough for a non-zero command (0.1 % units), too little to heat the chip
 TIMEOUT_S = 5.0  # a fault not handled within this is reported as missed
 
 # (label, plant fault): every one is something the interlocks must act on at once.
@@ -59,7 +60,7 @@ FAULTS: list[tuple[str, PlantFault]] = [
     ("lamps stuck_on", PlantFault("lamps", "stuck_on", 40.0)),
     ("chiller fail", PlantFault("chiller", "fail")),
     ("pump fail", PlantFault("pump", "fail")),
-    ("dio no_response", PlantFault("dio", "no_response")),
+    ("dio no_response", PlantFault("dio", "no_response")),  # the coupler's own watchdog
 ]
 
 
@@ -81,13 +82,15 @@ async def _until(cond: Callable[[], bool], limit: float) -> float | None:
 async def _ready(m: Machine, interlocks: Interlocks, plant: Plant) -> None:
     """Back to the armed steady state after a trial: faults repaired, trip reset, lamps on."""
     plant.clear_faults()
-    deadline = time.monotonic() + 15.0
+    deadline = time.monotonic() + 30.0
     while True:
         try:
-            await interlocks.monitor.next()
-            interlocks.reset()
+            # A tripped pump or chiller stays stopped after the repair: start them first, the
+            # reset is refused until their flow and status are back.
             await m.chiller.start(1.0)
             await m.pump.start(1.0)
+            await interlocks.monitor.next()
+            interlocks.reset()
             await m.dio.write_output(OUT_SCR_ENABLE, True, 0.5)
             await m.dio.write_output(OUT_LAMP_CONTACTOR, True, 0.5)
             await m.lamps.set_power([LAMP_PCT] * m.lamps.zones, 0.5)
@@ -134,6 +137,7 @@ async def measure(repeats: int = 5) -> dict[str, dict[str, float]]:
         interlocks.start()
         try:
             for label, fault in FAULTS:
+                print(f"  {label} ...", file=sys.stderr, flush=True)
                 lamps0: list[float] = []
                 contactor: list[float] = []
                 for _ in range(repeats):

@@ -130,6 +130,8 @@ class WagoContext(_PlantContext):
         return time.monotonic()
 
     def _retrigger(self, fc: int) -> None:
+        if self._bad.silent or self.plant.unresponsive("dio"):
+            return  # the cable is cut: the request never reached the coupler
         if self.wd_status == wago.WD_STATUS_ACTIVE and self.wd_mask & (1 << (fc - 1)):
             self.wd_deadline = self.now() + self.wd_time / 10.0
 
