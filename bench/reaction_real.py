@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
 import statistics
 import sys
 import tempfile
@@ -151,10 +152,11 @@ async def measure(repeats: int = 5) -> dict[str, dict[str, float]]:
                     plant.advance()
                     t_lamps = await _until(lambda: not any(gfx.manual), TIMEOUT_S)
                     t_open = await _until(lambda: not plant.state.contactor_energized, TIMEOUT_S)
-                    if not fired or t_lamps is None or t_open is None:
-                        raise RuntimeError(f"{label}: not handled within {TIMEOUT_S} s")
-                    lamps0.append(max(0.0, t_lamps - fired[0]))
-                    contactor.append(max(0.0, t_open - fired[0]))
+                    if not fired:
+                        raise RuntimeError(f"{label}: the plant did not take the fault")
+                    # Not handled within TIMEOUT_S counts as infinite: it shows in the p99.
+                    lamps0.append(math.inf if t_lamps is None else max(0.0, t_lamps - fired[0]))
+                    contactor.append(math.inf if t_open is None else max(0.0, t_open - fired[0]))
                 results[label] = {
                     "n": float(repeats),
                     "lamps0_p50_s": statistics.median(lamps0),
