@@ -90,6 +90,12 @@ class ModbusBus:
                 self._retry_at = 0.0
                 await self._open(device, timeout)
 
+    async def reopen(self) -> None:
+        """Drop the link now; the next request opens it again (and runs the on-connect hooks)."""
+        async with self.lock:
+            self._drop()
+            self._retry_at = 0.0
+
     async def ensure(self, device: str, timeout: float) -> None:
         """Open the link if needed; call with ``lock`` held (for multi-request transactions)."""
         if not self.connected:

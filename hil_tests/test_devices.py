@@ -40,10 +40,13 @@ async def test_wago_watchdog_drops_outputs_when_the_daemon_stops_talking(
     assert 0.9 <= waited <= 1.5  # watchdog 1 s; the upper margin absorbs a loaded host
     state = rig.plant.state
     assert not state.outputs[OUT_SCR_ENABLE] and not state.valves[VALVE_PUMP]
-    # Writes are refused until the watchdog is re-armed (reconnect).
+    # The write after the timeout is refused and says why; the driver re-opens the link,
+    # which re-arms the watchdog, and the outputs stay off until written again.
     with pytest.raises(DeviceError, match="watchdog expired"):
         await m.dio.write_output(OUT_LAMP_CONTACTOR, True, 0.5)
     assert not rig.plant.state.contactor_energized
+    assert not (await m.dio.read_outputs(0.5))[OUT_LAMP_CONTACTOR]
+    assert emus.wago.wd_status == 1  # re-armed by the new session
 
 
 @pytest.mark.parametrize("device", ["thermocouples", "gauge"])

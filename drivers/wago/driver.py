@@ -69,10 +69,13 @@ class WagoCoupler:
             status = await self.bus.read_holding(device, self.device_id, r.WD_RUNNING, 1, timeout)
             if status[0] == r.WD_STATUS_EXHAUSTED:
                 self.watchdog_armed = False
+                # Only a new session re-arms it: the next request reconnects. The outputs stay
+                # off until somebody writes them again, which the interlocks and steps decide.
+                await self.bus.reopen()
                 raise DeviceFault(
                     device,
                     f"output {channel} refused: the coupler's watchdog expired (no request for "
-                    f"{self.watchdog_s:g} s), every output is off until the link is re-opened",
+                    f"{self.watchdog_s:g} s), every output is off; the link is re-opened and the watchdog re-armed",
                 ) from exc
             raise
 
