@@ -94,6 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     em.add_argument("--config", type=Path)
     em.add_argument("--speed", type=_positive, default=1.0, help="simulated time scale")
+    em.add_argument(
+        "--recipe", type=Path, help="the recipe that will run: its materials are on the chuck"
+    )
 
     tu = sub.add_parser(
         "tune", help="identify the chip's thermal model with the lamps (daemon/tune.py)"
@@ -193,7 +196,6 @@ async def _run(args: argparse.Namespace) -> int:
         solder = loaded.recipe.materials.solder
         built.plant.set_solder(solder.solidus_c, solder.liquidus_c)
     machine = built.machine
-    await connect_all(machine)
     store = RunStore(settings.data_dir)
     monitor = Monitor(machine, clock, concurrent=built.plant is None)
     interlocks = Interlocks(machine, clock, monitor, settings.limits)
@@ -244,6 +246,9 @@ async def _run(args: argparse.Namespace) -> int:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
+    # Connected last, polled at once: connecting arms the I/O coupler's watchdog (1 s), which
+    # drops every output if the first poll is late.
+    await connect_all(machine)
     monitor_task = asyncio.create_task(monitor.run(), name="monitor")
     interlocks.start()
     view_task = asyncio.create_task(view.run(), name="progress")
@@ -285,7 +290,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "emulate":
             from daemon.emulate import run as emulate  # noqa: PLC0415 - servers only when asked
 
-            return asyncio.run(emulate(_settings(args), args.speed))
+            try:
+                return asyncio.run(emulate(_settings(args), args.speed, args.recipe))
+            except RecipeInvalid as exc:
+                for issue in exc.issues:
+                    print(str(issue), file=sys.stderr)
+                return EXIT_INVALID
         if args.command == "tune":
             from daemon.tune_cli import run as tune  # noqa: PLC0415
 

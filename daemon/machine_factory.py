@@ -22,13 +22,17 @@ from drivers.errors import DeviceError
 from drivers.gefran.driver import Gfx4Lamps
 from drivers.julabo.driver import MIN_GAP_S, JulaboChiller
 from drivers.modbus import ModbusBus
+from drivers.nordson.driver import UltimusDispenser
+from drivers.omnicure.driver import OmniCureS2000
 from drivers.pfeiffer.driver import Tpg36x
 from drivers.protocols import Machine
 from drivers.serial_line import SerialLine
 from drivers.sim.devices import build_sim_machine
 from drivers.sim.plant import TC_CHANNELS, Plant
 from drivers.teledyne.driver import Teledyne3000TA
-from drivers.wago.driver import WagoCoupler, WagoDigitalIO, WagoValves
+from drivers.wago import registers as wago_registers
+from drivers.wago.driver import WagoCoupler, WagoDigitalIO, WagoLoadCell, WagoValves
+from drivers.zaber.driver import ZaberStage
 
 CONNECT_TIMEOUT_S = 5.0
 
@@ -44,8 +48,12 @@ class ModbusTcpTransport(_Transport):
     host: Annotated[str, Field(min_length=1)]
     port: Port = 502
     device_id: Annotated[int, Field(ge=0, le=255)] = 1
-    timeout_s: Timeout = 0.25
-    retries: Annotated[int, Field(ge=0, le=5)] = 1
+    # Per attempt, capped by each call's own timeout (the monitor's 0.5 s). No retry by
+    # default: TCP already retransmits, and on a busy host a short first attempt dies of the
+    # host's own scheduling (asyncio runs an expired timeout before the wake-up of an answer
+    # that arrived in the same loop pass), leaving the retry too little time (ADR 0023).
+    timeout_s: Timeout = 1.0
+    retries: Annotated[int, Field(ge=0, le=5)] = 0
 
 
 class WagoTransport(ModbusTcpTransport):
@@ -62,9 +70,12 @@ class Gfx4Transport(_Transport):
     host: Annotated[str, Field(min_length=1)]
     port: Port = 502
     framing: Literal["rtu", "tcp"] = "rtu"
-    base_node: Annotated[int, Field(ge=1, le=244)] = 1
-    timeout_s: Timeout = 0.25
-    retries: Annotated[int, Field(ge=0, le=5)] = 1
+    node: Annotated[int, Field(ge=1, le=247)] = 1  # rotary switches; GFX4 access mode
+    # The RS-485 line's speed, set on the device server and the GFX4 (the emulator and the
+    # poll bench model the wire time from it).
+    baudrate: Annotated[int, Field(ge=1200, le=115200)] = 19200
+    timeout_s: Timeout = 1.0  # as Modbus TCP; a retry on RS-485 noise is opt-in
+    retries: Annotated[int, Field(ge=0, le=5)] = 0
 
 
 class SerialTransport(_Transport):
@@ -85,6 +96,32 @@ class TeledyneTransport(SerialTransport):
     period_s: Annotated[float, Field(gt=0.0, le=60.0)] = 2.0
 
 
+class ZaberTransport(SerialTransport):
+    baudrate: Annotated[int, Field(ge=300, le=115200)] = 115200
+    device: Annotated[int, Field(ge=1, le=99)] = 1
+    axis: Annotated[int, Field(ge=1, le=9)] = 1
+    um_per_microstep: Annotated[float, Field(gt=0.0, le=100.0)]  # the stage's datasheet
+    speed_max_um_s: Annotated[float, Field(gt=0.0)] = 1000.0
+    accel_um_s2: Annotated[float, Field(gt=0.0)] = 2000.0  # default when a move names none
+    travel_um: Annotated[float, Field(gt=0.0)] = 10_000.0
+    # The support's load cell: its amplifier's 4-20 mA on the WAGO coupler's 750-455.
+    force_source: Literal["wago-ai", "none"] = "wago-ai"
+    force_channel: Annotated[int, Field(ge=0, lt=wago_registers.N_AI)] = wago_registers.AI_LOAD_CELL
+    force_full_scale_n: Annotated[float, Field(gt=0.0)] = 10.0  # force at 20 mA
+    force_zero_n: float = 0.0  # reading at 4 mA with the support unloaded (tare)
+
+
+class OmniCureTransport(SerialTransport):
+    baudrate: Annotated[int, Field(ge=300, le=115200)] = 19200
+    # Irradiance at the work plane with the iris 100 % open, measured with a radiometer.
+    irradiance_full_mw_cm2: Annotated[float, Field(gt=0.0)]
+
+
+class UltimusTransport(SerialTransport):
+    baudrate: Annotated[int, Field(ge=300, le=115200)] = 115200
+    pressure_max_kpa: Annotated[float, Field(gt=0.0, le=700.0)] = 689.0
+
+
 # driver name -> (transport model, device names it can serve)
 DRIVERS: dict[str, tuple[type[_Transport], frozenset[str]]] = {
     "wago-750-352": (WagoTransport, frozenset({"dio", "valves"})),
@@ -94,6 +131,9 @@ DRIVERS: dict[str, tuple[type[_Transport], frozenset[str]]] = {
     "nxds": (SerialTransport, frozenset({"pump"})),
     "julabo": (JulaboTransport, frozenset({"chiller"})),
     "teledyne-3000ta": (TeledyneTransport, frozenset({"o2"})),
+    "zaber-ascii": (ZaberTransport, frozenset({"zstage"})),
+    "omnicure-s2000": (OmniCureTransport, frozenset({"uv"})),
+    "ultimus": (UltimusTransport, frozenset({"dispenser"})),
 }
 
 
@@ -128,6 +168,15 @@ def _transports(settings: Settings) -> dict[str, tuple[str, _Transport]]:
             for err in exc.errors(include_url=False):
                 path = toml_key_path(("devices", name, "transport", *err["loc"]))
                 problems.append(f"{path}: {describe_pydantic_error(err)}")
+    zt = out.get("zstage", (None, None))[1]
+    if isinstance(zt, ZaberTransport) and zt.force_source == "wago-ai":
+        dio = out.get("dio", (None, None))[1]
+        if not isinstance(dio, WagoTransport):
+            problems.append(
+                "devices.zstage.transport.force_source: 'wago-ai' reads the load cell on the "
+                "WAGO coupler, but devices.dio is not a 'wago-750-352' (set force_source = "
+                "'none' to run without a force reading)"
+            )
     if problems:
         raise ConfigError(problems)
     return out
@@ -163,7 +212,8 @@ def build(settings: Settings, clock: Clock, *, sim: bool, seed: int = 0) -> Buil
         return buses[key]
 
     coupler: WagoCoupler | None = None
-    for name, (driver, t) in real.items():
+    # The coupler first: the Z stage's load cell is one of its inputs.
+    for name, (driver, t) in sorted(real.items(), key=lambda kv: kv[0] not in ("dio", "valves")):
         if isinstance(t, WagoTransport):
             if coupler is None:
                 coupler = WagoCoupler(bus(t, "tcp"), device_id=t.device_id, watchdog_s=t.watchdog_s)
@@ -181,9 +231,7 @@ def build(settings: Settings, clock: Clock, *, sim: bool, seed: int = 0) -> Buil
                 range_max_c=t.range_max_c,
             )
         elif isinstance(t, Gfx4Transport):
-            m.lamps = Gfx4Lamps(
-                bus(t, t.framing), clock, base_node=t.base_node, zones=plant.params.zones
-            )
+            m.lamps = Gfx4Lamps(bus(t, t.framing), clock, node=t.node, zones=plant.params.zones)
         elif isinstance(t, TpgTransport):
             m.gauge = Tpg36x(
                 SerialLine("gauge", t.url, baudrate=t.baudrate), clock, channel=t.channel
@@ -196,6 +244,39 @@ def build(settings: Settings, clock: Clock, *, sim: bool, seed: int = 0) -> Buil
         elif isinstance(t, TeledyneTransport):
             line = SerialLine("o2", t.url, baudrate=t.baudrate, eol=b"\r\n")
             m.o2 = Teledyne3000TA(line, clock, period_s=t.period_s)
+        elif isinstance(t, ZaberTransport):
+            force = None
+            if t.force_source == "wago-ai":
+                assert coupler is not None  # checked by _transports
+                force = WagoLoadCell(
+                    coupler,
+                    clock,
+                    channel=t.force_channel,
+                    full_scale_n=t.force_full_scale_n,
+                    zero_offset_n=t.force_zero_n,
+                )
+            m.zstage = ZaberStage(
+                SerialLine("zstage", t.url, baudrate=t.baudrate),
+                clock,
+                um_per_microstep=t.um_per_microstep,
+                speed_max_um_s=t.speed_max_um_s,
+                accel_um_s2=t.accel_um_s2,
+                travel_um=t.travel_um,
+                force=force,
+                device=t.device,
+                axis=t.axis,
+            )
+        elif isinstance(t, OmniCureTransport):
+            m.uv = OmniCureS2000(
+                SerialLine("uv", t.url, baudrate=t.baudrate),
+                irradiance_full_mw_cm2=t.irradiance_full_mw_cm2,
+            )
+        elif isinstance(t, UltimusTransport):
+            m.dispenser = UltimusDispenser(
+                SerialLine("dispenser", t.url, baudrate=t.baudrate),
+                clock,
+                pressure_max_kpa=t.pressure_max_kpa,
+            )
         elif driver == "nxds" and isinstance(t, SerialTransport):
             m.pump = NxdsPump(SerialLine("pump", t.url, baudrate=t.baudrate))
     return BuiltMachine(m, None)

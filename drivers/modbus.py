@@ -90,6 +90,12 @@ class ModbusBus:
                 self._retry_at = 0.0
                 await self._open(device, timeout)
 
+    async def reopen(self) -> None:
+        """Drop the link now; the next request opens it again (and runs the on-connect hooks)."""
+        async with self.lock:
+            self._drop()
+            self._retry_at = 0.0
+
     async def ensure(self, device: str, timeout: float) -> None:
         """Open the link if needed; call with ``lock`` held (for multi-request transactions)."""
         if not self.connected:
@@ -225,6 +231,17 @@ class ModbusBus:
         )
         return _checked(device, list(rsp.registers), count, "registers")
 
+    async def read_input(
+        self, device: str, device_id: int, address: int, count: int, timeout: float
+    ) -> list[int]:
+        rsp = await self.call(
+            device,
+            f"read input registers {address}+{count}",
+            lambda c: c.read_input_registers(address, count=count, device_id=device_id),
+            timeout,
+        )
+        return _checked(device, list(rsp.registers), count, "registers")
+
     async def read_discrete(
         self, device: str, device_id: int, address: int, count: int, timeout: float
     ) -> list[bool]:
@@ -276,13 +293,21 @@ class ModbusBus:
         )
 
     async def write_registers(
-        self, device: str, device_id: int, address: int, values: list[int], timeout: float
+        self,
+        device: str,
+        device_id: int,
+        address: int,
+        values: list[int],
+        timeout: float,
+        *,
+        locked: bool = False,
     ) -> None:
         await self.call(
             device,
             f"write registers {address}+{len(values)}",
             lambda c: c.write_registers(address, values, device_id=device_id),
             timeout,
+            locked=locked,
         )
 
 

@@ -1,52 +1,116 @@
-"""The full vacuum-film bond through the real drivers."""
+"""The full vacuum-film bond through the real drivers, the emulators in their own process.
+
+As `bonderd run --config <emulated>` does it: monitor, interlocks and executor in this
+process on the real drivers; `bonderd emulate --recipe` in another, both at SPEED.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import time
 from pathlib import Path
 
 import pytest
 
-from daemon.config import Limits
+from daemon.config import Limits, load_settings
 from daemon.executor import Executor
-from daemon.machine_factory import BuiltMachine
+from daemon.interlocks import Interlocks
+from daemon.machine_factory import build, close_all, connect_all
 from daemon.monitor import Monitor
 from daemon.recipe.load import load_recipe_file
 from daemon.records import RunStore
-from hil_tests.conftest import Rig
+from daemon.thermal_source import shipped_sim_model
+from drivers.clock import ScaledClock
+from hil_tests.emulator_process import emulator_process
 
 REPO = Path(__file__).resolve().parent.parent
+RECIPE = REPO / "recipes" / "sac305-polyimide.toml"
+# Real time in both processes. Above 1x each process's ScaledClock absorbs its own host
+# stalls (drivers/clock.py), so the plant's clock and the daemon's drift apart by every
+# stall one of them saw and the other did not: seconds over a bond on a loaded host, enough
+# for the O2 stream to look like a gap. At 1x neither clock is altered. ~6 minutes.
+SPEED = 1.0
 
 
-# The emulators and the daemon share one event loop on a 2-core machine; under load from
-# other processes a Modbus exchange can miss its 0.5 s timeout and the bond aborts on
-# `device_lost`. Until the emulators run in their own process (`bonderd emulate`), this test
-# is opt-in so CI is not flaky: BONDERD_HIL_BOND=1 ./dev test hil_tests/test_bond.py
-@pytest.mark.skipif(
-    os.environ.get("BONDERD_HIL_BOND") != "1",
-    reason="full bond through emulators in-process is load-sensitive; opt in with BONDERD_HIL_BOND=1",
-)
+@pytest.mark.timeout(900)
 async def test_vacuum_film_bond_completes_with_every_check_ok(
-    rig: Rig, machine: BuiltMachine, tmp_path: Path
+    request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    loaded = load_recipe_file(REPO / "recipes" / "sac305-polyimide.toml", Limits())
-    if rig.plant is not None:
-        solder = loaded.recipe.materials.solder
-        rig.plant.set_solder(solder.solidus_c, solder.liquidus_c)
-    store = RunStore(tmp_path / "data")
-    monitor = Monitor(machine.machine, rig.clock, concurrent=True)
-    executor = Executor(machine.machine, rig.clock, monitor, store, Limits())
-    task = asyncio.create_task(monitor.run(), name="monitor")
+    if request.config.getoption("--hil-config") is not None:
+        pytest.skip("the bond on the real machine is run by an operator, not by pytest")
+    started = time.monotonic()
+    # The daemon runs as a service with a raised priority on the controller PC (see the
+    # report: systemd Nice=); on a shared CI host the test process gets the same, for this
+    # test only, so a neighbour's job cannot silence it past the WAGO watchdog (1 s).
+    nice = os.getpriority(os.PRIO_PROCESS, 0)
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, -5)
     try:
-        await monitor.next()
-        doc = await executor.run(loaded, lot_id="HIL")
+        await _bond(tmp_path, started)
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        store.close()
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+
+
+async def _bond(tmp_path: Path, started: float) -> None:
+    async with emulator_process(tmp_path, SPEED, RECIPE) as emu:
+        settings = load_settings(emu.config, required=True)
+        clock = ScaledClock(SPEED)
+        built = build(settings, clock, sim=False)
+        machine = built.machine
+        loaded = load_recipe_file(RECIPE, Limits())
+        store = RunStore(tmp_path / "data")
+        monitor = Monitor(machine, clock, concurrent=True)
+        interlocks = Interlocks(machine, clock, monitor, settings.limits)
+        # The emulators are backed by the simulated plant: its identified model applies.
+        executor = Executor(
+            machine,
+            clock,
+            monitor,
+            store,
+            settings.limits,
+            interlocks=interlocks,
+            thermal_model=shipped_sim_model(),
+        )
+        # Connect last and poll at once: the coupler's watchdog (1 s) is armed by connect.
+        await connect_all(machine)
+        task = asyncio.create_task(monitor.run(), name="monitor")
+        stalls: list[tuple[float, float]] = []
+        probe = asyncio.create_task(_loop_stalls(stalls), name="stall-probe")
+        interlocks.start()
+        try:
+            await monitor.next()
+            doc = await executor.run(loaded, lot_id="HIL")
+            record = store.get_run(doc["run_id"])
+        finally:
+            await interlocks.stop()
+            task.cancel()
+            probe.cancel()
+            await asyncio.gather(task, probe, return_exceptions=True)
+            await close_all(machine)
+            store.close()
+    print(f"bond through the real drivers: {time.monotonic() - started:.0f} s wall")
+    # When a run dies of `device_lost`, this says whether this process's event loop stood
+    # still (every device "times out" at once) rather than a device or driver misbehaving.
+    print("event-loop stalls > 0.2 s (s into the run, length s):", stalls or "none")
     failed = [c for c in doc["conformance"] if not c["ok"]]
     assert doc["result"] == "completed", (doc["reason"], failed)
     assert failed == [], failed
     checks = {c["check"] for c in doc["conformance"]}
     assert {"o2_ppm", "peak_in_window", "time_above_liquidus", "component_below_tg"} <= checks
+    # The run record holds what each real device said it is (traceability).
+    assert record is not None
+    assert "Zaber" in record.devices["zstage"] and "OmniCure" in record.devices["uv"]
+    assert record.devices["dio"].startswith("WAGO 750-352")
+
+
+async def _loop_stalls(out: list[tuple[float, float]]) -> None:
+    t0 = last = time.monotonic()
+    while True:
+        await asyncio.sleep(0.01)
+        now = time.monotonic()
+        if now - last > 0.21:
+            out.append((round(last - t0, 1), round(now - last - 0.01, 2)))
+        last = now

@@ -40,10 +40,13 @@ async def test_wago_watchdog_drops_outputs_when_the_daemon_stops_talking(
     assert 0.9 <= waited <= 1.5  # watchdog 1 s; the upper margin absorbs a loaded host
     state = rig.plant.state
     assert not state.outputs[OUT_SCR_ENABLE] and not state.valves[VALVE_PUMP]
-    # Writes are refused until the watchdog is re-armed (reconnect).
-    with pytest.raises(DeviceError, match="exception 4"):
+    # The write after the timeout is refused and says why; the driver re-opens the link,
+    # which re-arms the watchdog, and the outputs stay off until written again.
+    with pytest.raises(DeviceError, match="watchdog expired"):
         await m.dio.write_output(OUT_LAMP_CONTACTOR, True, 0.5)
     assert not rig.plant.state.contactor_energized
+    assert not (await m.dio.read_outputs(0.5))[OUT_LAMP_CONTACTOR]
+    assert emus.wago.wd_status == 1  # re-armed by the new session
 
 
 @pytest.mark.parametrize("device", ["thermocouples", "gauge"])
@@ -151,7 +154,7 @@ async def test_gfx4_power_is_read_back_and_kept_out_of_eeprom(
     assert isinstance(ctx, Gfx4Context)
     assert ctx.sp_r == [1, 1, 1, 1]
     await machine.machine.lamps.set_power([10.0, 20.0, 30.0, 40.5], 0.5)
-    assert ctx.manual == [100, 200, 300, 405]
+    assert ctx.manual == [100, 200, 300, 405]  # one FC16 write through the custom map
     assert ctx.eeprom_writes == 0
     # Contactor open: no voltage, the zones deliver nothing.
     power = await machine.machine.lamps.read_power(0.5)

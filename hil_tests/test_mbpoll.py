@@ -12,6 +12,7 @@ import shutil
 
 import pytest
 
+from drivers.emulators.modbus_devices import Gfx4Context
 from hil_tests.conftest import Rig, emulated
 
 MBPOLL = shutil.which("mbpoll")
@@ -73,3 +74,44 @@ async def test_mbpoll_arms_the_wago_watchdog(rig: Rig) -> None:
     assert (await mbpoll(port, "-t", "4", "-r", str(0x1006)))[0x1006] == 2  # exhausted
     await mbpoll(port, "-t", "4:hex", "-r", str(0x1008), write="0xAA55")
     assert (await mbpoll(port, "-t", "4", "-r", str(0x1006)))[0x1006] == 0
+
+
+async def test_mbpoll_reads_and_writes_gfx4_registers_over_rtu(rig: Rig) -> None:
+    """GFX4 access mode on the RTU line (the emulator's pty): custom block and zone maps."""
+    emus = emulated(rig)
+    assert MBPOLL is not None
+    pty = emus.gfx4_pty.path
+
+    async def rtu(*args: str, write: list[str] | None = None) -> dict[int, int]:
+        assert MBPOLL is not None
+        proc = await asyncio.create_subprocess_exec(
+            MBPOLL,
+            "-m",
+            "rtu",
+            "-b",
+            "38400",
+            "-P",
+            "none",
+            "-a",
+            "1",
+            "-1",
+            "-0",
+            *args,
+            pty,
+            *(write or []),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), 10)
+        text = out.decode()
+        assert proc.returncode == 0, text
+        return {int(a): int(v) for a, v in re.findall(r"^\[(\d+)\]:\s+(-?\d+)", text, re.M)}
+
+    # Manual power of zones 1-4 through the custom map (one FC16), read back per zone map.
+    await rtu("-t", "4", "-r", "0", write=["100", "200", "300", "405"])
+    block = await rtu("-t", "4", "-r", "0", "-c", "12")
+    assert [block[i] for i in range(4)] == [100, 200, 300, 405]
+    zone2 = await rtu("-t", "4", "-r", str(2048 + 252))  # zone 2 MANUAL_POWER, zone map
+    assert zone2[2048 + 252] == 200
+    ctx = emus.modbus["lamps"].context
+    assert isinstance(ctx, Gfx4Context) and ctx.manual == [100, 200, 300, 405]

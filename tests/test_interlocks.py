@@ -95,7 +95,6 @@ def test_a_clean_snapshot_gives_no_finding() -> None:
             "door_open",
         ),
         ({"pump": PumpStatus(running=False, fault=True, detail="tripped")}, "pump_fault"),
-        ({"errors": {"gauge": "timeout"}}, "device_lost"),
         ({"pressure": Reading(5.0, 0.0, Status.FAULT, "sensor error")}, "gauge_fault"),
     ],
 )
@@ -104,6 +103,15 @@ def test_each_condition_trips_with_its_code(kw: dict[str, Any], code: str) -> No
     temps = {k: kw.pop(k) for k in ("chip", "comp", "chuck") if k in kw}
     found = codes(eng, snap(1.0, **temps, **kw))
     assert found.get(code) is Action.TRIP, found
+
+
+def test_a_used_device_trips_once_it_misses_two_snapshots_in_a_row() -> None:
+    eng = engine()
+    lost = {"gauge": "timeout"}
+    assert codes(eng, snap(1.0, errors=lost))["device_lost"] is Action.WARN  # one lost frame
+    assert "device_lost" not in codes(eng, snap(1.05))  # it answered again: count restarts
+    assert codes(eng, snap(1.10, errors=lost))["device_lost"] is Action.WARN
+    assert codes(eng, snap(1.15, errors=lost))["device_lost"] is Action.TRIP
 
 
 def test_thermocouple_open_stale_range_and_stuck() -> None:

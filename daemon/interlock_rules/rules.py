@@ -42,6 +42,8 @@ from drivers.protocols import (
 )
 from drivers.reading import Reading, Status
 
+DEVICE_LOST_MISSES = 2  # snapshots in a row without an answer before a used device trips
+
 
 class Action(StrEnum):
     TRIP = "trip"
@@ -195,6 +197,7 @@ class RuleEngine:
         self._suspended: set[str] = set()
         # signal -> (value, since t, identical readings in a row)
         self._same_since: dict[str, tuple[float, float, int]] = {}
+        self._missed: dict[str, int] = {}  # device -> snapshots in a row without an answer
         self._pressure_floor: float | None = None
         self._heated = False
         self._gain = _Window(limits.heat_gain_window_s)
@@ -209,6 +212,7 @@ class RuleEngine:
         self.run = run
         self._suspended.clear()
         self._same_since.clear()
+        self._missed.clear()
         self._pressure_floor = None
         self._heated = False
         self._gain.clear()
@@ -275,9 +279,14 @@ class RuleEngine:
 
     def _devices(self, snap: Snapshot, run: RunView, out: list[Finding]) -> None:
         used_now = run.limits.devices_for(run.step_type())
+        # One lost frame or one stall of the host is not a lost device: a device the step needs
+        # trips once it has missed DEVICE_LOST_MISSES snapshots in a row. The steps themselves
+        # stop at once on a missing control reading, and the coupler's watchdog does not wait.
+        self._missed = {d: self._missed.get(d, 0) + 1 for d in snap.errors}
         for device, why in snap.errors.items():
             used = device in used_now
-            action = Action.TRIP if used else Action.WARN
+            lost = used and self._missed[device] >= DEVICE_LOST_MISSES
+            action = Action.TRIP if lost else Action.WARN
             out.append(Finding("device_lost", action, f"{device} not answering: {why}"))
         for name, status in (("Z stage", snap.stage), ("UV source", snap.uv)):
             if status is not None and status.fault:

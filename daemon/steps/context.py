@@ -129,7 +129,7 @@ class StepContext:
             async with asyncio.timeout(CMD_TIMEOUT_S * 2):
                 await aw
         except (DeviceError, TimeoutError) as exc:
-            raise StepFailed(f"{what} failed: {exc or 'timeout'}") from exc
+            raise StepFailed(f"{what} failed: {str(exc) or 'timeout'}") from exc
 
     def check_permissives(self, snap: Snapshot) -> None:
         """Lamps may be switched on only with the E-stop chain closed and the door shut."""

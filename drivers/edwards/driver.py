@@ -66,6 +66,14 @@ class NxdsPump:
         if err:
             raise InvalidCommand(self._name, f"{cmd}: error {err} ({ERRORS.get(err, 'unknown')})")
 
+    async def identify(self, timeout: float = DEFAULT_TIMEOUT_S) -> str:
+        """``?S801``: pump type and the controller's firmware versions."""
+        ans = await self._ask("?S801", timeout)
+        if not ans.startswith("=S801 "):
+            raise DeviceError(self._name, f"?S801: unexpected answer {ans!r}")
+        fields = [f.strip() for f in ans[6:].split(";")]
+        return "Edwards " + ", ".join(f for f in fields if f)
+
     async def start(self, timeout: float = DEFAULT_TIMEOUT_S) -> None:
         await self._command(True, timeout)
 

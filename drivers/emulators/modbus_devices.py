@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import socket
 import time
@@ -100,9 +101,15 @@ def _window(regs: dict[int, int], address: int, count: int) -> list[int] | ExcCo
 class WagoContext(_PlantContext):
     """750-352 process image and Modbus watchdog (wall time, like the hardware timer)."""
 
-    def __init__(self, plant: Plant, bad: Misbehaviour) -> None:
+    def __init__(
+        self, plant: Plant, bad: Misbehaviour, *, load_cell_full_scale_n: float = 10.0
+    ) -> None:
         super().__init__([0, 1, 255], bad)  # the coupler answers any unit id on TCP
         self.plant = plant
+        self.load_cell_full_scale_n = load_cell_full_scale_n
+        self.load_cell_broken = False  # tests: the amplifier's loop is open (< 4 mA)
+        # Outputs the plant does not model (yet) latch here, as the module's output would.
+        self.extra_outputs: dict[str, bool] = {}
         self._dio = SimDigitalIO(plant)
         self._valves = SimValves(plant)
         self._dio._connected = True
@@ -123,6 +130,8 @@ class WagoContext(_PlantContext):
         return time.monotonic()
 
     def _retrigger(self, fc: int) -> None:
+        if self._bad.silent or self.plant.unresponsive("dio"):
+            return  # the cable is cut: the request never reached the coupler
         if self.wd_status == wago.WD_STATUS_ACTIVE and self.wd_mask & (1 << (fc - 1)):
             self.wd_deadline = self.now() + self.wd_time / 10.0
 
@@ -139,14 +148,41 @@ class WagoContext(_PlantContext):
                 self.plant.set_output(name, False)
             for valve in VALVES:
                 self.plant.set_valve(valve, False)
+            for name in self.extra_outputs:
+                self.extra_outputs[name] = False
 
     async def _outputs(self) -> list[bool]:
         outs = await self._dio.read_outputs(SIM_TIMEOUT_S)
         valves = await self._valves.states(SIM_TIMEOUT_S)
         bits = [False] * wago.N_OUTPUTS
         for name, ch in wago.OUTPUT_CHANNELS.items():
-            bits[ch] = outs[name] if name in outs else valves[name]
+            if name in outs:
+                bits[ch] = outs[name]
+            elif name in valves:
+                bits[ch] = valves[name]
+            else:
+                bits[ch] = self.extra_outputs.get(name, False)
         return bits
+
+    def _inputs(self, plant_inputs: dict[str, bool]) -> list[bool]:
+        bits = [False] * wago.N_INPUTS
+        for name, ch in wago.INPUT_CHANNELS.items():
+            # The plant models the hold-down lines' vacuum switches (drivers/sim/plant.py).
+            bits[ch] = plant_inputs.get(name, False)
+        return bits
+
+    def _analog(self) -> list[int]:
+        """750-455 process values: the load cell on channel 0, nothing wired on the others."""
+        values = [wago.AI_UNDERRANGE] * wago.N_AI  # open loop: below 4 mA
+        self.plant.advance()
+        if not self.load_cell_broken:
+            frac = self.plant.force_n / self.load_cell_full_scale_n
+            if frac > 1.0:
+                values[wago.AI_LOAD_CELL] = 0x7FFF  # above 20 mA
+            else:
+                raw = round(max(0.0, frac) * wago.AI_FULL_SCALE)
+                values[wago.AI_LOAD_CELL] = raw & ~wago.AI_STATUS_MASK
+        return values
 
     def _regs(self) -> dict[int, int]:
         return {
@@ -160,6 +196,11 @@ class WagoContext(_PlantContext):
             wago.WD_RESTART: 1,
             wago.WD_AC_STOP_SIMPLE: 0,
             wago.WD_CLOSE_SOCKET: self.wd_close_socket,
+            wago.INFO_REVISION: 17,
+            wago.INFO_SERIES: 750,
+            wago.INFO_ITEM: 352,
+            wago.INFO_FW_MAJOR: 1,
+            wago.INFO_FW_MINOR: 17,
         }
 
     async def read(
@@ -168,10 +209,7 @@ class WagoContext(_PlantContext):
         self.check_watchdog()
         self._retrigger(fc)
         if fc == 2 or (fc == 1 and address < wago.OUTPUTS_READBACK_BASE):
-            inputs = await self._dio.read_inputs(SIM_TIMEOUT_S)
-            bits = [False] * wago.N_INPUTS
-            for name, ch in wago.INPUT_CHANNELS.items():
-                bits[ch] = inputs[name]
+            bits = self._inputs(await self._dio.read_inputs(SIM_TIMEOUT_S))
             start = address - wago.INPUTS_BASE
             if start < 0 or start + count > wago.N_INPUTS:
                 return ExcCodes.ILLEGAL_ADDRESS
@@ -183,6 +221,11 @@ class WagoContext(_PlantContext):
             if start < 0 or start + count > wago.N_OUTPUTS:
                 return ExcCodes.ILLEGAL_ADDRESS
             return bits[start : start + count]
+        if fc in (3, 4) and address < 0x0100:
+            start = address - wago.AI_BASE
+            if start + count > wago.N_AI:
+                return ExcCodes.ILLEGAL_ADDRESS
+            return self._analog()[start : start + count]
         if fc in (3, 4, 6, 16):
             return _window(self._regs(), address, count)
         return ExcCodes.ILLEGAL_FUNCTION
@@ -206,6 +249,8 @@ class WagoContext(_PlantContext):
                     await self._dio.write_output(name, bool(v), SIM_TIMEOUT_S)
                 elif name in VALVES:
                     await self._valves.set(name, bool(v), SIM_TIMEOUT_S)
+                elif name is not None:
+                    self.extra_outputs[name] = bool(v)
             return None
         if fc in (6, 16):
             for i, v in enumerate(values):
@@ -244,6 +289,8 @@ class WagoContext(_PlantContext):
                 self.wd_deadline = None
         elif address == wago.WD_CLOSE_SOCKET:
             self.wd_close_socket = v
+        elif wago.INFO_REVISION <= address <= wago.INFO_FW_MINOR:
+            return ExcCodes.ILLEGAL_ADDRESS  # constants: read only
         elif address not in self._regs():
             return ExcCodes.ILLEGAL_ADDRESS
         return None
@@ -299,61 +346,125 @@ class AdamContext(_PlantContext):
 
 
 class Gfx4Context(_PlantContext):
-    """GFX4-IR in GFX-compatible addressing: one node per zone."""
+    """GFX4-IR in GFX4 access mode: one node, zone maps at their offsets, the custom map.
 
-    def __init__(self, plant: Plant, bad: Misbehaviour, base_node: int = 1) -> None:
-        zones = plant.params.zones
-        super().__init__(list(range(base_node, base_node + zones)), bad)
+    The RS-485 line's speed is modelled: every transaction takes its frames' time on the wire
+    at ``baudrate`` (11 bits a character, 3.5 characters of silence after each frame), as
+    the serial device server in front of the real unit would make it take.
+    """
+
+    def __init__(
+        self, plant: Plant, bad: Misbehaviour, node: int = 1, baudrate: int | None = 19200
+    ) -> None:
+        super().__init__([node], bad)
         self.plant = plant
-        self._base = base_node
+        self.baudrate = baudrate
+        zones = plant.params.zones
+        self._zones = zones
         self._lamps = SimLampBank(plant)
         self._lamps._connected = True
         self.manual = [0] * zones
         self.sp_r = [0] * zones  # 0 = EEPROM storage (the factory default)
         self.eeprom_writes = 0
+        # Commissioning configured the custom map as the driver expects (docs/devices.md).
+        self.custom: dict[int, tuple[int, int]] = {}
+        for z in range(zones):
+            self.custom[gfx.CUSTOM_MANUAL + z] = (z, gfx.MANUAL_POWER)
+            self.custom[gfx.CUSTOM_OUTPUT + z] = (z, gfx.OUTPUT_POWER)
+            self.custom[gfx.CUSTOM_ALARMS + z] = (z, gfx.ALARMS)
+
+    async def _wire(self, request_bytes: int, reply_bytes: int) -> None:
+        if self.baudrate:
+            chars = request_bytes + reply_bytes + 7  # + 2 x 3.5 characters of silence
+            # Scaled like the plant: at --speed X the whole machine, its RS-485 line included,
+            # runs X times faster, so the line's share of a control period stays the real one.
+            speed = self.plant.clock.speed
+            wire = chars * 11 / self.baudrate
+            await asyncio.sleep(wire / speed if math.isfinite(speed) and speed > 0 else 0.0)
+
+    async def async_getValues(
+        self, device_id: int, func_code: int, address: int, count: int = 1
+    ) -> list[int] | list[bool] | ExcCodes:
+        if func_code in (3, 4):
+            await self._wire(8, 5 + 2 * count)
+        elif func_code == 6:
+            await self._wire(8, 8)
+        return await super().async_getValues(device_id, func_code, address, count)
+
+    async def async_setValues(
+        self, device_id: int, func_code: int, address: int, values: Sequence[int] | Sequence[bool]
+    ) -> ExcCodes | None:
+        if func_code == 16:
+            await self._wire(9 + 2 * len(values), 8)
+        return await super().async_setValues(device_id, func_code, address, values)
+
+    def _resolve(self, address: int) -> tuple[int, int] | None:
+        """(zone, zone-map address) of a 16-bit address, or None."""
+        if address in self.custom:
+            return self.custom[address]
+        for z in reversed(range(self._zones)):
+            base = gfx.ZONE_OFFSET[z]
+            if base <= address < base + 1024:
+                return z, address - base
+        return None
 
     async def read(
         self, device_id: int, fc: int, address: int, count: int
     ) -> list[int] | list[bool] | ExcCodes:
         if fc not in (3, 4, 6, 16):
             return ExcCodes.ILLEGAL_FUNCTION
-        z = device_id - self._base
         power = await self._lamps.read_power(SIM_TIMEOUT_S)
-        alarms = 0
-        if power[z].status is Status.FAULT:
-            alarms |= gfx.ALARM_NO_CURRENT
-        if self.manual[z] > 0 and not self.plant.state.contactor_energized:
-            alarms |= gfx.ALARM_NO_VOLTAGE
-        regs = {
-            gfx.PV: 0,
-            gfx.OUTPUT_POWER: round(power[z].value * gfx.POWER_SCALE),
-            gfx.ALARMS: alarms,
-            gfx.SP_R: self.sp_r[z],
-            gfx.MANUAL_POWER: self.manual[z],
-        }
-        return _window(regs, address, count)
+        out: list[int] = []
+        for a in range(address, address + count):
+            where = self._resolve(a)
+            if where is None:
+                return ExcCodes.ILLEGAL_ADDRESS
+            z, param = where
+            alarms = 0
+            if power[z].status is Status.FAULT:
+                alarms |= gfx.ALARM_NO_CURRENT
+            if self.manual[z] > 0 and not self.plant.state.contactor_energized:
+                alarms |= gfx.ALARM_NO_VOLTAGE
+            regs = {
+                gfx.PV: 0,
+                gfx.OUTPUT_POWER: round(power[z].value * gfx.POWER_SCALE),
+                gfx.ALARMS: alarms,
+                gfx.SP_R: self.sp_r[z],
+                gfx.MANUAL_POWER: self.manual[z],
+            }
+            if param not in regs:
+                return ExcCodes.ILLEGAL_ADDRESS
+            out.append(regs[param])
+        return out
 
     async def write(
         self, device_id: int, fc: int, address: int, values: list[int]
     ) -> ExcCodes | None:
-        if fc not in (6, 16) or len(values) != 1:
+        if fc not in (6, 16):
             return ExcCodes.ILLEGAL_FUNCTION
-        z = device_id - self._base
-        v = values[0]
-        if address == gfx.SP_R:
-            if v not in (0, 1):
+        targets = [self._resolve(address + i) for i in range(len(values))]
+        if any(t is None or t[1] not in (gfx.SP_R, gfx.MANUAL_POWER) for t in targets):
+            return ExcCodes.ILLEGAL_ADDRESS
+        for t, v in zip(targets, values, strict=True):
+            assert t is not None
+            if t[1] == gfx.SP_R and v not in (0, 1):
                 return ExcCodes.ILLEGAL_VALUE
-            self.sp_r[z] = v
-            return None
-        if address == gfx.MANUAL_POWER:
-            if not 0 <= v <= 100 * gfx.POWER_SCALE:
+            if t[1] == gfx.MANUAL_POWER and not 0 <= v <= 100 * gfx.POWER_SCALE:
                 return ExcCodes.ILLEGAL_VALUE
-            self.manual[z] = v
-            if self.sp_r[z] != gfx.SP_R_RAM_ONLY:
-                self.eeprom_writes += 1
+        powered = False
+        for t, v in zip(targets, values, strict=True):
+            assert t is not None
+            z, param = t
+            if param == gfx.SP_R:
+                self.sp_r[z] = v
+            else:
+                self.manual[z] = v
+                powered = True
+                if self.sp_r[z] != gfx.SP_R_RAM_ONLY:
+                    self.eeprom_writes += 1
+        if powered:
             await self._lamps.set_power([m / gfx.POWER_SCALE for m in self.manual], SIM_TIMEOUT_S)
-            return None
-        return ExcCodes.ILLEGAL_ADDRESS
+        return None
 
 
 class ModbusEmulator:

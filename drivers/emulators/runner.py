@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 
+from drivers.emulators.lift_devices import OmniCureEmulator, UltimusEmulator, ZaberEmulator
 from drivers.emulators.modbus_devices import (
     AdamContext,
     Gfx4Context,
@@ -12,6 +14,7 @@ from drivers.emulators.modbus_devices import (
     ModbusEmulator,
     WagoContext,
 )
+from drivers.emulators.rtu_pty import RtuPty
 from drivers.emulators.serial_devices import (
     JulaboEmulator,
     NxdsEmulator,
@@ -31,16 +34,46 @@ DRIVERS = {
     "pump": "nxds",
     "chiller": "julabo",
     "o2": "teledyne-3000ta",
+    "zstage": "zaber-ascii",
+    "uv": "omnicure-s2000",
+    "dispenser": "ultimus",
 }
+
+
+@dataclass(frozen=True)
+class EmulatedMachine:
+    """What the emulated devices are, where the config must agree (commissioning values)."""
+
+    um_per_microstep: float = 0.1905  # the Zaber stage's microstep
+    load_cell_full_scale_n: float = 10.0  # load-cell amplifier: 20 mA at this force
+    uv_irradiance_full_mw_cm2: float = 200.0  # OmniCure at iris 100 %, at the work plane
+    gfx4_baudrate: int = 19200  # the lamp controllers' RS-485 line
+
+    def transport_extras(self, device: str) -> dict[str, float | int | str]:
+        if device == "zstage":
+            return {
+                "um_per_microstep": self.um_per_microstep,
+                "force_full_scale_n": self.load_cell_full_scale_n,
+            }
+        if device == "uv":
+            return {"irradiance_full_mw_cm2": self.uv_irradiance_full_mw_cm2}
+        return {}
 
 
 class EmulatorSet:
     def __init__(
-        self, plant: Plant, host: str = "127.0.0.1", ports: dict[str, int] | None = None
+        self,
+        plant: Plant,
+        host: str = "127.0.0.1",
+        ports: dict[str, int] | None = None,
+        machine: EmulatedMachine | None = None,
     ) -> None:
         ports = ports or {}
         self.plant = plant
-        self.wago = WagoContext(plant, Misbehaviour())
+        self.machine = machine = machine or EmulatedMachine()
+        self.wago = WagoContext(
+            plant, Misbehaviour(), load_cell_full_scale_n=machine.load_cell_full_scale_n
+        )
         self.modbus: dict[str, ModbusEmulator] = {
             "dio": ModbusEmulator("dio", self.wago, host=host, port=ports.get("dio", 0)),
             "thermocouples": ModbusEmulator(
@@ -51,7 +84,7 @@ class EmulatorSet:
             ),
             "lamps": ModbusEmulator(
                 "lamps",
-                Gfx4Context(plant, Misbehaviour()),
+                Gfx4Context(plant, Misbehaviour(), baudrate=machine.gfx4_baudrate),
                 framing="rtu",
                 host=host,
                 port=ports.get("lamps", 0),
@@ -62,8 +95,23 @@ class EmulatorSet:
             "pump": NxdsEmulator(plant, host=host, port=ports.get("pump", 0)),
             "chiller": JulaboEmulator(plant, host=host, port=ports.get("chiller", 0)),
             "o2": Teledyne3000TAEmulator(plant, host=host, port=ports.get("o2", 0)),
+            "zstage": ZaberEmulator(
+                plant,
+                um_per_microstep=machine.um_per_microstep,
+                host=host,
+                port=ports.get("zstage", 0),
+            ),
+            "uv": OmniCureEmulator(
+                plant,
+                irradiance_full_mw_cm2=machine.uv_irradiance_full_mw_cm2,
+                host=host,
+                port=ports.get("uv", 0),
+            ),
+            "dispenser": UltimusEmulator(plant, host=host, port=ports.get("dispenser", 0)),
         }
         self._watch: asyncio.Task[None] | None = None
+        # The GFX4 also on a pty, as plain Modbus RTU, for masters that only speak serial RTU.
+        self.gfx4_pty = RtuPty(self.modbus["lamps"].context, node=1)
 
     def emulator(self, device: str) -> ModbusEmulator | SerialEmulator:
         if device == "valves":
@@ -75,6 +123,7 @@ class EmulatorSet:
             await m.start()
         for s in self.serial.values():
             await s.start()
+        await self.gfx4_pty.start()
         self._watch = asyncio.create_task(self.wago.watch(), name="wago-watchdog")
 
     async def stop(self) -> None:
@@ -83,13 +132,16 @@ class EmulatorSet:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
             self._watch = None
+        await self.gfx4_pty.stop()
         for m in self.modbus.values():
             await m.stop()
         for s in self.serial.values():
             await s.stop()
 
     def where(self) -> dict[str, str]:
-        return {dev: self.emulator(dev).where for dev in DRIVERS}
+        out = {dev: self.emulator(dev).where for dev in DRIVERS}
+        out["lamps"] += f"; Modbus RTU on {self.gfx4_pty.path}"
+        return out
 
     def config_toml(self) -> str:
         """The `[devices.*]` tables that point the daemon's real drivers at these emulators."""
@@ -99,8 +151,13 @@ class EmulatorSet:
             out.append(f"[devices.{dev}]")
             out.append(f'driver = "{driver}"')
             if isinstance(em, ModbusEmulator):
-                out.append(f'transport = {{ host = "{em.host}", port = {em.port} }}')
+                keys: dict[str, float | int | str] = {"host": em.host, "port": em.port}
             else:
-                out.append(f'transport = {{ url = "socket://{em.host}:{em.port}" }}')
+                keys = {"url": f"socket://{em.host}:{em.port}"}
+            keys.update(self.machine.transport_extras(dev))
+            inline = ", ".join(
+                f'{k} = "{v}"' if isinstance(v, str) else f"{k} = {v}" for k, v in keys.items()
+            )
+            out.append(f"transport = {{ {inline} }}")
             out.append("")
         return "\n".join(out)

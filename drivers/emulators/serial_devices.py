@@ -105,6 +105,8 @@ class Tpg36xEmulator(SerialEmulator):
             return f"{status},{rd.value:+.4E}".encode()
         if mnemonic == "UNI":
             return str(self.unit).encode()
+        if mnemonic == "AYT":
+            return b"TPG361,PTG28290,44998000,010100,010100"
         return b""
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -117,7 +119,7 @@ class Tpg36xEmulator(SerialEmulator):
             elif b == b"\r":
                 cmd = buf.decode("ascii", errors="replace").strip().upper()
                 buf = b""
-                if cmd in ("PR1", "PR2", "UNI"):
+                if cmd in ("PR1", "PR2", "UNI", "AYT"):
                     last = cmd
                     await self.reply(writer, b"\x06\r\n")
                 else:
@@ -152,6 +154,8 @@ class NxdsEmulator(SerialEmulator):
             st1 = 0x0A if st.running else 0
             st2 = 0x80 if st.fault else 0
             return f"=V802 {30 if st.running else 0};{st1:04X};{st2:04X}"
+        if cmd == "?S801":
+            return "=S801 nXDS6iR;D37280000;D37250000"
         if cmd.startswith(("!", "?")):
             return f"*{cmd[1:5]} 2"
         return "*C000 2"
@@ -186,6 +190,8 @@ class JulaboEmulator(SerialEmulator):
             if name == "in_sp_00":
                 st = await self._chiller.status(SIM_TIMEOUT_S)
                 return f"{st.setpoint_c:.2f}"
+            if name == "version":
+                return "JULABO FL1201 VERSION 1.7"
             if name == "status":
                 st = await self._chiller.status(SIM_TIMEOUT_S)
                 if st.fault:

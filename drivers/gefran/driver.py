@@ -1,8 +1,11 @@
-"""LampBank driver of the GFX4-IR.
+"""LampBank driver of the GFX4-IR (Modbus RTU, GFX4 access mode, ADR 0025).
 
 Power commands go to MANUAL_POWER, which the controller keeps in RAM only (SP.r is set to
 "no EEPROM" at connect and read back): the thermal loop writes it twenty times a second and
-the EEPROM is rated for 100 000 writes. Every command is read back and compared.
+the EEPROM is rated for 100 000 writes. One control cycle costs two RTU transactions: one
+FC16 write of the four zones' manual power through the custom map, and one FC3 read of the
+custom block that both verifies the command (read-back) and yields every zone's output power
+and alarms. ``read_power`` serves that read while it is fresh instead of asking again.
 """
 
 from __future__ import annotations
@@ -23,19 +26,22 @@ class Gfx4Lamps:
         bus: ModbusBus,
         clock: Clock,
         *,
-        base_node: int = 1,
+        node: int = 1,
         zones: int = 4,
+        fresh_s: float = 0.05,
         name: str = "lamps",
     ) -> None:
         if not 1 <= zones <= 4:
             raise ValueError(f"zones = {zones} outside 1..4")
-        if not 1 <= base_node <= 247 - zones + 1:
-            raise ValueError(f"base_node = {base_node} leaves no room for {zones} zones")
+        if not 1 <= node <= 247:
+            raise ValueError(f"node = {node} outside 1..247")
         self._bus = bus
         self._clock = clock
-        self._base = base_node
+        self._node = node
         self._zones = zones
+        self._fresh_s = fresh_s  # clock time a block read stands for a fresh one (one period)
         self._name = name
+        self._block: tuple[float, float, list[int]] | None = None  # (clock, clock, regs)
         bus.acquire()
         bus.on_connect.append(self._configure)
 
@@ -47,22 +53,45 @@ class Gfx4Lamps:
     def zones(self) -> int:
         return self._zones
 
-    def _node(self, zone: int) -> int:
-        return self._base + zone
-
     async def _configure(self) -> None:
         t = self._bus.timeout_s * 4
         for z in range(self._zones):
-            node = self._node(z)
+            addr = r.zone_address(z, r.SP_R)
             await self._bus.write_register(
-                self._name, node, r.SP_R, r.SP_R_RAM_ONLY, t, locked=True
+                self._name, self._node, addr, r.SP_R_RAM_ONLY, t, locked=True
             )
-            got = await self._bus.read_holding(self._name, node, r.SP_R, 1, t, locked=True)
+            got = await self._bus.read_holding(self._name, self._node, addr, 1, t, locked=True)
             if got[0] != r.SP_R_RAM_ONLY:
                 raise DeviceFault(
                     self._name,
                     f"zone {z + 1}: SP.r stays {got[0]}: manual power would wear the EEPROM",
                 )
+        # The custom map must alias the zones' own parameters, or the driver would command
+        # and watch registers that drive nothing.
+        block = await self._read_block(t, locked=True)
+        for z in range(self._zones):
+            for custom, param in (
+                (r.CUSTOM_MANUAL, r.MANUAL_POWER),
+                (r.CUSTOM_OUTPUT, r.OUTPUT_POWER),
+                (r.CUSTOM_ALARMS, r.ALARMS),
+            ):
+                direct = await self._bus.read_holding(
+                    self._name, self._node, r.zone_address(z, param), 1, t, locked=True
+                )
+                if direct[0] != block[custom + z]:
+                    raise DeviceFault(
+                        self._name,
+                        f"custom map entry {custom + z} is not zone {z + 1} parameter {param}: "
+                        "configure the custom map as docs/devices.md describes",
+                    )
+
+    async def _read_block(self, timeout: float, *, locked: bool = False) -> list[int]:
+        started = self._clock.now()
+        regs = await self._bus.read_holding(
+            self._name, self._node, 0, r.CUSTOM_BLOCK, timeout, locked=locked
+        )
+        self._block = (started, started, regs)
+        return regs
 
     async def connect(self, timeout: float = DEFAULT_TIMEOUT_S) -> None:
         await self._bus.connect(self._name, timeout)
@@ -82,38 +111,38 @@ class Gfx4Lamps:
         # not land between this one's write and its read-back.
         async with self._bus.lock:
             await self._bus.ensure(self._name, timeout)
-            for z, value in enumerate(raw):
-                await self._bus.write_register(
-                    self._name, self._node(z), r.MANUAL_POWER, value, timeout, locked=True
+            self._block = None
+            await self._bus.write_registers(
+                self._name, self._node, r.CUSTOM_MANUAL, raw, timeout, locked=True
+            )
+            back = await self._read_block(timeout, locked=True)
+        for z, value in enumerate(raw):
+            if back[r.CUSTOM_MANUAL + z] != value:
+                raise DeviceFault(
+                    self._name,
+                    f"zone {z + 1}: manual power read back "
+                    f"{back[r.CUSTOM_MANUAL + z] / r.POWER_SCALE:g} % "
+                    f"after writing {value / r.POWER_SCALE:g} %",
                 )
-            for z, value in enumerate(raw):
-                back = await self._bus.read_holding(
-                    self._name, self._node(z), r.MANUAL_POWER, 1, timeout, locked=True
-                )
-                if back[0] != value:
-                    raise DeviceFault(
-                        self._name,
-                        f"zone {z + 1}: manual power read back {back[0] / r.POWER_SCALE:g} % "
-                        f"after writing {value / r.POWER_SCALE:g} %",
-                    )
 
     async def read_power(self, timeout: float = DEFAULT_TIMEOUT_S) -> list[Reading]:
-        started = self._clock.now()
+        block = self._block
+        if block is not None and self._clock.now() - block[0] <= self._fresh_s:
+            ts, regs = block[1], block[2]
+        else:
+            ts = self._clock.now()
+            regs = await self._read_block(timeout)
         out: list[Reading] = []
         for z in range(self._zones):
-            power, alarms = await self._bus.read_holding(
-                self._name, self._node(z), r.OUTPUT_POWER, 2, timeout
-            )
-            pct = power / r.POWER_SCALE
+            pct = regs[r.CUSTOM_OUTPUT + z] / r.POWER_SCALE
+            alarms = regs[r.CUSTOM_ALARMS + z]
             if alarms & r.ALARM_SSR_SHORT:
-                out.append(
-                    Reading(pct, started, Status.FAULT, "SSR short (conducting without command)")
-                )
+                out.append(Reading(pct, ts, Status.FAULT, "SSR short (conducting without command)"))
             elif alarms & r.ALARM_SSR_OPEN:
-                out.append(Reading(pct, started, Status.FAULT, "SSR open (not conducting)"))
+                out.append(Reading(pct, ts, Status.FAULT, "SSR open (not conducting)"))
             elif alarms & r.ALARM_NO_CURRENT:
-                out.append(Reading(pct, started, Status.FAULT, "load failure (open lamp)"))
+                out.append(Reading(pct, ts, Status.FAULT, "load failure (open lamp)"))
             else:
                 # No voltage with the contactor open is the normal idle state, not a fault.
-                out.append(Reading(pct, started))
+                out.append(Reading(pct, ts))
         return out

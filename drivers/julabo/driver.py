@@ -18,7 +18,10 @@ from drivers.protocols import DEFAULT_TIMEOUT_S, ChillerStatus
 from drivers.reading import Reading, Status
 from drivers.serial_line import SerialLine
 
-MIN_GAP_S = 0.25
+DEVICE_MIN_GAP_S = 0.25  # the manual's minimum between two commands
+# Ours, with a margin: a USB-serial adapter or device server delays one byte more than the
+# next, and a command the unit sees 249 ms after the previous one is silently ignored.
+MIN_GAP_S = 0.3
 EOL = b"\r\n"
 QUERIES = ("in_pv_00", "status", "in_pv_00", "in_sp_00")
 
@@ -95,6 +98,18 @@ class JulaboChiller:
             )
         await self._command(f"out_sp_00 {celsius:.2f}", max(timeout, 3 * MIN_GAP_S))
         self._sp = float(celsius)
+
+    async def identify(self, timeout: float = DEFAULT_TIMEOUT_S) -> str:
+        """``version``: the unit's type and firmware, as it spells them."""
+        async with self._line.lock:
+            raw = await self._line.exchange(b"version\r", max(timeout, 2 * MIN_GAP_S), eol=EOL)
+        try:
+            text = raw.decode("ascii").strip()
+        except UnicodeDecodeError as exc:
+            raise DeviceError(self._name, f"version: garbled answer {raw!r}") from exc
+        if not text:
+            raise DeviceError(self._name, "version: empty answer")
+        return text
 
     async def start(self, timeout: float = DEFAULT_TIMEOUT_S) -> None:
         await self._command("out_mode_05 1", max(timeout, 3 * MIN_GAP_S))

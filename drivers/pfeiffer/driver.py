@@ -74,6 +74,17 @@ class Tpg36x:
     async def connect(self, timeout: float = DEFAULT_TIMEOUT_S) -> None:
         await self._line.connect(timeout)
 
+    async def identify(self, timeout: float = DEFAULT_TIMEOUT_S) -> str:
+        """``AYT``: type, model no., serial no., firmware and hardware versions."""
+        async with self._line.lock:
+            await self._line.ensure(timeout)
+            text = await self._mnemonic("AYT", timeout)
+        fields = text.split(",")
+        if len(fields) < 5:
+            raise DeviceError(self._name, f"AYT: unexpected answer {text!r}")
+        kind, model, serial, fw, hw = (f.strip() for f in fields[:5])
+        return f"Pfeiffer {kind}, model {model}, serial {serial}, firmware {fw}, hardware {hw}"
+
     async def close(self) -> None:
         await self._line.close()
 

@@ -1,0 +1,1 @@
+"""Nordson EFD Ultimus fluid dispenser, RS-232."""

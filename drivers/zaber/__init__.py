@@ -1,0 +1,1 @@
+"""Zaber motorized stage, ASCII protocol (the Z axis of the lead-lift)."""
