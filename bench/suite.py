@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import device_poll, interlock_reaction, serve_bench, virtual
+from bench import device_poll, interlock_reaction, reaction_real, serve_bench, virtual
 from daemon.virtual_run import BOND_RECIPES as RECIPES  # the figures are per bond recipe
 
 TRACKING_KEYS = (
@@ -48,6 +48,7 @@ FIGURES = (
     "loop_jitter_p99_ms",
     "interlock_reaction_p50_ms",
     "interlock_reaction_p99_ms",
+    "interlock_reaction_real_p99_ms",
     "serve_cpu_pct",
     "serve_rss_mb",
     "sim_speedup",
@@ -190,6 +191,21 @@ class Suite:
             "interlock reaction", ("interlock_reaction_p50_ms", "interlock_reaction_p99_ms"), run
         )
 
+    def reaction_real(self) -> None:
+        def run() -> None:
+            res = _call(reaction_real.measure, 1 if self.quick else 3)
+            self.out["interlock_reaction_real"] = res
+            # Fault fired → lamps 0 % through the real drivers and the emulators, the worst
+            # fault kind (includes the wait for the next poll and a silent device's timeout).
+            worst = max(r["lamps0_p99_s"] for r in res.values())
+            self.out["interlock_reaction_real_p99_ms"] = round(worst * 1e3, 1)
+
+        self._section(
+            "interlock reaction through the real drivers (emulators)",
+            ("interlock_reaction_real_p99_ms",),
+            run,
+        )
+
     def serve(self) -> None:
         def run() -> None:
             if self.quick:
@@ -220,6 +236,7 @@ class Suite:
     def run(self) -> dict[str, Any]:
         self.recipes()
         self.reaction()
+        self.reaction_real()
         self.device_poll()
         self.serve()
         self.out["targets"] = {
