@@ -113,6 +113,11 @@ class Profile:
     def _end_c(self) -> float:
         return self._then.to_c if self._then is not None else self.final_c
 
+    @property
+    def then(self) -> Piece | None:
+        """The ramp the controller looks ahead into after the last piece (the next step's)."""
+        return self._then
+
     def piece_at(self, t: float) -> Piece | None:
         """The ramp or hold running at ``t``; None past the end."""
         for piece in self.pieces:

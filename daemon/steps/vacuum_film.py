@@ -156,6 +156,8 @@ TRAIL_BAND_C = 0.5
 # A hold's timer runs only while the chip reads within this of its level (guaranteed soak),
 # and a ramp ends only once the chip is this close to the ramp's target.
 SOAK_BAND_C = 1.0
+# The last few kelvin of a profile's last ramp: no waiting for a trailing chip there.
+FINAL_APPROACH_C = 5.0
 # Lamp power fades to 0 % over this many kelvin below the component suspend level
 # (Tg − margin − approach): the chip loop gives way before the interlock has to.
 COMPONENT_SOFT_K = 5.0
@@ -208,21 +210,34 @@ def _controller(ctx: StepContext) -> ChipLoop:
 
 
 def _advance(
-    piece: Piece | None, t_profile: float, dt: float, measured: float, expected: float
+    piece: Piece | None,
+    t_profile: float,
+    dt: float,
+    measured: float,
+    expected: float,
+    *,
+    final: bool = False,
 ) -> float:
-    """The profile clock after ``dt``: ramps end on temperature, holds count inside the band."""
+    """The profile clock after ``dt``: ramps end on temperature, holds count inside the band.
+
+    ``final``: the profile's last piece. Within FINAL_APPROACH_C of its target the setpoint
+    no longer waits for a trailing chip, and once its time is up it stands on the target with
+    no slope, so the loop brings the chip onto it: held on the ramp, the lag-compensated
+    reference kept the chip a lag's worth short of the target for ever (a cool step that
+    never ended, ~4 % of SnPb seeds)."""
     if piece is None:
         return t_profile + dt
     if piece.kind == "hold":
         return t_profile + dt if abs(measured - expected) <= SOAK_BAND_C else t_profile
     direction = 1.0 if piece.to_c >= piece.from_c else -1.0
-    if (expected - measured) * direction > TRAIL_BAND_C:
+    near_end = final and abs(measured - piece.to_c) <= FINAL_APPROACH_C
+    if (expected - measured) * direction > TRAIL_BAND_C and not near_end:
         return t_profile  # latent heat or a weak lamp: the setpoint waits for the chip
     nxt = t_profile + dt
     if nxt >= piece.t1 and (expected - measured) * direction > SOAK_BAND_C:
         # A ramp ends on temperature, not on the clock: the chip must read within the band
         # of what it reads on target (the reading trails a ramp by its lag).
-        return max(t_profile, piece.t1 - 1e-9)
+        return piece.t1 if final else max(t_profile, piece.t1 - 1e-9)
     return nxt
 
 
@@ -254,7 +269,8 @@ async def _follow(
             t_profile += snap.t - last
         elif last is not None and expected is not None:
             piece = profile.piece_at(t_profile)
-            t_profile = _advance(piece, t_profile, snap.t - last, measured, expected)
+            final = piece is not None and piece is profile.pieces[-1] and profile.then is None
+            t_profile = _advance(piece, t_profile, snap.t - last, measured, expected, final=final)
         last = snap.t
         pct = ctrl.update(
             snap.t,
