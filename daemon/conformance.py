@@ -44,8 +44,8 @@ COOLING_TYPES: Final = frozenset({"cool"})
 # ~950 mbar) must lower it: see ``evaluate(vacuum_limit_mbar=...)``.
 VACUUM_LIMIT_MBAR: Final = 900.0
 
-# Rates are least-squares slopes over a centred window of this width. At 10 Hz that is 21
-# points, and any noise within ±0.1 °C can move the slope by at most 0.14 °C/s (the worst
+# Rates are least-squares slopes over a centred window of this width. At the 20 Hz trace that
+# is 41 points, and noise within ±0.1 °C moves the slope by at most ~0.14 °C/s (the worst
 # case is a 0.2 °C step in mid-window; random noise moves it ~0.02 °C/s), where a difference
 # of consecutive samples reads up to 2 °C/s of pure noise. A 1 s window would allow 0.27 °C/s
 # of noise error, too close to recipe limits of 1-3 °C/s. Ramps last tens of seconds, and a
