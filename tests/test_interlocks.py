@@ -105,8 +105,13 @@ def test_each_condition_trips_with_its_code(kw: dict[str, Any], code: str) -> No
     assert found.get(code) is Action.TRIP, found
 
 
-def test_a_used_device_trips_once_it_misses_two_snapshots_in_a_row() -> None:
-    eng = engine()
+def test_a_used_device_trips_at_its_first_miss_with_the_lamps_enabled() -> None:
+    eng = engine(enabled=True)
+    assert codes(eng, snap(1.0, errors={"gauge": "timeout"}))["device_lost"] is Action.TRIP
+
+
+def test_with_the_lamps_off_a_used_device_trips_after_two_misses_in_a_row() -> None:
+    eng = engine(step="pump_down", enabled=False)
     lost = {"gauge": "timeout"}
     assert codes(eng, snap(1.0, errors=lost))["device_lost"] is Action.WARN  # one lost frame
     assert "device_lost" not in codes(eng, snap(1.05))  # it answered again: count restarts

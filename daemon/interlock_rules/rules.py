@@ -42,7 +42,7 @@ from drivers.protocols import (
 )
 from drivers.reading import Reading, Status
 
-DEVICE_LOST_MISSES = 2  # snapshots in a row without an answer before a used device trips
+DEVICE_LOST_MISSES = 2  # misses in a row before a used device trips, lamps not enabled
 
 
 class Action(StrEnum):
@@ -279,13 +279,15 @@ class RuleEngine:
 
     def _devices(self, snap: Snapshot, run: RunView, out: list[Finding]) -> None:
         used_now = run.limits.devices_for(run.step_type())
-        # One lost frame or one stall of the host is not a lost device: a device the step needs
-        # trips once it has missed DEVICE_LOST_MISSES snapshots in a row. The steps themselves
-        # stop at once on a missing control reading, and the coupler's watchdog does not wait.
+        # With the lamps enabled a device the step needs trips at its first miss: every miss
+        # is a read timeout of blindness with energy on. With no energy source on, one lost
+        # frame or one stall of the host is not a lost device: it trips once it has missed
+        # DEVICE_LOST_MISSES snapshots in a row.
         self._missed = {d: self._missed.get(d, 0) + 1 for d in snap.errors}
+        energy_on = run.lamps_enabled()
         for device, why in snap.errors.items():
             used = device in used_now
-            lost = used and self._missed[device] >= DEVICE_LOST_MISSES
+            lost = used and (energy_on or self._missed[device] >= DEVICE_LOST_MISSES)
             action = Action.TRIP if lost else Action.WARN
             out.append(Finding("device_lost", action, f"{device} not answering: {why}"))
         for name, status in (("Z stage", snap.stage), ("UV source", snap.uv)):
