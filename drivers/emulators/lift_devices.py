@@ -37,12 +37,14 @@ class ZaberEmulator(SerialEmulator):
         return zb.NO_FLAG
 
     def _reply(self, ok: bool, data: str) -> bytes:
-        self.plant.advance()
         busy = "BUSY" if self.plant.z_moving and not self.plant.zstage_failed else "IDLE"
         return f"@01 1 {'OK' if ok else 'RJ'} {busy} {self._flag()} {data}\r\n".encode()
 
     def _answer(self, words: list[str]) -> bytes:
         plant = self.plant
+        # One instant per reply: the data and the BUSY/IDLE flag of one line must agree (with
+        # the plant advanced again for the flag, a position short of the target read IDLE).
+        plant.advance()
         cmd = " ".join(words)
         if cmd == "get pos":
             return self._reply(True, str(round(plant.z_um / self.step)))
