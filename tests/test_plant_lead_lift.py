@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
 
 import pytest
 
@@ -19,26 +18,7 @@ from drivers.protocols import (
     VALVE_VENT,
 )
 from drivers.sim.plant import GAS_CONSTANT, KELVIN, Plant, PlantFault, PlantParams
-
-
-def make(params: PlantParams | None = None) -> tuple[Plant, ManualClock]:
-    clock = ManualClock()
-    return Plant(clock, params), clock
-
-
-def run(
-    plant: Plant,
-    clock: ManualClock,
-    seconds: float,
-    step: float = 0.05,
-    each: Callable[[], None] | None = None,
-) -> None:
-    end = clock.t + seconds
-    while clock.t < end - 1e-12:
-        clock.t = min(end, clock.t + step)
-        plant.advance()
-        if each is not None:
-            each()
+from tests.test_plant import make, run
 
 
 def hold_both(plant: Plant, clock: ManualClock) -> None:
