@@ -24,14 +24,8 @@ from daemon.monitor import Monitor
 from daemon.recipe.load import parse_recipe
 from daemon.records import RunStore
 from daemon.thermal import ChipLoop, ThermalModel
-from daemon.tune import (
-    IdentificationLoop,
-    TuneError,
-    experiment_recipe,
-    identify,
-    replace_section,
-    section_toml,
-)
+from daemon.tune import IdentificationLoop, experiment_recipe, replace_section, section_toml
+from daemon.tune_fit import TuneError, identify
 from drivers.clock import Clock, PacedClock, ScaledClock
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
