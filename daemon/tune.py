@@ -6,14 +6,13 @@ difference: during the reflow step the lamps are driven by :class:`Identificatio
 instead of the profile controller —
 
 - phase A, open loop: a staircase of lamp power steps well below the solder's solidus, which
-  identifies the gain, the loss and the two lags;
-- phase B, closed loop on the phase-A model: a ramp through the solder's melting band to
-  liquidus + 25 °C, a hold, and a ramp back below solidus, which identifies the latent heat
-  and the extra loss through molten joints.
+  identifies the gain, the loss and the pair of lags;
+- phase B, closed loop on the phase-A model: three times a ramp through the solder's melting
+  band to liquidus + 25 °C, a hold, and a ramp back below solidus, which identifies the
+  latent heat, the extra loss through molten joints, the component thermocouple's lag and
+  which lag is the filament's.
 
-The fit (:func:`fit`) is equation-error least squares on the chip's energy balance over short
-windows; the thermocouple lag is undone exactly in integrated form, the filament lag is
-applied to the input, and the two lags are found by a grid search.
+The fit is daemon/tune_fit.py (ADR 0064).
 """
 
 from __future__ import annotations
@@ -33,6 +32,11 @@ STAIRCASE: tuple[tuple[float, float], ...] = (
     (0.0, 5.0),
 )
 PEAK_OVER_LIQUIDUS_C = 25.0
+# The experiment's own conformance: the joints went fully molten. Its preliminary loop has
+# no molten-joint loss in its model (phase B measures it) and integrates only near the
+# setpoint, so a chip whose joints conduct much settles short of the peak: 232 °C on a
+# 15 J/K chip.
+PEAK_MIN_OVER_LIQUIDUS_C = 5.0
 RAMP_C_PER_S = 6.0
 PEAK_HOLD_S = 6.0  # per cycle: the molten joints' loss, steady
 BELOW_SOLIDUS_C = 15.0
@@ -125,7 +129,7 @@ class IdentificationLoop:
             )
             self.phase_a_model = model
             # The preliminary loop knows nothing of the latent heat: it is what phase B
-            # measures. The ramp's own clock pauses while the chip trails (see _follow).
+            # measures. Phase B runs on the plain clock.
             self._inner = ChipController(model, None)
             solidus, liquidus = self.melt
             from daemon.recipe.model import Segment  # noqa: PLC0415 - avoids a cycle
@@ -239,7 +243,7 @@ timeout_s = 120.0
 [[steps]]
 type = "reflow"
 control_tc = "chip"
-peak_window_c = {{ min = {peak - 10.0!r}, max = {peak + 10.0!r} }}
+peak_window_c = {{ min = {liquidus + PEAK_MIN_OVER_LIQUIDUS_C!r}, max = {peak + 10.0!r} }}
 time_above_liquidus_s = {{ min = 1.0, max = 600.0 }}
 max_ramp_c_per_s = 10.0
 timeout_s = {hold + 120.0!r}
