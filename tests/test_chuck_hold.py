@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from bench.cycle_bound import chuck_reach_time_s
-from daemon.steps.chuck_hold import ChuckHold
+from daemon.steps.chuck_hold import COMMAND_PERIOD_S, ChuckHold
 from drivers.clock import ManualClock
 from drivers.protocols import OUT_FILM_CLAMP
 from drivers.sim.plant import Plant, PlantParams
@@ -33,7 +33,7 @@ def _hold(params: PlantParams, sp: float, tol: float, settle: float, span: float
     for i in range(1, round(span / DT) + 1):
         clock.t = i * DT
         state = plant.state
-        if i % 10 == 0:  # the loop writes every 0.5 s
+        if i % round(COMMAND_PERIOD_S / DT) == 0:  # as often as the loop writes
             cmd = hold.command_c(state.chuck_c, state.fluid_c)
             commands.append(cmd)
             plant.chiller_set_setpoint(cmd)

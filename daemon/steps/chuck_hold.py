@@ -42,9 +42,11 @@ BOOST_GAIN = 20.0
 # Share of the fluid–chuck difference counted as chuck temperature still to come (the
 # derivative time is this × the chuck's lag behind the fluid, ≈ 7 s on the sim).
 FLUID_LEAD = 0.3
-# How often the chiller's setpoint is rewritten (a serial device: not at the 20 Hz tick), and
-# the smallest change worth a write.
-COMMAND_PERIOD_S = 0.5
+# How often the chiller's setpoint is rewritten, and the smallest change worth a write. A
+# serial unit (Julabo: ≥ 0.3 s between commands, the line held ~0.5 s per command) must keep
+# answering the monitor's status reads in between; the chuck's lags are tens of seconds, and
+# 2 s costs < 1 s of settle against 0.5 s on the simulated plant.
+COMMAND_PERIOD_S = 2.0
 COMMAND_DEADBAND_C = 0.05
 
 

@@ -85,9 +85,13 @@ async def chuck_stabilize(ctx: StepContext, step: ChuckStabilize) -> None:
     # From here on every tick drives the chiller's setpoint (overdrive, then the brake of
     # the heat still in the fluid): ADR 0090. The settle below is the recipe's, unchanged:
     # the chuck within tolerance for settle_s without a break.
-    ctx.chuck_hold = ChuckHold(
-        step.setpoint_c, ctx.limits.chuck_setpoint_min_c, ctx.limits.chuck_setpoint_max_c
-    )
+    hi = ctx.limits.chuck_setpoint_max_c
+    component = getattr(getattr(ctx.recipe, "materials", None), "component", None)
+    if component is not None:
+        # The fluid never overdriven to where the part's polymer could get near its limit.
+        suspend_c = component.tg_c - component.tg_margin_c - ctx.limits.component_approach_c
+        hi = max(step.setpoint_c, min(hi, suspend_c))
+    ctx.chuck_hold = ChuckHold(step.setpoint_c, ctx.limits.chuck_setpoint_min_c, hi)
     inside_since: float | None = None
     while True:
         snap = await ctx.tick()
