@@ -11,7 +11,8 @@ The outer loop commands the chiller's setpoint from both measured temperatures:
     command = setpoint + K·(setpoint − (T_chuck + c·(T_fluid − T_chuck)))
 
 clamped to the equipment's chuck-setpoint range (``[limits] chuck_setpoint_min_c`` ..
-``chuck_setpoint_max_c``). Far from the setpoint it saturates (the chiller works at its full
+``chuck_setpoint_max_c``; chuck_stabilize also keeps the top under the component's Tg − margin
+− approach). Far from the setpoint it saturates (the chiller works at its full
 capacity: the overdrive); near it, the fluid–chuck difference, which is the chuck's rate of
 change times its lag (the heat on its way into the chuck), brakes it: a PD on the chuck whose
 derivative is measured through the fluid, not differentiated from a noisy thermocouple. In
