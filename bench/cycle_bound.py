@@ -7,10 +7,19 @@ executor's sequencing and control leave on the table, and the per-step table sho
 
 Model (the run starts with everything at ambient and the working space at atmosphere):
 
-- chuck_stabilize: the chuck and the chiller's fluid must move from ambient to within
-  ``tolerance_c`` of the setpoint; all of that heat goes through the chiller at its full
-  capacity (cooling or heating), ambient gains ignored: (C_chuck + C_fluid)·ΔT / Q_max;
-  then ``settle_s``.
+- chuck_stabilize: the chuck must move from ambient to within ``tolerance_c`` of the
+  setpoint, and its heat goes only through the fluid: the chiller works on the fluid
+  (capacity Q_max, cooling or heating), the fluid on the chuck through the chuck–fluid
+  conductance G (chiller running). With the chiller at full capacity from t = 0 (no lag of
+  its own), ambient gains, the component and the chip ignored (each only holds the chuck
+  back), the two nodes from equal temperatures give, with λ = G·(1/C_chuck + 1/C_fluid):
+      fluid − chuck:  u(t) = Q/(C_fluid·λ)·(1 − e^(−λt))
+      chuck:          ΔT(t) = Q/(C_chuck + C_fluid)·(t − (1 − e^(−λt))/λ)
+  (the sum C_chuck·ΔT_chuck + C_fluid·ΔT_fluid = Q·t, and C_chuck·dT_chuck/dt = G·u). The
+  system is cooperative (every coupling pulls nodes together), so no controller, whatever it
+  does with the setpoint, moves the chuck faster than this full-capacity trajectory. The
+  bound is the first t with ΔT(t) = the distance to the band's edge (≥ the capacity-only
+  (C_chuck + C_fluid)·ΔT / Q, by ≈ 1/λ once t ≫ 1/λ), then ``settle_s``.
 - purge, per cycle: pump-down at the pump's effective speed, dp/dt = −S/V·(p − p_ult)
   (leak ignored): t = V/S·ln((p0 − p_ult)/(p1 − p_ult)); then N2 backfill with the valve's
   flow (choked up to the critical pressure ratio, then the ISO 6358 elliptic fall),
@@ -84,6 +93,30 @@ def pump_time_s(p: PlantParams, p0: float, p1: float) -> float:
         / p.pump_speed_l_s
         * math.log((p0 - p.pump_ultimate_mbar) / (p1 - p.pump_ultimate_mbar))
     )
+
+
+def chuck_reach_time_s(p: PlantParams, q_w: float, delta_k: float) -> float:
+    """The first time the chuck has moved ``delta_k`` with the chiller at ``q_w`` on the
+    fluid from t = 0 (module docstring): ΔT(t) = Q/(C_k + C_f)·(t − (1 − e^(−λt))/λ)."""
+    if delta_k <= 0.0:
+        return 0.0
+    c_sum = p.c_chuck_j_k + p.c_fluid_j_k
+    lam = p.g_chuck_fluid_flow_w_k * (1.0 / p.c_chuck_j_k + 1.0 / p.c_fluid_j_k)
+
+    def moved(t: float) -> float:
+        return q_w / c_sum * (t + math.expm1(-lam * t) / lam)
+
+    # ΔT is increasing in t; it reaches delta_k between the capacity-only time and that
+    # plus 1/λ (t − (1 − e^(−λt))/λ > t − 1/λ).
+    lo = c_sum * delta_k / q_w
+    hi = lo + 1.0 / lam
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        if moved(mid) < delta_k:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 def n2_flow_mbar_l_s(p: PlantParams, pressure: float) -> float:
@@ -187,13 +220,14 @@ def cycle_bound(recipe: VacuumFilmBondRecipe, params: PlantParams | None = None)
         if isinstance(step, ChuckStabilize):
             delta = max(0.0, abs(chuck_c - step.setpoint_c) - step.tolerance_c)
             q = p.chiller_cool_max_w if step.setpoint_c < chuck_c else p.chiller_heat_max_w
-            t = (p.c_chuck_j_k + p.c_fluid_j_k) * delta / q + step.settle_s
+            t = chuck_reach_time_s(p, q, delta) + step.settle_s
             out.append(
                 StepBound(
                     name,
                     step.type,
                     t,
-                    f"chiller {q:g} W moves chuck+fluid {delta:.1f} K, settle {step.settle_s:g} s",
+                    f"chiller {q:g} W through fluid→chuck {p.g_chuck_fluid_flow_w_k:g} W/K "
+                    f"moves the chuck {delta:.1f} K, settle {step.settle_s:g} s",
                 )
             )
             chuck_c = chip_c = step.setpoint_c

@@ -9,12 +9,20 @@ import sys
 
 import pytest
 
-from bench.cycle_bound import backfill_time_s, cycle_bound, pump_time_s, vent_time_s
+from bench.cycle_bound import (
+    backfill_time_s,
+    chuck_reach_time_s,
+    cycle_bound,
+    pump_time_s,
+    vent_time_s,
+)
 from bench.suite import FIGURES, TRACKING_KEYS
 from daemon.config import Limits
 from daemon.recipe.load import load_recipe_file
 from daemon.virtual_run import BOND_RECIPES, REPO
-from drivers.sim.plant import PlantParams
+from drivers.clock import ManualClock
+from drivers.protocols import OUT_FILM_CLAMP
+from drivers.sim.plant import Plant, PlantParams
 
 
 @pytest.mark.timeout(600)
@@ -85,3 +93,34 @@ def test_bound_follows_the_recipe_holds_and_ramps() -> None:
     assert bound["reflow"] == pytest.approx(125 / 2.5 + 30 + 95 / 2.0 + 15, rel=1e-3)
     # 245 → 150 °C at the recipe's 3 K/s (the chip could shed heat faster).
     assert bound["cool"] == pytest.approx(95 / 3.0, rel=1e-3)
+
+
+def test_chuck_bound_is_the_full_capacity_trajectory_through_the_fluid() -> None:
+    p = PlantParams()
+    # Closed form against a direct integration of the two nodes with the chiller at 900 W.
+    tk = tf = 0.0
+    t, h = 0.0, 0.001
+    while tk > -7.0:
+        g = p.g_chuck_fluid_flow_w_k * (tf - tk)
+        tk += h * g / p.c_chuck_j_k
+        tf += h * (-g - p.chiller_cool_max_w) / p.c_fluid_j_k
+        t += h
+    assert chuck_reach_time_s(p, p.chiller_cool_max_w, 7.0) == pytest.approx(t, abs=0.01)
+    # Never below the capacity-only figure, and about one chuck–fluid lag (1/λ) above it.
+    capacity_only = (p.c_chuck_j_k + p.c_fluid_j_k) * 7.0 / p.chiller_cool_max_w
+    lam = p.g_chuck_fluid_flow_w_k * (1 / p.c_chuck_j_k + 1 / p.c_fluid_j_k)
+    assert capacity_only < t < capacity_only + 1.0 / lam
+
+
+def test_no_chiller_setpoint_beats_the_chuck_bound() -> None:
+    # The plant's own chiller driven as hard as it goes (setpoint at the end of its range,
+    # saturated from the first instant): its chuck reaches 16 °C no earlier than the bound.
+    clock = ManualClock()
+    plant = Plant(clock, PlantParams())
+    p = plant.params
+    plant.set_output(OUT_FILM_CLAMP, True)
+    plant.chiller_set_setpoint(p.chiller_setpoint_min_c)
+    plant.chiller_start()
+    while plant.state.chuck_c > p.ambient_c - 7.0:
+        clock.t += 0.05
+    assert clock.t >= chuck_reach_time_s(p, p.chiller_cool_max_w, 7.0)

@@ -11,6 +11,7 @@ from daemon.config import Limits
 from daemon.errors import SafetyStop, StepFailed
 from daemon.monitor import Monitor, Snapshot
 from daemon.recipe.model import AnyRecipe
+from daemon.steps.chuck_hold import ChuckHold
 from daemon.steps.estimates import ProcessEstimates
 from daemon.thermal import ChipLoop, ControllerFactory, ThermalModel
 from drivers.clock import Clock
@@ -106,6 +107,9 @@ class StepContext:
     # The last move commanded, kept when the daemon stops the stage: if the stage did not
     # take the stop, the safe state knows how long it may still be moving.
     z_last_move: ZCommand | None = None
+    # The chuck loop over the chiller's setpoint (ADR 0090): set by chuck_stabilize, then
+    # serviced on every tick for the rest of the run.
+    chuck_hold: ChuckHold | None = None
 
     async def tick(self) -> Snapshot:
         """The next fresh snapshot; fails the step once its timeout has passed."""
@@ -118,6 +122,11 @@ class StepContext:
             raise StepFailed(
                 f"step '{self.step_name}' did not reach its goal within {self.timeout_s:g} s"
             )
+        if self.chuck_hold is not None:
+            cmd = self.chuck_hold.due(snap)
+            if cmd is not None:
+                chiller = self.machine.chiller
+                await self.command("chiller setpoint", chiller.set_setpoint(cmd, CMD_TIMEOUT_S))
         return snap
 
     async def command(self, what: str, aw: Awaitable[None]) -> None:

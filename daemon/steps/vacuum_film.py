@@ -19,6 +19,7 @@ from daemon.recipe.model import (
     VacuumFilmStep,
     Vent,
 )
+from daemon.steps.chuck_hold import ChuckHold
 from daemon.steps.context import CMD_TIMEOUT_S, StepContext
 from daemon.thermal import (
     EUTECTIC_BAND_K,
@@ -26,6 +27,7 @@ from daemon.thermal import (
     Piece,
     Profile,
     chip_controller,
+    radiation_term,
 )
 from drivers.protocols import OUT_FILM_CLAMP, VALVE_N2_PURGE, VALVE_PUMP, VALVE_VENT
 
@@ -80,6 +82,16 @@ async def chuck_stabilize(ctx: StepContext, step: ChuckStabilize) -> None:
     await ctx.command("chiller setpoint", m.chiller.set_setpoint(step.setpoint_c, t))
     await ctx.command("chiller start", m.chiller.start(t))
     await ctx.command("pump start", m.pump.start(t))
+    # From here on every tick drives the chiller's setpoint (overdrive, then the brake of
+    # the heat still in the fluid): ADR 0090. The settle below is the recipe's, unchanged:
+    # the chuck within tolerance for settle_s without a break.
+    hi = ctx.limits.chuck_setpoint_max_c
+    component = getattr(getattr(ctx.recipe, "materials", None), "component", None)
+    if component is not None:
+        # The fluid never overdriven to where the part's polymer could get near its limit.
+        suspend_c = component.tg_c - component.tg_margin_c - ctx.limits.component_approach_c
+        hi = max(step.setpoint_c, min(hi, suspend_c))
+    ctx.chuck_hold = ChuckHold(step.setpoint_c, ctx.limits.chuck_setpoint_min_c, hi)
     inside_since: float | None = None
     while True:
         snap = await ctx.tick()
@@ -163,15 +175,25 @@ FINAL_APPROACH_C = 5.0
 COMPONENT_SOFT_K = 5.0
 # The cool ramp runs this far under the recipe's max rate: the conformance check's
 # least-squares rate over the noisy thermocouple must not read above the limit (ADR 0063).
-COOL_RATE_MARGIN_C_S = 0.35
+# Pressed under the film (keep_vacuum) the chip is tied to the component and the loop works
+# at tens of % of lamp power: it holds the plan to ~0.1 °C/s of measured rate, so the margins
+# are 0.2 / 0.25 °C/s (ADR 0091). At atmosphere (bump reflow) the unpressed chip cools near
+# the limit on its own with the loop at 0-2 % (the chuck loop holds the chuck colder than the
+# bare chiller did): 0.4 / 0.45.
+COOL_RATE_MARGIN_C_S = 0.25
+COOL_RATE_MARGIN_ATM_C_S = 0.45
 # Above the freezing band the chip is molten and tracks closely: a margin for the rate
 # noise (≈ 6σ of the 2 s slope) and the tracking ripple.
-NOISE_RATE_MARGIN_C_S = 0.3
+NOISE_RATE_MARGIN_C_S = 0.2
+NOISE_RATE_MARGIN_ATM_C_S = 0.4
 # ... and this much slower again through the freezing band, from just above it to well
 # below: a chip the released heat held back catches up there, under the slower ramp.
-FREEZE_RATE_FACTOR = 0.85
+FREEZE_RATE_FACTOR = 0.9
+FREEZE_RATE_FACTOR_ATM = 0.85
 FREEZE_PAD_ABOVE_C = 1.0
 FREEZE_PAD_BELOW_C = 5.0
+# How far below the cool step's to_c its ramp aims (the reading crosses to_c on the ramp).
+COOL_OVERRUN_C = 2.0
 
 log = structlog.get_logger(__name__)
 
@@ -315,17 +337,20 @@ def _cool_segments(ctx: StepContext, start: float, step: Cool) -> list[Segment]:
     released there is what the loop tracks least precisely (the lamps cannot pull heat out),
     and the rate limit is checked over the whole band."""
     rate = _cool_rate(step)
+    # The ramp aims past the step's end: the step ends as the reading crosses to_c at the
+    # ramp's rate, not on a chip creeping onto a setpoint parked at to_c (seconds of noise).
+    end_c = step.to_c - COOL_OVERRUN_C
     solder = getattr(getattr(ctx.recipe, "materials", None), "solder", None)
     if solder is None:
-        return [Segment(ramp_c_per_s=rate, to_c=step.to_c)]
+        return [Segment(ramp_c_per_s=rate, to_c=end_c)]
     top = solder.liquidus_c + FREEZE_PAD_ABOVE_C
     bottom = solder.solidus_c - EUTECTIC_BAND_K - FREEZE_PAD_BELOW_C
     if not (start > top and step.to_c < bottom):
-        return [Segment(ramp_c_per_s=rate, to_c=step.to_c)]
+        return [Segment(ramp_c_per_s=rate, to_c=end_c)]
     return [
         Segment(ramp_c_per_s=_above_liquidus_rate(step), to_c=top),
-        Segment(ramp_c_per_s=rate * FREEZE_RATE_FACTOR, to_c=bottom),
-        Segment(ramp_c_per_s=rate, to_c=step.to_c),
+        Segment(ramp_c_per_s=rate * _freeze_factor(step), to_c=bottom),
+        Segment(ramp_c_per_s=rate, to_c=end_c),
     ]
 
 
@@ -338,11 +363,17 @@ def planned_descent_rate(step: Cool) -> float:
 def _above_liquidus_rate(step: Cool) -> float:
     """Down from the peak to the freezing band the chip is molten and tracks closely: the
     noise margin alone, so the time above liquidus is the profile's."""
-    return max(step.max_rate_c_per_s - NOISE_RATE_MARGIN_C_S, 0.5 * step.max_rate_c_per_s)
+    margin = NOISE_RATE_MARGIN_C_S if step.keep_vacuum else NOISE_RATE_MARGIN_ATM_C_S
+    return max(step.max_rate_c_per_s - margin, 0.5 * step.max_rate_c_per_s)
 
 
 def _cool_rate(step: Cool) -> float:
-    return max(step.max_rate_c_per_s - COOL_RATE_MARGIN_C_S, 0.5 * step.max_rate_c_per_s)
+    margin = COOL_RATE_MARGIN_C_S if step.keep_vacuum else COOL_RATE_MARGIN_ATM_C_S
+    return max(step.max_rate_c_per_s - margin, 0.5 * step.max_rate_c_per_s)
+
+
+def _freeze_factor(step: Cool) -> float:
+    return FREEZE_RATE_FACTOR if step.keep_vacuum else FREEZE_RATE_FACTOR_ATM
 
 
 async def reflow(ctx: StepContext, step: Reflow) -> None:
@@ -381,20 +412,48 @@ async def cool(ctx: StepContext, step: Cool) -> None:
     )
 
 
+# Without an identified model (tune's experiment, the baseline PID) the release ramps at this.
+RELEASE_FALLBACK_RATE_C_S = 2.0
+
+
+def _release_rate(ctx: StepContext, start: float, goal: float, sink: float) -> float:
+    """The release ramp's rate (ADR 0091): down, what the model says the chip loses with the
+    lamps off at ``goal`` (the slowest point of the way down: the physics, no recipe rate
+    applies to the solid joints); up, the reflow's ramp limit less its noise margin."""
+    model = ctx.thermal_model
+    if goal >= start:
+        reflow = next((s for s in ctx.recipe.steps if isinstance(s, Reflow)), None)
+        if reflow is None:
+            return RELEASE_FALLBACK_RATE_C_S
+        return max(0.5 * reflow.max_ramp_c_per_s, reflow.max_ramp_c_per_s - NOISE_RATE_MARGIN_C_S)
+    if model is None:
+        return RELEASE_FALLBACK_RATE_C_S
+    shed = model.loss_per_s * (goal - sink) + model.radiation_c_s_per_1e10_k4 * radiation_term(goal)
+    return max(RELEASE_FALLBACK_RATE_C_S, shed)
+
+
 async def securement_release(ctx: StepContext, step: SecurementRelease) -> None:
     start = await _start_heating(ctx, "chip")
     if ctx.setpoint_c is not None and abs(ctx.setpoint_c - start) <= SOAK_BAND_C:
         start = ctx.setpoint_c
-    ramp = Segment(ramp_c_per_s=2.0, to_c=step.temperature_c, hold_s=0.0)
-    profile = Profile(start, [ramp])
+    snap = ctx.monitor.latest or await ctx.tick()
+    rate = _release_rate(ctx, start, step.temperature_c, _sink(snap))
+    ramp = Segment(ramp_c_per_s=rate, to_c=step.temperature_c, hold_s=0.0)
+    # No catch-up: a chip trailing the ramp is brought on by the ramp's end, not hurried.
+    profile = Profile(start, [ramp], catch_up_c_s=0.0)
     held_since: float | None = None
 
-    def done(t: float, measured: float) -> bool:
+    def done(_t: float, measured: float) -> bool:
+        # The recipe's hold: time_s with the chip inside temperature ± tolerance, without a
+        # break; it counts from the chip's entry into the band, wherever the ramp is.
         nonlocal held_since
-        if t >= profile.duration_s and abs(measured - step.temperature_c) <= step.tolerance_c:
-            held_since = t if held_since is None else held_since
-            return t - held_since >= step.time_s
-        return False
+        now = ctx.clock.now()
+        if abs(measured - step.temperature_c) > step.tolerance_c:
+            held_since = None
+            return False
+        held_since = now if held_since is None else held_since
+        ctx.progress = min(1.0, (now - held_since) / max(step.time_s, 1e-9))
+        return now - held_since >= step.time_s
 
     await _follow(ctx, profile, "chip", done)
     ctx.controller = None
