@@ -35,15 +35,28 @@ SIM_TIMEOUT_S = 0.01  # how long an emulator waits on a simulated device that ha
 
 
 class Misbehaviour:
-    """What an emulator does wrong on purpose (tests: no answer, garbage, slow)."""
+    """What an emulator does wrong on purpose (tests: no answer, garbage, slow, lost frames)."""
 
     def __init__(self) -> None:
         self.silent = False
         self.garbage = False
         self.delay_s = 0.0
+        # The next this-many answers are lost on the wire (noise, a corrupted frame the
+        # master discards): the device did receive and carry out each request.
+        self.drop_answers = 0
+        self.dropped = 0  # answers lost so far
 
     def clear(self) -> None:
         self.silent, self.garbage, self.delay_s = False, False, 0.0
+        self.drop_answers = 0
+
+    def lose_answer(self) -> bool:
+        """Whether this answer is one of the lost ones (counts it)."""
+        if self.drop_answers <= 0:
+            return False
+        self.drop_answers -= 1
+        self.dropped += 1
+        return True
 
 
 class _PlantContext(ModbusServerContext):
@@ -491,7 +504,7 @@ class ModbusEmulator:
     def _trace(self, sending: bool, data: bytes) -> bytes:
         if not sending:
             return data
-        if self.bad.silent:
+        if self.bad.silent or self.bad.lose_answer():
             return b""
         if self.bad.garbage:
             return os.urandom(max(5, len(data)))
