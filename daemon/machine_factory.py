@@ -202,6 +202,11 @@ def build(settings: Settings, clock: Clock, *, sim: bool, seed: int = 0) -> Buil
     def bus(t: ModbusTcpTransport | Gfx4Transport, framing: Literal["rtu", "tcp"]) -> ModbusBus:
         key = (t.host, t.port, framing)
         if key not in buses:
+            settle = 0.0
+            if isinstance(t, Gfx4Transport):
+                # After a retry on RTU: long enough for the unit to answer one more request
+                # (two 64-character frames at the line's speed) and a margin (ADR 0080).
+                settle = 0.02 + 2 * 64 * 11 / t.baudrate
             buses[key] = ModbusBus(
                 f"{t.host}:{t.port}",
                 t.host,
@@ -209,6 +214,7 @@ def build(settings: Settings, clock: Clock, *, sim: bool, seed: int = 0) -> Buil
                 framing=framing,
                 timeout_s=t.timeout_s,
                 retries=t.retries,
+                rtu_settle_s=settle,
             )
         return buses[key]
 

@@ -181,3 +181,51 @@ async def test_two_seconds_of_silence_trips_device_lost(
     # The monitor itself kept reading every other device: a silent device costs its own
     # reading, and a fast DeviceNotConnected while its link waits for the backoff.
     assert _worst_age_s(watched, since) < LIMITS.snapshot_stale_s
+
+
+@pytest.mark.parametrize("device", ["lamps", "thermocouples"])
+async def test_a_late_answer_is_never_taken_for_the_next_request(
+    rig: Rig, machine: BuiltMachine, device: str
+) -> None:
+    """The first attempt's answer comes after the retry went out (RTU: no transaction id).
+
+    TCP: the framer skips the late answer by its transaction id. RTU: the late answer
+    answers the same question (the retry is the same request); the line is kept quiet
+    briefly so the retry's own answer is dropped instead of passing for the next request's.
+    """
+    emus = emulated(rig)
+    m = machine.machine
+    bad = emus.emulator(device).bad
+    bus = _bus(machine, device)
+    retried = bus.retried
+
+    async def slow_first_answer() -> None:
+        bad.delay_s = 0.3  # longer than one attempt (0.2 s), shorter than the call (0.5 s)
+        await asyncio.sleep(0.05)
+        bad.delay_s = 0.0
+
+    if device == "lamps":
+        await m.dio.write_output("scr_enable", True, 0.5)
+        await m.dio.write_output("lamp_contactor", True, 0.5)
+        setter = asyncio.create_task(slow_first_answer())
+        before = await m.lamps.read_power(0.5)
+        # At once a different request: a write and its read-back. Had the retry's answer (a
+        # register block) been taken for the write's answer, the write's own echo would then
+        # pass for the read-back, and the read-back would fail or show the old power.
+        await m.lamps.set_power([30.0] * m.lamps.zones, 0.5)
+        await setter
+        assert bus.retried == retried + 1
+        assert [r.value for r in before] == [0.0] * m.lamps.zones
+        assert emus.modbus["lamps"].context.manual == [300] * m.lamps.zones  # type: ignore[attr-defined]
+        after = await m.lamps.read_power(0.5)
+        assert all(r.value > 0 for r in after)
+        await m.lamps.set_power([0.0] * m.lamps.zones, 0.5)
+    else:
+        setter = asyncio.create_task(slow_first_answer())
+        temps = await m.thermocouples.read(0.5)
+        await setter
+        assert bus.retried == retried + 1
+        assert all(r.ok and 15 < r.value < 35 for r in temps.values())
+        for _ in range(3):
+            again = await m.thermocouples.read(0.5)
+            assert all(r.ok and 15 < r.value < 35 for r in again.values())
