@@ -178,9 +178,18 @@ async def test_two_seconds_of_silence_trips_device_lost(
     trips = _device_trips(watched, [s for _, s in window])
     assert any(t.startswith(f"{MODBUS[device]} not answering") for t in trips), trips
     assert {t.split(" ")[0] for t in trips} <= SERVES[device], trips
-    # The monitor itself kept reading every other device: a silent device costs its own
+    # The device answers again: the link is re-opened (with the device's on-connect
+    # configuration) inside one read's budget, and its readings come back.
+    back_by = time.monotonic() + 8.0  # the backoff after 2 s of silence is at most 1.6 s
+    while not any(
+        wall > since + 2.0 and MODBUS[device] not in s.errors for wall, s in watched.snaps
+    ):
+        assert time.monotonic() < back_by, f"{device} readings did not come back"
+        await asyncio.sleep(0.05)
+    # Throughout, the monitor kept reading every other device: a silent device costs its own
     # reading, and a fast DeviceNotConnected while its link waits for the backoff.
     assert _worst_age_s(watched, since) < LIMITS.snapshot_stale_s
+    assert watched.interlocks.trip is None  # no monitor_stale
 
 
 @pytest.mark.parametrize("device", ["lamps", "thermocouples"])

@@ -48,6 +48,7 @@ class Gfx4Lamps:
         # Set while a power command (write + read-back) holds the line: a reading asked for
         # meanwhile takes that command's read-back instead of queueing a read of its own.
         self._commanding: asyncio.Event | None = None
+        self._map_checked = False  # the custom map is checked once, at the first connect
         bus.acquire()
         bus.on_connect.append(self._configure)
 
@@ -63,6 +64,11 @@ class Gfx4Lamps:
         t = self._bus.timeout_s * 4
         for z in range(self._zones):
             addr = r.zone_address(z, r.SP_R)
+            # Read first, write only what differs: a re-connect runs inside a monitor read
+            # (ADR 0080), and every RTU transaction costs its time on the line.
+            got = await self._bus.read_holding(self._name, self._node, addr, 1, t, locked=True)
+            if got[0] == r.SP_R_RAM_ONLY:
+                continue
             await self._bus.write_register(
                 self._name, self._node, addr, r.SP_R_RAM_ONLY, t, locked=True
             )
@@ -72,9 +78,11 @@ class Gfx4Lamps:
                     self._name,
                     f"zone {z + 1}: SP.r stays {got[0]}: manual power would wear the EEPROM",
                 )
+        block = await self._read_block(t, locked=True)
+        if self._map_checked:
+            return  # the custom map is configuration kept in the unit's EEPROM
         # The custom map must alias the zones' own parameters, or the driver would command
         # and watch registers that drive nothing.
-        block = await self._read_block(t, locked=True)
         for z in range(self._zones):
             for custom, param in (
                 (r.CUSTOM_MANUAL, r.MANUAL_POWER),
@@ -90,6 +98,7 @@ class Gfx4Lamps:
                         f"custom map entry {custom + z} is not zone {z + 1} parameter {param}: "
                         "configure the custom map as docs/devices.md describes",
                     )
+        self._map_checked = True
 
     async def _read_block(self, timeout: float, *, locked: bool = False) -> list[int]:
         started = self._clock.now()
