@@ -34,6 +34,9 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 Framing = Literal["tcp", "rtu"]
 
+# After a request that got no answer, the next one gets this many attempt timeouts in all.
+PROBE_ATTEMPTS = 1.5
+
 # Modbus exception codes, as the devices' manuals name them.
 EXCEPTION_NAMES = {
     1: "illegal function",
@@ -76,6 +79,7 @@ class ModbusBus:
         self.rtu_settle_s = rtu_settle_s
         self._retry_at = 0.0  # monotonic time before which no reconnect is tried
         self.retried = 0  # attempts sent again after no answer (a maintenance figure)
+        self._timeouts = 0  # requests in a row whose deadline ran out without an answer
         self._client: AsyncModbusTcpClient | None = None
         self.lock = asyncio.Lock()
         self.last_ok: float | None = None  # monotonic time of the last good answer
@@ -177,6 +181,12 @@ class ModbusBus:
         ``timeout`` bounds the whole call: the wait for the bus, a reconnect if the link is
         down, and every attempt. ``locked``: the caller holds the bus lock (a transaction).
         """
+        if self._timeouts:
+            # The last request got no answer: this one probes with one attempt (and room for
+            # an RTU re-connect), so a device that is gone costs the monitor one full read
+            # budget and then a short one, never two full ones in a row (that would be the
+            # whole 1 s staleness limit).
+            timeout = min(timeout, PROBE_ATTEMPTS * self.timeout_s)
         deadline = time.monotonic() + timeout
         if locked:
             return await self._call(device, what, request, timeout, deadline)
@@ -250,19 +260,31 @@ class ModbusBus:
                         error=str(exc) or type(exc).__name__,
                     )
                     continue
-                # The call's deadline is spent: the device is not answering. A fresh link (no
-                # sooner than the backoff) also guarantees a late RTU answer, which has no
-                # transaction id, cannot be taken for the answer to a later request.
-                self._failed()
-                if (
+                timed_out = (
                     isinstance(exc, TimeoutError)
                     or "timeout" in str(exc).lower()
                     or "No response" in str(exc)
-                ):
+                )
+                if timed_out and client.connected and self._timeouts == 0:
+                    # The call's deadline is spent, once: a late answer (a starved host, a
+                    # busy device) is not a lost device. The next request gets a full try
+                    # with no backoff; on RTU on a fresh link, so the late answer, which has
+                    # no transaction id, cannot be taken for the next request's (ADR 0080).
+                    self._timeouts = 1
+                    if self.framing == "rtu":
+                        self._drop()
+                    raise DeviceTimeout(device, f"{what}: no answer within {timeout:g} s") from exc
+                # Again, or the link broke: the device is not answering. Drop the link and
+                # re-open it no sooner than the backoff, so a device that is gone costs one
+                # timeout, then a fast DeviceNotConnected per request.
+                self._timeouts += 1 if timed_out else 0
+                self._failed()
+                if timed_out:
                     raise DeviceTimeout(device, f"{what}: no answer within {timeout:g} s") from exc
                 raise DeviceNotConnected(device, f"{what}: {exc}") from exc
             if attempt and self.framing == "rtu" and self.rtu_settle_s > 0:
                 await asyncio.sleep(min(self.rtu_settle_s, max(0.0, deadline - time.monotonic())))
+            self._timeouts = 0
             if isinstance(rsp, ExceptionResponse) or rsp.isError():
                 code = getattr(rsp, "exception_code", 0)
                 self.last_ok = time.monotonic()
