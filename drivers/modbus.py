@@ -215,6 +215,10 @@ class ModbusBus:
         keeps its own, longer budget for the first connection.
         """
         left = deadline - time.monotonic()
+        if left <= 0:  # the wait for the bus took it all: not the device's fault, no backoff
+            raise DeviceTimeout(
+                device, f"{what}: no time left to reconnect to {self.host}:{self.port}"
+            )
         try:
             async with asyncio.timeout(left):
                 await self._open(device, left)
@@ -267,9 +271,9 @@ class ModbusBus:
                 )
                 if timed_out and client.connected and self._timeouts == 0:
                     # The call's deadline is spent, once: a late answer (a starved host, a
-                    # busy device) is not a lost device. The next request gets a full try
-                    # with no backoff; on RTU on a fresh link, so the late answer, which has
-                    # no transaction id, cannot be taken for the next request's (ADR 0080).
+                    # busy device) is not a lost device. The next request probes at once (see
+                    # ``call``), with no backoff; on RTU on a fresh link, so the late answer,
+                    # which has no transaction id, cannot pass for the next one (ADR 0080).
                     self._timeouts = 1
                     if self.framing == "rtu":
                         self._drop()
