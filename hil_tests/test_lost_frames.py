@@ -240,18 +240,20 @@ async def test_a_late_answer_is_never_taken_for_the_next_request(
             assert all(r.ok and 15 < r.value < 35 for r in again.values())
 
 
+@pytest.mark.parametrize(("device", "reading"), [("thermocouples", "tc"), ("gauge", "gauge")])
 async def test_one_answer_later_than_the_read_budget_is_one_miss_not_a_lost_device(
-    rig: Rig, machine: BuiltMachine, watched: Watched
+    rig: Rig, machine: BuiltMachine, watched: Watched, device: str, reading: str
 ) -> None:
     """A busy device (or a starved host) answers one read 0.7 s late, with the lamps off.
 
     The read runs out of its budget: one missed reading, a warning. The next read probes the
     device at once (no backoff), gets its answer, and the run goes on: only a second miss in
     a row would be a lost device. (Before, the timeout dropped the link and the next reads
-    failed during the backoff: two misses, a trip.)
+    failed during the backoff: two misses, a trip.) The ADAM on Modbus TCP, the TPG on its
+    serial line.
     """
     emus = emulated(rig)
-    bad = emus.emulator("thermocouples").bad
+    bad = emus.emulator(device).bad
     run_limits = RunLimits.of(load_recipe_file(RECIPE, LIMITS).recipe, LIMITS)
     pumping = RuleEngine(LIMITS)
     pumping.arm(RunView(run_limits, lambda: "pump_down", lambda: False, lambda: 0.0))
@@ -261,7 +263,7 @@ async def test_one_answer_later_than_the_read_budget_is_one_miss_not_a_lost_devi
     bad.delay_s = 0.0
     await asyncio.sleep(2.0)
     window = [s for wall, s in watched.snaps if wall >= since]
-    missed = [s for s in window if "tc" in s.errors]
+    missed = [s for s in window if reading in s.errors]
     assert len(missed) == 1, [s.errors for s in missed]
     findings = [f for s in window for f in pumping.evaluate(s) if f.code == "device_lost"]
     assert findings and all(f.action is Action.WARN for f in findings), findings
