@@ -3,9 +3,15 @@
 A ``ModbusBus`` is a TCP connection (Modbus TCP, MBAP framing) or an RS-485 line reached
 through a serial device server (RTU framing over TCP, ADR 0021). Every request holds the
 bus lock, so drivers sharing a line never interleave frames; every request has a wall-clock
-timeout; every failure becomes a ``drivers.errors`` exception. After a failure the link is
-dropped and re-opened on the next request, no sooner than a bounded exponential backoff, so a
-device that is gone costs the 20 Hz loop a fast ``DeviceNotConnected``, not a timeout per cycle.
+deadline that covers the wait for the lock, a reconnect and every attempt; every failure
+becomes a ``drivers.errors`` exception.
+
+One lost frame costs one retry, not the link (ADR 0080): an attempt that gets no answer
+within ``timeout_s`` is sent again on the same link, up to ``retries`` times, the last
+attempt taking whatever is left of the call's deadline. Only when the call's deadline is
+spent is the link dropped and re-opened on a later request, no sooner than a bounded
+exponential backoff, so a device that is gone costs the 20 Hz loop one timeout and then a fast
+``DeviceNotConnected``, not a timeout per cycle.
 """
 
 from __future__ import annotations
@@ -28,6 +34,9 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 Framing = Literal["tcp", "rtu"]
 
+# After a request that got no answer, the next one gets this many attempt timeouts in all.
+PROBE_ATTEMPTS = 1.5
+
 # Modbus exception codes, as the devices' manuals name them.
 EXCEPTION_NAMES = {
     1: "illegal function",
@@ -49,10 +58,11 @@ class ModbusBus:
         port: int,
         *,
         framing: Framing = "tcp",
-        timeout_s: float = 0.25,
+        timeout_s: float = 0.2,
         retries: int = 1,
         backoff_min_s: float = 0.2,
         backoff_max_s: float = 5.0,
+        rtu_settle_s: float = 0.05,
     ) -> None:
         self.name = name
         self.host = host
@@ -63,7 +73,13 @@ class ModbusBus:
         self._backoff_min = backoff_min_s
         self._backoff_max = backoff_max_s
         self._backoff = backoff_min_s
+        # After a retry that succeeded on RTU, how long the line is kept quiet so a late
+        # answer to the first attempt lands while no request is outstanding (and is dropped)
+        # instead of passing for the answer to the next request: RTU frames carry no id.
+        self.rtu_settle_s = rtu_settle_s
         self._retry_at = 0.0  # monotonic time before which no reconnect is tried
+        self.retried = 0  # attempts sent again after no answer (a maintenance figure)
+        self._timeouts = 0  # requests in a row whose deadline ran out without an answer
         self._client: AsyncModbusTcpClient | None = None
         self.lock = asyncio.Lock()
         self.last_ok: float | None = None  # monotonic time of the last good answer
@@ -122,7 +138,9 @@ class ModbusBus:
             self.host,
             port=self.port,
             framer=FramerType.RTU if self.framing == "rtu" else FramerType.SOCKET,
-            timeout=min(self.timeout_s, timeout),
+            # pymodbus's own per-request wait must not cut an attempt short: each attempt is
+            # bounded by ``_call`` (the last one by what is left of the call's deadline).
+            timeout=max(self.timeout_s, timeout),
             retries=0,
             # Reconnection is ours (bounded backoff, reported to the caller), not pymodbus's.
             reconnect_delay=0.0,
@@ -158,13 +176,58 @@ class ModbusBus:
         *,
         locked: bool = False,
     ) -> ModbusPDU:
-        """Send one request; returns the response PDU, or raises a DeviceError."""
+        """Send one request; returns the response PDU, or raises a DeviceError.
+
+        ``timeout`` bounds the whole call: the wait for the bus, a reconnect if the link is
+        down, and every attempt. ``locked``: the caller holds the bus lock (a transaction).
+        """
+        if self._timeouts:
+            # The last request got no answer: this one probes with one attempt (and room for
+            # an RTU re-connect), so a device that is gone costs the monitor one full read
+            # budget and then a short one, never two full ones in a row (that would be the
+            # whole 1 s staleness limit).
+            timeout = min(timeout, PROBE_ATTEMPTS * self.timeout_s)
+        deadline = time.monotonic() + timeout
         if locked:
-            return await self._call(device, what, request, timeout)
-        async with self.lock:
+            return await self._call(device, what, request, timeout, deadline)
+        try:
+            # Another driver's transaction (the GFX4's write and read-back, the WAGO's reads
+            # queued by one monitor cycle) must not stretch this call past its own timeout.
+            async with asyncio.timeout(timeout):
+                await self.lock.acquire()
+        except TimeoutError as exc:
+            raise DeviceTimeout(
+                device, f"{what}: bus {self.name} busy for {timeout:g} s (another request)"
+            ) from exc
+        try:
             if not self.connected:
-                await self._open(device, timeout)
-            return await self._call(device, what, request, timeout)
+                await self._reopen_within(device, what, deadline)
+            return await self._call(device, what, request, timeout, deadline)
+        finally:
+            self.lock.release()
+
+    async def _reopen_within(self, device: str, what: str, deadline: float) -> None:
+        """Re-open the link (and run the on-connect hooks) inside a request's deadline.
+
+        A device server that accepts the connection while the device behind it stays silent
+        would otherwise hold the request for every hook's own timeout: the monitor's read of
+        that device, and with it every snapshot, would go stale (ADR 0080). ``connect()``
+        keeps its own, longer budget for the first connection.
+        """
+        left = deadline - time.monotonic()
+        if left <= 0:  # the wait for the bus took it all: not the device's fault, no backoff
+            raise DeviceTimeout(
+                device, f"{what}: no time left to reconnect to {self.host}:{self.port}"
+            )
+        try:
+            async with asyncio.timeout(left):
+                await self._open(device, left)
+        except TimeoutError as exc:
+            self._failed()
+            raise DeviceTimeout(
+                device,
+                f"{what}: reconnecting to {self.host}:{self.port} took longer than the request",
+            ) from exc
 
     async def _call(
         self,
@@ -172,34 +235,60 @@ class ModbusBus:
         what: str,
         request: Callable[[AsyncModbusTcpClient], Awaitable[ModbusPDU]],
         timeout: float,
+        deadline: float,
     ) -> ModbusPDU:
-        deadline = time.monotonic() + timeout
         attempt = 0
         while True:
             client = self._client
             if client is None:
                 raise DeviceNotConnected(device, f"{self.host}:{self.port} not connected")
             left = deadline - time.monotonic()
+            last = attempt >= self.retries
+            # Every attempt but the last gets ``timeout_s``; the last gets what is left, so a
+            # slow answer is not cut short when no further attempt could follow it anyway.
+            wait = left if last else min(left, self.timeout_s)
             try:
-                rsp = await asyncio.wait_for(request(client), max(0.001, min(left, self.timeout_s)))
+                rsp = await asyncio.wait_for(request(client), max(0.001, wait))
             except (TimeoutError, ModbusException, OSError) as exc:
                 attempt += 1
-                if (
-                    attempt <= self.retries
-                    and deadline - time.monotonic() > 0.01
-                    and client.connected
-                ):
+                if not last and deadline - time.monotonic() > 0.01 and client.connected:
+                    # TCP: the retry gets a new transaction id, a late answer to the first
+                    # attempt is skipped by the framer. RTU: the same request goes out again,
+                    # so a late answer to the first attempt answers the same question.
+                    self.retried += 1
+                    log.warning(
+                        "modbus_retry",
+                        bus=self.name,
+                        device=device,
+                        what=what,
+                        error=str(exc) or type(exc).__name__,
+                    )
                     continue
-                # A late RTU answer has no transaction id and would be taken for the answer to
-                # the next request: the only safe recovery is a fresh link.
-                self._failed()
-                if (
+                timed_out = (
                     isinstance(exc, TimeoutError)
                     or "timeout" in str(exc).lower()
                     or "No response" in str(exc)
-                ):
+                )
+                if timed_out and client.connected and self._timeouts == 0:
+                    # The call's deadline is spent, once: a late answer (a starved host, a
+                    # busy device) is not a lost device. The next request probes at once (see
+                    # ``call``), with no backoff; on RTU on a fresh link, so the late answer,
+                    # which has no transaction id, cannot pass for the next one (ADR 0080).
+                    self._timeouts = 1
+                    if self.framing == "rtu":
+                        self._drop()
+                    raise DeviceTimeout(device, f"{what}: no answer within {timeout:g} s") from exc
+                # Again, or the link broke: the device is not answering. Drop the link and
+                # re-open it no sooner than the backoff, so a device that is gone costs one
+                # timeout, then a fast DeviceNotConnected per request.
+                self._timeouts += 1 if timed_out else 0
+                self._failed()
+                if timed_out:
                     raise DeviceTimeout(device, f"{what}: no answer within {timeout:g} s") from exc
                 raise DeviceNotConnected(device, f"{what}: {exc}") from exc
+            if attempt and self.framing == "rtu" and self.rtu_settle_s > 0:
+                await asyncio.sleep(min(self.rtu_settle_s, max(0.0, deadline - time.monotonic())))
+            self._timeouts = 0
             if isinstance(rsp, ExceptionResponse) or rsp.isError():
                 code = getattr(rsp, "exception_code", 0)
                 self.last_ok = time.monotonic()

@@ -4,6 +4,8 @@ Request/response ASCII devices share these rules: one exchange at a time (the li
 least ``min_gap_s`` between the end of one exchange and the next command where the manual asks
 for it (Julabo: 250 ms), a wall-clock timeout on every answer, a line that broke is re-opened
 on the next call after a bounded backoff, and every failure is a ``drivers.errors`` exception.
+One answer that does not come in time re-opens the line at once (no backoff) and the next
+exchange probes briefly: only a second one in a row is a line that stopped answering.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class SerialLine:
         min_gap_s: float = 0.0,
         backoff_min_s: float = 0.2,
         backoff_max_s: float = 5.0,
+        probe_s: float = 0.3,
     ) -> None:
         self.device = device
         self.url = url
@@ -59,6 +62,12 @@ class SerialLine:
         self._backoff = backoff_min_s
         self._retry_at = 0.0
         self.on_connect: list[Callable[[], Awaitable[None]]] = []
+        # Exchanges in a row that got no answer in time. The first is a late answer (a
+        # starved host, a busy device), not a lost device: the line is re-opened at once
+        # (a late answer must not pass for the next one) and the next exchange probes with
+        # at most ``probe_s``; a second one in a row starts the backoff (ADR 0080).
+        self._timeouts = 0
+        self.probe_s = probe_s
 
     @property
     def connected(self) -> bool:
@@ -145,6 +154,8 @@ class SerialLine:
         The answer is returned without its terminator. Input left over from an earlier,
         abandoned exchange is discarded first so it cannot pass for this answer.
         """
+        if self._timeouts:
+            timeout = min(timeout, self.probe_s)
         await self.ensure(timeout)
         await self._gap()
         reader, writer = self._reader, self._writer
@@ -156,13 +167,18 @@ class SerialLine:
             await writer.drain()
             line = await asyncio.wait_for(reader.readuntil(end), timeout)
         except TimeoutError as exc:
-            await self._failed()
+            self._timeouts += 1
+            if self._timeouts == 1:
+                await self._drop()  # re-opened by the next exchange, without a backoff
+            else:
+                await self._failed()
             raise DeviceTimeout(self.device, f"no answer to {data!r} within {timeout:g} s") from exc
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError) as exc:
             await self._failed()
             raise DeviceNotConnected(self.device, f"line lost during {data!r}: {exc}") from exc
         finally:
             self._last_end = time.monotonic()
+        self._timeouts = 0
         return line[: -len(end)]
 
     async def readline(self, timeout: float) -> bytes:

@@ -20,7 +20,9 @@ from pymodbus.constants import ExcCodes
 from pymodbus.datastore import ModbusServerContext
 from pymodbus.exceptions import NoSuchIdException
 from pymodbus.framer import FramerType
+from pymodbus.pdu import ExceptionResponse, ModbusPDU
 from pymodbus.server import ModbusTcpServer
+from pymodbus.server.requesthandler import ServerRequestHandler
 
 from drivers.adam import registers as adam
 from drivers.errors import DeviceError
@@ -35,15 +37,28 @@ SIM_TIMEOUT_S = 0.01  # how long an emulator waits on a simulated device that ha
 
 
 class Misbehaviour:
-    """What an emulator does wrong on purpose (tests: no answer, garbage, slow)."""
+    """What an emulator does wrong on purpose (tests: no answer, garbage, slow, lost frames)."""
 
     def __init__(self) -> None:
         self.silent = False
         self.garbage = False
         self.delay_s = 0.0
+        # The next this-many answers are lost on the wire (noise, a corrupted frame the
+        # master discards): the device did receive and carry out each request.
+        self.drop_answers = 0
+        self.dropped = 0  # answers lost so far
 
     def clear(self) -> None:
         self.silent, self.garbage, self.delay_s = False, False, 0.0
+        self.drop_answers = 0
+
+    def lose_answer(self) -> bool:
+        """Whether this answer is one of the lost ones (counts it)."""
+        if self.drop_answers <= 0:
+            return False
+        self.drop_answers -= 1
+        self.dropped += 1
+        return True
 
 
 class _PlantContext(ModbusServerContext):
@@ -366,6 +381,10 @@ class Gfx4Context(_PlantContext):
         self.manual = [0] * zones
         self.sp_r = [0] * zones  # 0 = EEPROM storage (the factory default)
         self.eeprom_writes = 0
+        # RS-485 is half duplex and the unit answers one request at a time, in order: a
+        # request that arrives while one is being answered waits (pymodbus's server would
+        # otherwise serve them concurrently, which no RTU device does).
+        self._line = asyncio.Lock()
         # Commissioning configured the custom map as the driver expects (docs/devices.md).
         self.custom: dict[int, tuple[int, int]] = {}
         for z in range(zones):
@@ -385,18 +404,20 @@ class Gfx4Context(_PlantContext):
     async def async_getValues(
         self, device_id: int, func_code: int, address: int, count: int = 1
     ) -> list[int] | list[bool] | ExcCodes:
-        if func_code in (3, 4):
-            await self._wire(8, 5 + 2 * count)
-        elif func_code == 6:
-            await self._wire(8, 8)
-        return await super().async_getValues(device_id, func_code, address, count)
+        async with self._line:
+            if func_code in (3, 4):
+                await self._wire(8, 5 + 2 * count)
+            elif func_code == 6:
+                await self._wire(8, 8)
+            return await super().async_getValues(device_id, func_code, address, count)
 
     async def async_setValues(
         self, device_id: int, func_code: int, address: int, values: Sequence[int] | Sequence[bool]
     ) -> ExcCodes | None:
-        if func_code == 16:
-            await self._wire(9 + 2 * len(values), 8)
-        return await super().async_setValues(device_id, func_code, address, values)
+        async with self._line:
+            if func_code == 16:
+                await self._wire(9 + 2 * len(values), 8)
+            return await super().async_setValues(device_id, func_code, address, values)
 
     def _resolve(self, address: int) -> tuple[int, int] | None:
         """(zone, zone-map address) of a 16-bit address, or None."""
@@ -467,6 +488,48 @@ class Gfx4Context(_PlantContext):
         return None
 
 
+class _InOrderHandler(ServerRequestHandler):
+    """One connection: each request answered in turn, with its own transaction id.
+
+    pymodbus's handler serves every request in a task of its own and stamps the answer with
+    the id of the *latest* request received: a slow answer overtaken by a retry would carry
+    the retry's id. A device answers one request at a time, in order, each with its own id.
+    """
+
+    def __init__(self, owner: ModbusTcpServer) -> None:
+        super().__init__(owner, owner.trace_packet, owner.trace_pdu, owner.trace_connect)  # type: ignore[no-untyped-call]
+        self._order = asyncio.Lock()
+        self._serving: set[asyncio.Task[None]] = set()
+
+    def handle_later(self) -> None:
+        pdu, addr = self.last_pdu, self.last_addr
+        if pdu is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._serve(pdu, addr))
+        self._serving.add(task)
+        task.add_done_callback(self._serving.discard)
+
+    async def _serve(self, pdu: ModbusPDU, addr: tuple[str, int] | None) -> None:
+        async with self._order:
+            response: ModbusPDU
+            try:
+                response = await pdu.datastore_update(self.server.context, pdu.dev_id)
+            except NoSuchIdException:
+                if self.server.ignore_missing_devices:
+                    return  # an absent RS-485 node is silent
+                response = ExceptionResponse(pdu.function_code, ExcCodes.GATEWAY_NO_RESPONSE)
+            except Exception:  # a device failure, as the pymodbus handler reports it
+                response = ExceptionResponse(pdu.function_code, ExcCodes.DEVICE_FAILURE)
+            response.transaction_id = pdu.transaction_id
+            response.dev_id = pdu.dev_id
+            self.server_send(response, addr)  # type: ignore[no-untyped-call]
+
+
+class _InOrderServer(ModbusTcpServer):
+    def callback_new_connection(self) -> _InOrderHandler:
+        return _InOrderHandler(self)
+
+
 class ModbusEmulator:
     """A pymodbus TCP server around one context, with deliberate misbehaviour for tests."""
 
@@ -491,7 +554,7 @@ class ModbusEmulator:
     def _trace(self, sending: bool, data: bytes) -> bytes:
         if not sending:
             return data
-        if self.bad.silent:
+        if self.bad.silent or self.bad.lose_answer():
             return b""
         if self.bad.garbage:
             return os.urandom(max(5, len(data)))
@@ -500,7 +563,7 @@ class ModbusEmulator:
     async def start(self) -> None:
         if self.port == 0:
             self.port = _free_port(self.host)
-        self._server = ModbusTcpServer(
+        self._server = _InOrderServer(
             self.context,
             framer=FramerType.RTU if self.framing == "rtu" else FramerType.SOCKET,
             address=(self.host, self.port),

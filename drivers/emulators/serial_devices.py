@@ -67,7 +67,7 @@ class SerialEmulator:
             writer.close()
 
     async def reply(self, writer: asyncio.StreamWriter, data: bytes) -> None:
-        if self.bad.silent:
+        if self.bad.silent or self.bad.lose_answer():
             return
         if self.bad.delay_s:
             await asyncio.sleep(self.bad.delay_s)

@@ -10,10 +10,13 @@ and alarms. ``read_power`` serves that read while it is fresh instead of asking 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from collections.abc import Sequence
 
 from drivers.clock import Clock
-from drivers.errors import DeviceFault, InvalidCommand
+from drivers.errors import DeviceFault, DeviceTimeout, InvalidCommand
 from drivers.gefran import registers as r
 from drivers.modbus import ModbusBus
 from drivers.protocols import DEFAULT_TIMEOUT_S
@@ -42,6 +45,10 @@ class Gfx4Lamps:
         self._fresh_s = fresh_s  # clock time a block read stands for a fresh one (one period)
         self._name = name
         self._block: tuple[float, float, list[int]] | None = None  # (clock, clock, regs)
+        # Set while a power command (write + read-back) holds the line: a reading asked for
+        # meanwhile takes that command's read-back instead of queueing a read of its own.
+        self._commanding: asyncio.Event | None = None
+        self._map_checked = False  # the custom map is checked once, at the first connect
         bus.acquire()
         bus.on_connect.append(self._configure)
 
@@ -57,6 +64,11 @@ class Gfx4Lamps:
         t = self._bus.timeout_s * 4
         for z in range(self._zones):
             addr = r.zone_address(z, r.SP_R)
+            # Read first, write only what differs: a re-connect runs inside a monitor read
+            # (ADR 0080), and every RTU transaction costs its time on the line.
+            got = await self._bus.read_holding(self._name, self._node, addr, 1, t, locked=True)
+            if got[0] == r.SP_R_RAM_ONLY:
+                continue
             await self._bus.write_register(
                 self._name, self._node, addr, r.SP_R_RAM_ONLY, t, locked=True
             )
@@ -66,9 +78,11 @@ class Gfx4Lamps:
                     self._name,
                     f"zone {z + 1}: SP.r stays {got[0]}: manual power would wear the EEPROM",
                 )
+        block = await self._read_block(t, locked=True)
+        if self._map_checked:
+            return  # the custom map is configuration kept in the unit's EEPROM
         # The custom map must alias the zones' own parameters, or the driver would command
         # and watch registers that drive nothing.
-        block = await self._read_block(t, locked=True)
         for z in range(self._zones):
             for custom, param in (
                 (r.CUSTOM_MANUAL, r.MANUAL_POWER),
@@ -84,6 +98,7 @@ class Gfx4Lamps:
                         f"custom map entry {custom + z} is not zone {z + 1} parameter {param}: "
                         "configure the custom map as docs/devices.md describes",
                     )
+        self._map_checked = True
 
     async def _read_block(self, timeout: float, *, locked: bool = False) -> list[int]:
         started = self._clock.now()
@@ -109,13 +124,19 @@ class Gfx4Lamps:
             raw.append(round(v * r.POWER_SCALE))
         # One transaction under the bus lock: a second command (the safe state's 0 %) must
         # not land between this one's write and its read-back.
-        async with self._bus.lock:
-            await self._bus.ensure(self._name, timeout)
-            self._block = None
-            await self._bus.write_registers(
-                self._name, self._node, r.CUSTOM_MANUAL, raw, timeout, locked=True
-            )
-            back = await self._read_block(timeout, locked=True)
+        done = self._commanding = asyncio.Event()
+        try:
+            async with self._bus.lock:
+                await self._bus.ensure(self._name, timeout)
+                self._block = None
+                await self._bus.write_registers(
+                    self._name, self._node, r.CUSTOM_MANUAL, raw, timeout, locked=True
+                )
+                back = await self._read_block(timeout, locked=True)
+        finally:
+            done.set()
+            if self._commanding is done:
+                self._commanding = None
         for z, value in enumerate(raw):
             if back[r.CUSTOM_MANUAL + z] != value:
                 raise DeviceFault(
@@ -126,10 +147,28 @@ class Gfx4Lamps:
                 )
 
     async def read_power(self, timeout: float = DEFAULT_TIMEOUT_S) -> list[Reading]:
+        asked = self._clock.now()
         block = self._block
-        if block is not None and self._clock.now() - block[0] <= self._fresh_s:
+        if block is not None and asked - block[0] > self._fresh_s:
+            block = None
+        commanding = self._commanding
+        if block is None and commanding is not None:
+            # The command's read-back is this same block, read after this call began: as
+            # fresh as a read of our own, without queueing for the line behind it (on a
+            # loaded host two queued transactions can cost a whole read budget, ADR 0080).
+            waited = time.monotonic()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await commanding.wait()
+            timeout -= time.monotonic() - waited
+            back = self._block
+            if back is not None and back[0] >= asked:
+                block = back
+        if block is not None:
             ts, regs = block[1], block[2]
         else:
+            if timeout <= 0:
+                raise DeviceTimeout(self._name, "a power command held the line for the whole read")
             ts = self._clock.now()
             regs = await self._read_block(timeout)
         out: list[Reading] = []

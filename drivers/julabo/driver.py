@@ -75,8 +75,16 @@ class JulaboChiller:
             raise DeviceError(self._name, f"{cmd}: garbled answer {raw!r}") from exc
 
     async def _refresh_all(self) -> None:
-        for cmd in ("in_pv_00", "in_sp_00", "status"):
-            await self._query(cmd, 1.0)
+        # What is already known is not asked again: a re-connect runs inside a monitor read,
+        # and each query costs the unit's 250 ms gap (the temperature keeps its own
+        # timestamp and reads STALE when old; the rotation refreshes everything in ~1.2 s).
+        for cmd, known in (
+            ("in_pv_00", self._pv),
+            ("in_sp_00", self._sp),
+            ("status", self._status),
+        ):
+            if known is None:
+                await self._query(cmd, 1.0)
 
     async def _command(self, cmd: str, timeout: float) -> None:
         async with self._line.lock:
