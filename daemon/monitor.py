@@ -219,7 +219,7 @@ class Monitor:
             temps=r.temps or {},
             pressure=r.pressure,
             o2=r.o2,
-            lamp_pct=tuple(x.value for x in r.lamps) if r.lamps else (),
+            lamp_pct=tuple([x.value for x in r.lamps]) if r.lamps else (),
             pump=r.pump,
             valves=r.valves,
             chiller=r.chiller,

@@ -154,11 +154,19 @@ class SimLampBank(_SimDevice):
 
     async def set_power(self, pct: Sequence[float], timeout: float = DEFAULT_TIMEOUT_S) -> None:
         self._begin(timeout)
-        if not isinstance(pct, Sequence) or isinstance(pct, str | bytes):
+        # 20 commands a second: the plain cases (a list or tuple of floats) skip the ABC
+        # check and the per-zone message formatting.
+        plain = type(pct) is list or type(pct) is tuple
+        if not plain and (not isinstance(pct, Sequence) or isinstance(pct, str | bytes)):
             raise InvalidCommand(self._name, f"pct: expected a sequence of {self.zones} values")
         if len(pct) != self.zones:
             raise InvalidCommand(self._name, f"pct: expected {self.zones} zones, got {len(pct)}")
-        values = [self._number(f"pct[{i}]", v, 0.0, 100.0) for i, v in enumerate(pct)]
+        values = [
+            v
+            if type(v) is float and 0.0 <= v <= 100.0
+            else self._number(f"pct[{i}]", v, 0.0, 100.0)
+            for i, v in enumerate(pct)
+        ]
         await self._exchange(timeout)
         self._plant.set_lamp_power(values)
 
