@@ -17,6 +17,7 @@ import structlog
 
 from drivers.clock import Clock
 from drivers.errors import DeviceError
+from drivers.machine_read import MachineReadings, ReadsAll
 from drivers.protocols import (
     ChillerStatus,
     DispenserStatus,
@@ -95,7 +96,8 @@ class LoopJitter:
         }
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen (built 20 times a second, 14 fields): consumers read it, never change it.
+@dataclass(slots=True)
 class Snapshot:
     t: float  # clock time of the snapshot
     temps: dict[str, Reading]
@@ -150,8 +152,10 @@ class Monitor:
         # measured against these (bench/interlock_reaction.py).
         self.latest_published_t = 0.0
         self.latest_wall = 0.0
-        self._cond = asyncio.Condition()
+        self._waiters: list[asyncio.Future[None]] = []  # next() callers, woken on publish
         self._reads = self._read_table(machine)
+        # A simulated machine answers a whole cycle from one integration of its plant.
+        self._read_all = machine.read_all if isinstance(machine, ReadsAll) else None
 
     @staticmethod
     def _read_table(m: Machine) -> tuple[tuple[str, object, str], ...]:
@@ -182,12 +186,56 @@ class Monitor:
             errors[device] = str(exc) or type(exc).__name__
             return None
 
+    @property
+    def read_budget_s(self) -> float:
+        """How long one cycle waits for a device that does not answer.
+
+        Device by device (the real buses): each driver's own timeout, ``READ_TIMEOUT_S``.
+        A simulated machine read whole (``read_all``, sequential mode): one control period
+        at most, once per cycle however many devices are silent. A simulated device
+        answers at once or not at all, so waiting longer only blinds the interlocks to
+        every other device: a silent coupler showed as lost a whole second late
+        (docs/adr/0086).
+        """
+        if self.concurrent or self._read_all is None:
+            return READ_TIMEOUT_S
+        return min(READ_TIMEOUT_S, self.period_s)
+
     async def read_once(self) -> Snapshot:
-        t = READ_TIMEOUT_S
-        errs: dict[str, str] = {}
         # Stamped when the reads start: they run concurrently, and what a reading means for
         # rates and lags is when it was asked for, not when the slowest device answered.
         started = self._clock.now()
+        if not self.concurrent and self._read_all is not None:
+            snap = self._snapshot(started, await self._read_all(self.read_budget_s))
+        else:
+            snap = await self._read_each(started)
+        self._publish(snap)
+        return snap
+
+    @staticmethod
+    def _snapshot(started: float, r: MachineReadings) -> Snapshot:
+        return Snapshot(
+            t=started,
+            temps=r.temps or {},
+            pressure=r.pressure,
+            o2=r.o2,
+            lamp_pct=tuple([x.value for x in r.lamps]) if r.lamps else (),
+            pump=r.pump,
+            valves=r.valves,
+            chiller=r.chiller,
+            inputs=r.inputs,
+            outputs=r.outputs,
+            stage=r.stage,
+            uv=r.uv,
+            dispenser=r.dispenser,
+            errors=r.errors,
+        )
+
+    async def _read_each(self, started: float) -> Snapshot:
+        """Every device through its own read call (real drivers, or a machine without
+        ``read_all``)."""
+        t = self.read_budget_s
+        errs: dict[str, str] = {}
         values: list[Any]
         if self.concurrent:
             async with asyncio.TaskGroup() as tg:  # _read turns device errors into `errs`
@@ -237,12 +285,16 @@ class Monitor:
             dispenser=dispenser,
             errors=errs,
         )
-        async with self._cond:
-            self.latest = snap
-            self.latest_published_t = self._clock.now()
-            self.latest_wall = time.perf_counter()
-            self._cond.notify_all()
         return snap
+
+    def _publish(self, snap: Snapshot) -> None:
+        self.latest = snap
+        self.latest_published_t = self._clock.now()
+        self.latest_wall = time.perf_counter()
+        waiters, self._waiters = self._waiters, []
+        for fut in waiters:
+            if not fut.done():  # a cancelled next()
+                fut.set_result(None)
 
     async def run(self) -> None:
         """Read forever every ``period_s`` of clock time; cancel to stop.
@@ -265,8 +317,9 @@ class Monitor:
             await self._clock.sleep(due - now)
 
     async def next(self) -> Snapshot:
-        """Wait for the next fresh snapshot."""
-        async with self._cond:
-            await self._cond.wait()
-            assert self.latest is not None
-            return self.latest
+        """Wait for the next fresh snapshot (the latest one when this caller runs again)."""
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        await fut
+        assert self.latest is not None
+        return self.latest

@@ -101,7 +101,10 @@ class VacuumGauge(Device, Protocol):
         """Working-space pressure, mbar."""
 
 
-@dataclass(frozen=True, slots=True)
+# The status records are not frozen (like Reading): the monitor builds five per cycle, 20 times
+# a second, and a frozen dataclass's __init__ costs ~4x; nothing mutates or hashes them
+# (docs/adr/0085).
+@dataclass(slots=True)
 class PumpStatus:
     running: bool
     fault: bool
@@ -122,7 +125,7 @@ class Valves(Device, Protocol):
     async def states(self, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, bool]: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ChillerStatus:
     temperature: Reading  # bath / outlet temperature, °C
     setpoint_c: float
@@ -146,7 +149,7 @@ class OxygenAnalyzer(Device, Protocol):
         """O2 in ppm; STALE while the analyzer is not measuring (never a fake 0 ppm)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StageStatus:
     position_um: Reading
     force_n: Reading
@@ -178,7 +181,7 @@ class ZStage(Device, Protocol):
     async def status(self, timeout: float = DEFAULT_TIMEOUT_S) -> StageStatus: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class UvStatus:
     shutter_open: bool
     irradiance_mw_cm2: float
@@ -197,7 +200,7 @@ class UvSource(Device, Protocol):
     async def status(self, timeout: float = DEFAULT_TIMEOUT_S) -> UvStatus: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DispenserStatus:
     dispensing: bool
     pressure_kpa: float

@@ -12,7 +12,9 @@ class Status(StrEnum):
     FAULT = "fault"  # the value is known to be wrong (open thermocouple, sensor error, ...)
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a reading is built ~15 times per control cycle (a frozen dataclass's __init__
+# costs 4x a plain one), and nothing mutates or hashes one; they are values (docs/adr/0085).
+@dataclass(slots=True)
 class Reading:
     value: float
     ts: float  # clock time (seconds) at which the value was measured

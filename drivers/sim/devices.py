@@ -14,10 +14,18 @@ the physics, the sensors' own lags and the fault state live in the plant.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from drivers.errors import DeviceFault, DeviceNotConnected, DeviceTimeout, InvalidCommand
+from drivers.errors import (
+    DeviceError,
+    DeviceFault,
+    DeviceNotConnected,
+    DeviceTimeout,
+    InvalidCommand,
+)
+from drivers.machine_read import MachineReadings
 from drivers.protocols import (
     DEFAULT_TIMEOUT_S,
     OUTPUTS,
@@ -100,6 +108,8 @@ class _SimDevice:
         return f"simulated {type(self).__name__} ({self._name}), bonderd plant model {PLANT_MODEL}"
 
     def _check_timeout(self, timeout: float) -> None:
+        if type(timeout) is float and 0.0 < timeout < math.inf:
+            return  # the common case, checked on every call: no conversion
         t = _finite(timeout)
         if t is None or t <= 0.0:
             raise InvalidCommand(self._name, f"timeout must be a finite number > 0, got {timeout}")
@@ -107,7 +117,7 @@ class _SimDevice:
     def _begin(self, timeout: float) -> None:
         """Checks every call makes before touching the device."""
         if not self._connected:
-            raise DeviceNotConnected(self._name, "not connected (call connect() first)")
+            raise self._not_connected_error()
         self._check_timeout(timeout)
 
     async def _exchange(self, timeout: float) -> None:
@@ -115,7 +125,17 @@ class _SimDevice:
         self._plant.advance()
         if self._plant.unresponsive(self._name):
             await self._clock.sleep(timeout)
-            raise DeviceTimeout(self._name, f"no response within {timeout:g} s")
+            raise self._timeout_error(timeout)
+        self._answered()
+
+    def _timeout_error(self, timeout: float) -> DeviceTimeout:
+        return DeviceTimeout(self._name, f"no response within {timeout:g} s")
+
+    def _not_connected_error(self) -> DeviceNotConnected:
+        return DeviceNotConnected(self._name, "not connected (call connect() first)")
+
+    def _answered(self) -> None:
+        """The device answered a request (the I/O coupler re-arms its watchdog)."""
 
     def _number(self, arg: str, value: object, lo: float, hi: float) -> float:
         v = _finite(value)
@@ -134,19 +154,32 @@ class SimLampBank(_SimDevice):
 
     async def set_power(self, pct: Sequence[float], timeout: float = DEFAULT_TIMEOUT_S) -> None:
         self._begin(timeout)
-        if not isinstance(pct, Sequence) or isinstance(pct, str | bytes):
+        # 20 commands a second: the plain cases (a list or tuple of floats) skip the ABC
+        # check and the per-zone message formatting.
+        plain = type(pct) is list or type(pct) is tuple
+        if not plain and (not isinstance(pct, Sequence) or isinstance(pct, str | bytes)):
             raise InvalidCommand(self._name, f"pct: expected a sequence of {self.zones} values")
         if len(pct) != self.zones:
             raise InvalidCommand(self._name, f"pct: expected {self.zones} zones, got {len(pct)}")
-        values = [self._number(f"pct[{i}]", v, 0.0, 100.0) for i, v in enumerate(pct)]
+        values = [
+            v
+            if type(v) is float and 0.0 <= v <= 100.0
+            else self._number(f"pct[{i}]", v, 0.0, 100.0)
+            for i, v in enumerate(pct)
+        ]
         await self._exchange(timeout)
         self._plant.set_lamp_power(values)
 
     async def read_power(self, timeout: float = DEFAULT_TIMEOUT_S) -> list[Reading]:
         self._begin(timeout)
         await self._exchange(timeout)
+        return self._sample_power()
+
+    def _sample_power(self) -> list[Reading]:
         now = self._clock.now()
-        dead = self._plant.lamp_dead_zones
+        dead = self._plant.lamp_dead
+        if not dead:
+            return [Reading(round(pct, 2), now) for pct in self._plant.lamp_output_pct()]
         out: list[Reading] = []
         for i, pct in enumerate(self._plant.lamp_output_pct()):
             if i in dead:
@@ -169,14 +202,20 @@ class SimThermocouples(_SimDevice):
     async def read(self, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, Reading]:
         self._begin(timeout)
         await self._exchange(timeout)
+        return self._sample()
+
+    def _sample(self) -> dict[str, Reading]:
         p = self._plant.params
         now = self._clock.now()
+        junctions, faults = self._plant.tc_junctions, self._plant.tc_faults
+        gauss, noise, res = self._rng.gauss, p.tc_noise_c, p.tc_resolution_c
         out: dict[str, Reading] = {}
         for ch in TC_CHANNELS:
-            fault = self._plant.tc_fault(ch)
-            noisy = self._plant.tc_junction(ch) + self._rng.gauss(0.0, p.tc_noise_c)
+            # Every channel draws its noise, faulty or not: the stream stays aligned.
+            noisy = junctions[ch] + gauss(0.0, noise)
+            fault = faults.get(ch) if faults else None
             if fault is None:
-                out[ch] = Reading(_quantize(noisy, p.tc_resolution_c), now)
+                out[ch] = Reading(round(round(noisy / res) * res, 6), now)  # _quantize
             elif fault.kind == "open":
                 out[ch] = Reading(p.tc_open_value_c, now, Status.FAULT, "open thermocouple")
             elif fault.kind == "stuck":
@@ -201,6 +240,9 @@ class SimVacuumGauge(_SimDevice):
     async def read(self, timeout: float = DEFAULT_TIMEOUT_S) -> Reading:
         self._begin(timeout)
         await self._exchange(timeout)
+        return self._sample()
+
+    def _sample(self) -> Reading:
         now = self._clock.now()
         kind, stuck = self._plant.gauge_fault()
         if kind == "fail":
@@ -232,6 +274,9 @@ class SimPump(_SimDevice):
     async def status(self, timeout: float = DEFAULT_TIMEOUT_S) -> PumpStatus:
         self._begin(timeout)
         await self._exchange(timeout)
+        return self._sample()
+
+    def _sample(self) -> PumpStatus:
         tripped = self._plant.pump_tripped
         return PumpStatus(
             running=self._plant.pump_running,
@@ -256,6 +301,9 @@ class SimValves(_SimDevice):
     async def states(self, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, bool]:
         self._begin(timeout)
         await self._exchange(timeout)
+        return self._sample()
+
+    def _sample(self) -> dict[str, bool]:
         return self._plant.valves()
 
 
@@ -285,6 +333,9 @@ class SimChiller(_SimDevice):
     async def status(self, timeout: float = DEFAULT_TIMEOUT_S) -> ChillerStatus:
         self._begin(timeout)
         await self._exchange(timeout)
+        return self._sample()
+
+    def _sample(self) -> ChillerStatus:
         failed = self._plant.chiller_failed
         return ChillerStatus(
             temperature=Reading(_quantize(self._plant.fluid_c, 0.1), self._clock.now()),
@@ -302,6 +353,9 @@ class SimOxygenAnalyzer(_SimDevice):
     async def read(self, timeout: float = DEFAULT_TIMEOUT_S) -> Reading:
         self._begin(timeout)
         await self._exchange(timeout)
+        return self._sample()
+
+    def _sample(self) -> Reading:
         # The analyzer streams one value per period: between updates the last value keeps
         # its own timestamp, so a consumer can judge its age.
         value, ts = self._plant.o2_sample()
@@ -363,6 +417,9 @@ class SimZStage(_SimDevice):
     async def status(self, timeout: float = DEFAULT_TIMEOUT_S) -> StageStatus:
         self._begin(timeout)
         await self._exchange(timeout)
+        return self._sample()
+
+    def _sample(self) -> StageStatus:
         now = self._clock.now()
         failed = self._plant.zstage_failed
         return StageStatus(
@@ -401,6 +458,9 @@ class SimUvSource(_SimDevice):
     async def status(self, timeout: float = DEFAULT_TIMEOUT_S) -> UvStatus:
         self._begin(timeout)
         await self._exchange(timeout)
+        return self._sample()
+
+    def _sample(self) -> UvStatus:
         failed = self._plant.uv_failed
         return UvStatus(
             shutter_open=self._plant.uv_shutter_open,
@@ -441,6 +501,9 @@ class SimDispenser(_SimDevice):
     async def status(self, timeout: float = DEFAULT_TIMEOUT_S) -> DispenserStatus:
         self._begin(timeout)
         await self._exchange(timeout)
+        return self._sample()
+
+    def _sample(self) -> DispenserStatus:
         failed = self._plant.dispenser_failed
         return DispenserStatus(
             dispensing=self._plant.dispensing,
@@ -456,13 +519,15 @@ class SimDigitalIO(_SimDevice):
     def __init__(self, plant: Plant) -> None:
         super().__init__(plant, "dio")
 
-    async def _exchange(self, timeout: float) -> None:
-        await super()._exchange(timeout)
+    def _answered(self) -> None:
         self._plant.dio_contact()
 
     async def read_inputs(self, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, bool]:
         self._begin(timeout)
         await self._exchange(timeout)
+        return self._sample_inputs()
+
+    def _sample_inputs(self) -> dict[str, bool]:
         return self._plant.inputs()
 
     async def write_output(self, name: str, on: bool, timeout: float = DEFAULT_TIMEOUT_S) -> None:
@@ -477,12 +542,152 @@ class SimDigitalIO(_SimDevice):
     async def read_outputs(self, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, bool]:
         self._begin(timeout)
         await self._exchange(timeout)
+        return self._sample_outputs()
+
+    def _sample_outputs(self) -> dict[str, bool]:
         return self._plant.outputs()
 
 
-def build_sim_machine(plant: Plant) -> Machine:
+# One monitor cycle's reads, in the monitor's order (the plant's noise streams are drawn in
+# this order, so a run reads the same numbers as with the single reads): (key in
+# ``MachineReadings.errors``, Machine attribute, the device's read method, its sampler).
+_READS = (
+    ("tc", "thermocouples", "read", "_sample"),
+    ("gauge", "gauge", "read", "_sample"),
+    ("o2", "o2", "read", "_sample"),
+    ("lamps", "lamps", "read_power", "_sample_power"),
+    ("pump", "pump", "status", "_sample"),
+    ("valves", "valves", "states", "_sample"),
+    ("chiller", "chiller", "status", "_sample"),
+    ("dio", "dio", "read_inputs", "_sample_inputs"),
+    ("dio.outputs", "dio", "read_outputs", "_sample_outputs"),
+    ("zstage", "zstage", "status", "_sample"),
+    ("uv", "uv", "status", "_sample"),
+    ("dispenser", "dispenser", "status", "_sample"),
+)
+
+# A read of ``read_all``: (key, device, read method name, sampler or None to call the read
+# method, the device's answered-hook or None).
+_Read = tuple[str, Any, str, "Callable[[], Any] | None", "Callable[[], None] | None"]
+
+
+@dataclass(slots=True)
+class SimMachine(Machine):
+    """The simulated machine: its devices, and ``read_all`` for the monitor (``ReadsAll``).
+
+    ``read_all`` integrates the plant once and samples every device from that state, as the
+    single reads would at that instant, with each device's connection state and faults;
+    the silent ones cost the call its budget once, as concurrent reads would. A device that
+    is not simulated here (a real driver in a mixed machine) or whose read method was
+    replaced on the instance (a test's spy) is read through that method.
+    """
+
+    plant: Plant
+    # The reads resolved for the devices in place (rebuilt when one is replaced), and the
+    # instance dicts where a replaced read method would show.
+    _devices: tuple[object, ...] = field(default=(), init=False, repr=False, compare=False)
+    _reads: tuple[_Read, ...] = field(default=(), init=False, repr=False, compare=False)
+    _spied: tuple[tuple[dict[str, Any], str], ...] = field(
+        default=(), init=False, repr=False, compare=False
+    )
+
+    def _resolve(self) -> tuple[_Read, ...]:
+        devices = (
+            self.thermocouples,
+            self.gauge,
+            self.o2,
+            self.lamps,
+            self.pump,
+            self.valves,
+            self.chiller,
+            self.dio,
+            self.zstage,
+            self.uv,
+            self.dispenser,
+        )
+        if devices == self._devices:
+            for instance_dict, method in self._spied:
+                if method in instance_dict:
+                    break
+            else:
+                return self._reads
+        reads: list[_Read] = []
+        spied: list[tuple[dict[str, Any], str]] = []
+        for key, attr, method, sampler in _READS:
+            dev = getattr(self, attr)
+            if isinstance(dev, _SimDevice) and method not in vars(dev):
+                answered = (
+                    dev._answered if type(dev)._answered is not _SimDevice._answered else None
+                )
+                reads.append((key, dev, method, getattr(dev, sampler), answered))
+                spied.append((vars(dev), method))
+            else:
+                reads.append((key, dev, method, None, None))
+        self._devices, self._reads, self._spied = devices, tuple(reads), tuple(spied)
+        return self._reads
+
+    async def read_all(self, timeout: float) -> MachineReadings:
+        if not (type(timeout) is float and 0.0 < timeout < math.inf):
+            t = _finite(timeout)
+            if t is None or t <= 0.0:
+                raise InvalidCommand(
+                    "machine", f"timeout must be a finite number > 0, got {timeout}"
+                )
+        plant = self.plant
+        plant.advance()
+        silent = plant.unresponsive_devices
+        errors: dict[str, str] = {}
+        values: list[Any] = []
+        late = False  # a device read through its own method let the clock move
+        wait = False
+        for key, dev, method, sample, answered in self._resolve():
+            if sample is None:
+                try:
+                    values.append(await getattr(dev, method)(timeout))
+                except DeviceError as exc:
+                    errors[key] = str(exc) or type(exc).__name__
+                    values.append(None)
+                late = True
+                continue
+            if late:
+                plant.advance()
+                late = False
+            if not dev._connected:
+                errors[key] = str(dev._not_connected_error())
+                values.append(None)
+            elif dev._name in silent:
+                errors[key] = str(dev._timeout_error(timeout))
+                values.append(None)
+                wait = True
+            else:
+                if answered is not None:
+                    answered()
+                values.append(sample())
+        if wait:
+            await plant.clock.sleep(timeout)
+        (temps, pressure, o2, lamps, pump, valves, chiller, inputs, outputs, stage, uv, disp) = (
+            values
+        )
+        return MachineReadings(
+            temps=temps,
+            pressure=pressure,
+            o2=o2,
+            lamps=lamps,
+            pump=pump,
+            valves=valves,
+            chiller=chiller,
+            inputs=inputs,
+            outputs=outputs,
+            stage=stage,
+            uv=uv,
+            dispenser=disp,
+            errors=errors,
+        )
+
+
+def build_sim_machine(plant: Plant) -> SimMachine:
     """Every device of the bonder, simulated on ``plant`` (not yet connected)."""
-    return Machine(
+    return SimMachine(
         lamps=SimLampBank(plant),
         thermocouples=SimThermocouples(plant),
         gauge=SimVacuumGauge(plant),
@@ -494,6 +699,7 @@ def build_sim_machine(plant: Plant) -> Machine:
         uv=SimUvSource(plant),
         dispenser=SimDispenser(plant),
         dio=SimDigitalIO(plant),
+        plant=plant,
     )
 
 

@@ -23,7 +23,7 @@ import heapq
 import itertools
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field, fields
 from typing import Final, Protocol
 
@@ -719,6 +719,11 @@ class Plant:
     def lamp_dead_zones(self) -> frozenset[int]:
         return frozenset(self._faults.lamp_dead)
 
+    @property
+    def lamp_dead(self) -> Set[int]:
+        """The zones with a dead lamp (a live view of ``lamp_dead_zones``)."""
+        return self._faults.lamp_dead
+
     # -------------------------------------------------------------- digital I/O
 
     def set_output(self, name: str, on: bool) -> None:
@@ -920,6 +925,16 @@ class Plant:
     def tc_fault(self, channel: str) -> TcFault | None:
         return self._faults.tc.get(channel)
 
+    @property
+    def tc_junctions(self) -> Mapping[str, float]:
+        """Every junction temperature, °C (a live view: read it, do not keep it)."""
+        return self._tc
+
+    @property
+    def tc_faults(self) -> Mapping[str, TcFault]:
+        """The thermocouple faults in effect, by channel (a live view)."""
+        return self._faults.tc
+
     # ----------------------------------------------------------------- Z stage
 
     def z_home(self) -> None:
@@ -1094,6 +1109,11 @@ class Plant:
         """Whether the device named like a driver ("tc", "lamps", ...) does not answer."""
         return device in self._faults.unresponsive
 
+    @property
+    def unresponsive_devices(self) -> Set[str]:
+        """The devices (named like drivers) that do not answer, as of now."""
+        return self._faults.unresponsive
+
     def check_fault(self, fault: PlantFault) -> None:
         """Raise ValueError if this plant cannot apply the fault."""
         key = fault_device_key(fault.device, self._p.zones, TC_CHANNELS)
@@ -1225,7 +1245,12 @@ class Plant:
     def advance(self) -> None:
         """Integrate the plant up to ``clock.now()``."""
         t_end = self._clock.now()
-        moved = self._t < t_end
+        if self._t >= t_end:
+            # Already integrated to now (every device of a cycle asks at the same instant):
+            # only a fault scheduled in the past, which fires even if time did not move.
+            if self._fault_queue and self._fault_queue[0][0] <= self._t:
+                self._process_events()
+            return
         while self._t < t_end:
             t_ev = self._next_event()
             if t_ev > t_end:
@@ -1237,9 +1262,8 @@ class Plant:
         # Faults scheduled in the past fire at the next advance even if time did not move.
         if self._fault_queue and self._fault_queue[0][0] <= self._t:
             self._process_events()
-        if moved:
-            for observer in self._observers:
-                observer(self)
+        for observer in self._observers:
+            observer(self)
 
     def _next_event(self) -> float:
         t_ev = (self._o2_n + 1) * self._p.o2_sample_period_s
@@ -1498,9 +1522,10 @@ class Plant:
                 q_gas -= q_pump
                 q_o2 -= q_pump * x
             pr += h * q_gas * inv_v
-            pr = max(pr, 1e-9)
+            # max() without the call: the same result (NaN and -0.0 included), 10x a cycle.
+            pr = 1e-9 if pr < 1e-9 else pr
             po2 += h * q_o2 * inv_v
-            po2 = max(po2, 0.0)
+            po2 = 0.0 if po2 < 0.0 else po2
 
             if z_moving:
                 z_prev = z
