@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from daemon import __version__
 from daemon.config import NAME_PATTERN, Settings, config_hash
 from daemon.errors import CommandRefused
+from daemon.event_loop import PacedGc, new_event_loop
 from daemon.executor import Executor
 from daemon.library import LibraryEntry, RecipeLibrary
 from daemon.machine_factory import BuiltMachine, build, close_all, connect_all
@@ -705,6 +706,8 @@ class Daemon:
                 "telemetry": lambda: self._telemetry(ctl),
                 "status_line": lambda: self._status_line(ctl),
                 "watchdog": lambda: self._watchdog(ctl),
+                # Last: start-up is over, what is alive now is frozen (ADR 0095).
+                "gc": PacedGc(monitor).run,
             }
             for name, factory in services.items():
                 tasks[name] = asyncio.create_task(self._keep(name, factory), name=name)
@@ -819,7 +822,7 @@ class Daemon:
             else:
                 ctl.run_task.cancel()
                 await asyncio.gather(ctl.run_task, return_exceptions=True)
-        for name in ("watch_folder", "telemetry", "status_line", "watchdog"):
+        for name in ("watch_folder", "telemetry", "status_line", "watchdog", "gc"):
             task = tasks.get(name)
             if task is not None:
                 task.cancel()
@@ -830,6 +833,12 @@ class Daemon:
             mqtt_task.cancel()
         await asyncio.gather(*tasks.values(), return_exceptions=True)
         log.info("serve_stopped", state=ex.state.value, events_pending=ctl.outbox.pending_count())
+
+
+def run_serve(settings: Settings, *, sim: bool, speed: float, seed: int = 0) -> int:
+    """`bonderd serve` on the event loop built for the control loop (daemon/event_loop.py)."""
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        return runner.run(serve(settings, sim=sim, speed=speed, seed=seed))
 
 
 async def serve(settings: Settings, *, sim: bool, speed: float, seed: int = 0) -> int:
