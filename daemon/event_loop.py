@@ -29,6 +29,9 @@ log = structlog.get_logger(__name__)
 # select() takes descriptors below FD_SETSIZE only; the epoll descriptor is opened with the
 # loop, at start-up, far below it. Above it the plain epoll wait is used.
 _FD_SETSIZE: Final = 1024
+# Wall seconds between looks at the collector's counts: the control period. At speed 1 the
+# allocations of one period are a few hundred objects, under threshold0 (700).
+POLL_S: Final = 0.05
 
 
 class _PreciseEpollSelector(selectors.EpollSelector):
@@ -67,22 +70,28 @@ class PacedGc:
     ``threshold1`` of those, a full pass every ``threshold2`` generation-1 passes. Only the
     moment changes: between the snapshot and the next cycle, not inside an allocation.
     Memory is not at risk: reference counting frees everything that is not in a cycle, and
-    cycles wait at most one period (a stalled monitor stops the daemon anyway).
+    cycles wait a period or two (a stalled monitor stops the daemon anyway).
 
     ``run`` restores the interpreter's state (automatic collection, nothing frozen) when it
     ends, so a test or an embedding process is left as it was.
     """
 
-    def __init__(self, snapshots: SnapshotSource) -> None:
+    def __init__(self, snapshots: SnapshotSource, poll_s: float = POLL_S) -> None:
         self._snapshots = snapshots
+        self.poll_s = poll_s
         self.collections = [0, 0, 0]  # passes run, per generation
+
+    @staticmethod
+    def due() -> bool:
+        threshold0 = gc.get_threshold()[0]
+        return threshold0 > 0 and gc.get_count()[0] >= threshold0
 
     def collect_due(self) -> int | None:
         """Run the collection the counts call for, if any; the generation collected."""
-        t0, t1, t2 = gc.get_threshold()
-        c0, c1, c2 = gc.get_count()
-        if t0 <= 0 or c0 < t0:
+        if not self.due():
             return None
+        _, t1, t2 = gc.get_threshold()
+        _, c1, c2 = gc.get_count()
         generation = 2 if c1 >= t1 and c2 >= t2 else 1 if c1 >= t1 else 0
         gc.collect(generation)
         self.collections[generation] += 1
@@ -98,6 +107,12 @@ class PacedGc:
         log.info("gc_paced", frozen=gc.get_freeze_count(), thresholds=gc.get_threshold())
         try:
             while True:
+                # The counts are looked at on the wall clock, not at every snapshot: a paced
+                # simulation publishes a thousand snapshots a second, and waking for each
+                # would slow it down.
+                await asyncio.sleep(self.poll_s)
+                if not self.due():
+                    continue
                 await self._snapshots.next()
                 # Behind the consumers the same snapshot woke (interlocks, steps, trace):
                 # their reaction comes first, the collection after.

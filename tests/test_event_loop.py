@@ -122,7 +122,8 @@ class _Snapshots:
     async def publish(self) -> None:
         self.waiting.clear()
         self._published.set()
-        await self.waiting.wait()  # the consumer has done its work and waits again
+        for _ in range(5):  # the consumer wakes, yields once behind the others, collects
+            await asyncio.sleep(0)
 
 
 class _Cycle:
@@ -153,19 +154,19 @@ def test_automatic_collection_is_off_while_paced_and_restored_after(gc_state: No
 
     async def main() -> None:
         snapshots = _Snapshots()
-        paced = PacedGc(snapshots)
+        paced = PacedGc(snapshots, poll_s=0.001)
         task = asyncio.create_task(paced.run())
-        await snapshots.waiting.wait()
+        await asyncio.sleep(0.01)
         assert not gc.isenabled()
         assert gc.get_freeze_count() > 0  # start-up's objects are out of every traversal
+        assert not snapshots.waiting.is_set()  # nothing due: not waiting for a snapshot
 
         garbage = _Cycle()
         gone = weakref.ref(garbage)
         del garbage
-        churn: list[list[object]] = [
-            [] for _ in range(200)
-        ]  # past threshold0: an automatic pass would run now
-        assert gone() is not None  # ...but none does between snapshots
+        churn: list[list[object]] = [[] for _ in range(200)]  # past threshold0
+        await snapshots.waiting.wait()  # due: waits for the next snapshot...
+        assert gone() is not None  # ...and no automatic pass ran meanwhile
         await snapshots.publish()
         assert gone() is None  # collected right after the snapshot
         assert sum(paced.collections) >= 1
