@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import signal
 import sys
@@ -30,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from daemon import __version__
 from daemon.config import NAME_PATTERN, Settings, config_hash
 from daemon.errors import CommandRefused
-from daemon.event_loop import PacedGc, new_event_loop
+from daemon.event_loop import freeze_startup, new_event_loop
 from daemon.executor import Executor
 from daemon.library import LibraryEntry, RecipeLibrary
 from daemon.machine_factory import BuiltMachine, build, close_all, connect_all
@@ -708,11 +709,11 @@ class Daemon:
                 "telemetry": lambda: self._telemetry(ctl),
                 "status_line": lambda: self._status_line(ctl),
                 "watchdog": lambda: self._watchdog(ctl),
-                # Last: start-up is over, what is alive now is frozen (ADR 0095).
-                "gc": PacedGc(monitor).run,
             }
             for name, factory in services.items():
                 tasks[name] = asyncio.create_task(self._keep(name, factory), name=name)
+            # Start-up is over: what is alive now lives as long as the process (ADR 0095).
+            freeze_startup()
             self.notifier.ready(f"ready: equipment {settings.equipment_id}")
             ctl._state_changed()
             log.info("serve_ready", equipment_id=settings.equipment_id, sim=self.sim)
@@ -739,6 +740,7 @@ class Daemon:
             for task in [*tasks.values(), monitor_task]:
                 task.cancel()
             await asyncio.gather(*tasks.values(), monitor_task, return_exceptions=True)
+            gc.unfreeze()
             db.close()
             store.close()
 
@@ -824,7 +826,7 @@ class Daemon:
             else:
                 ctl.run_task.cancel()
                 await asyncio.gather(ctl.run_task, return_exceptions=True)
-        for name in ("watch_folder", "telemetry", "status_line", "watchdog", "gc"):
+        for name in ("watch_folder", "telemetry", "status_line", "watchdog"):
             task = tasks.get(name)
             if task is not None:
                 task.cancel()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from daemon.event_loop import PacedGc, _PreciseEpollSelector, new_event_loop
+from daemon.event_loop import _PreciseEpollSelector, freeze_startup, new_event_loop
 
 pytestmark = pytest.mark.skipif(
     not hasattr(selectors, "EpollSelector"), reason="the precise wait is built on epoll (Linux)"
@@ -88,42 +88,15 @@ def test_the_serve_loop_runs_timers_in_order_and_does_io() -> None:
     assert "ping" in order
 
 
-# ---- paced garbage collection ------------------------------------------------------------
+# ---- start-up frozen ----------------------------------------------------------------------
 
 
 @pytest.fixture
-def gc_state() -> Iterator[None]:
-    threshold = gc.get_threshold()
-    enabled = gc.isenabled()
+def thawed() -> Iterator[None]:
     try:
         yield
     finally:
-        gc.set_threshold(*threshold)
         gc.unfreeze()
-        if enabled:
-            gc.enable()
-        else:
-            gc.disable()
-
-
-class _Snapshots:
-    """A monitor stand-in: ``next()`` returns when the test publishes a snapshot."""
-
-    def __init__(self) -> None:
-        self._published = asyncio.Event()
-        self.waiting = asyncio.Event()
-
-    async def next(self) -> object:
-        self.waiting.set()
-        await self._published.wait()
-        self._published.clear()
-        return object()
-
-    async def publish(self) -> None:
-        self.waiting.clear()
-        self._published.set()
-        for _ in range(5):  # the consumer wakes, yields once behind the others, collects
-            await asyncio.sleep(0)
 
 
 class _Cycle:
@@ -131,50 +104,23 @@ class _Cycle:
         self.me = self  # a reference cycle: only the collector frees it
 
 
-def test_collections_follow_the_interpreters_generational_thresholds(gc_state: None) -> None:
-    gc.disable()
-    paced = PacedGc(_Snapshots())
-    gc.set_threshold(100, 2, 2)
+def test_start_up_garbage_is_freed_and_the_rest_is_left_out_of_later_collections(
+    thawed: None,
+) -> None:
+    garbage = _Cycle()
+    gone = weakref.ref(garbage)
+    del garbage
+    alive = _Cycle()
+    frozen = freeze_startup()
+    assert gone() is None  # collected first: frozen garbage would never be freed
+    assert frozen == gc.get_freeze_count() > 0
+    assert not any(o is alive for o in gc.get_objects())  # out of every generation...
+    assert gc.isenabled()  # ...and the collector runs on as the interpreter runs it
+
+    later = _Cycle()  # created after start-up: collected as usual
+    gone_later = weakref.ref(later)
+    del later
     gc.collect()
-    assert paced.collect_due() is None  # nothing allocated yet
-    generations = []
-    kept: list[list[object]] = []
-    for _ in range(9):
-        kept.extend([] for _ in range(150))  # 150 net allocations: over threshold0
-        generations.append(paced.collect_due())
-    # gen0, gen0, then gen1 (two gen0 passes since the last gen1), ..., and a full pass
-    # in place of the gen1 pass once two gen1 passes have accumulated.
-    assert generations == [0, 0, 1, 0, 0, 1, 0, 0, 2]
-    assert paced.collections == [6, 2, 1]
-
-
-def test_automatic_collection_is_off_while_paced_and_restored_after(gc_state: None) -> None:
-    gc.enable()
-    gc.set_threshold(50, 10, 10)
-
-    async def main() -> None:
-        snapshots = _Snapshots()
-        paced = PacedGc(snapshots, poll_s=0.001)
-        task = asyncio.create_task(paced.run())
-        await asyncio.sleep(0.01)
-        assert not gc.isenabled()
-        assert gc.get_freeze_count() > 0  # start-up's objects are out of every traversal
-        assert not snapshots.waiting.is_set()  # nothing due: not waiting for a snapshot
-
-        garbage = _Cycle()
-        gone = weakref.ref(garbage)
-        del garbage
-        churn: list[list[object]] = [[] for _ in range(200)]  # past threshold0
-        await snapshots.waiting.wait()  # due: waits for the next snapshot...
-        assert gone() is not None  # ...and no automatic pass ran meanwhile
-        await snapshots.publish()
-        assert gone() is None  # collected right after the snapshot
-        assert sum(paced.collections) >= 1
-        assert len(churn) == 200
-
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-    asyncio.run(main())
-    assert gc.isenabled()
-    assert gc.get_freeze_count() == 0
+    assert gone_later() is None
+    gc.unfreeze()
+    assert any(o is alive for o in gc.get_objects())
