@@ -74,9 +74,22 @@ async def judge(
     meanwhile (ADR 0097). Under virtual time it runs inline: a thread's wall time must not
     let the simulated machine run on, the run stays deterministic.
     """
-    if math.isfinite(clock.speed):
-        return await asyncio.to_thread(evaluate, recipe, samples, outcomes)
-    return evaluate(recipe, samples, outcomes)
+    if not math.isfinite(clock.speed):
+        return evaluate(recipe, samples, outcomes)
+    judging = asyncio.ensure_future(asyncio.to_thread(evaluate, recipe, samples, outcomes))
+    try:
+        return await asyncio.shield(judging)
+    except asyncio.CancelledError:
+        # Stopped while judging (the daemon stopping): the record is finished all the same,
+        # as when stopped during the steps. The judgement is awaited, and the cancellation
+        # asked again: the caller's task ends cancelled after it has closed the record.
+        me = asyncio.current_task()
+        if me is None:
+            raise
+        me.uncancel()
+        result = await judging
+        me.cancel()
+        return result
 
 
 def new_run_id() -> str:

@@ -52,3 +52,33 @@ def test_under_virtual_time_it_is_judged_inline_so_the_run_stays_deterministic(
 ) -> None:
     loop_thread, judged = _judged_on(monkeypatch, VirtualClock())
     assert judged == loop_thread
+
+
+def test_a_stop_while_judging_still_gets_the_judgement_then_ends_cancelled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    release = threading.Event()
+
+    def slow(*_a: Any) -> tuple[list[Check], Metrics]:
+        release.wait(10.0)
+        return [], {"tracking_rms_c": 0.2}
+
+    monkeypatch.setattr(executor_module, "evaluate", slow)
+    recorded: list[Metrics] = []
+
+    async def finish_the_run() -> None:  # as Executor.run: judge, then close the record
+        _checks, metrics = await judge(ScaledClock(1.0), cast(AnyRecipe, object()), [], [])
+        recorded.append(metrics)
+
+    async def main() -> None:
+        task = asyncio.create_task(finish_the_run())
+        await asyncio.sleep(0.01)
+        task.cancel()  # the daemon stops while the thread judges
+        await asyncio.sleep(0.01)
+        assert not task.done()  # the judgement is still awaited
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    assert recorded == [{"tracking_rms_c": 0.2}]  # the record was closed before it ended
