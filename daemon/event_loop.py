@@ -1,21 +1,15 @@
 """The event loop `bonderd serve` runs on, tuned for the 20 Hz control loop (ADR 0095).
 
-Two things decide how late a control cycle starts besides the work on the loop itself:
-
-- The wake-up: asyncio's epoll selector waits in whole milliseconds, rounded up, so every
-  timer fires on average half a millisecond late and up to a whole one. The loop here waits
-  on the epoll descriptor with ``select()``, whose timeout has microsecond resolution, then
-  collects the events with a non-blocking ``epoll_wait``: same readiness, precise wake-up.
-- The garbage collector: an automatic collection runs inside whichever allocation crosses
-  the threshold, at a random point of the period; a full one traversed every module and
-  model of the daemon (~30 ms). :func:`freeze_startup` takes what start-up built (never
-  garbage) out of every later collection.
+asyncio's epoll selector waits in whole milliseconds, rounded up, so every timer fires on
+average half a millisecond late and up to a whole one: the control loop's median lateness.
+The loop here waits on the epoll descriptor with ``select()``, whose timeout has
+microsecond resolution, then collects the events with a non-blocking ``epoll_wait``: same
+readiness, same callbacks, a precise wake-up.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import select
 import selectors
 from typing import Final
@@ -49,19 +43,3 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     if not hasattr(selectors, "EpollSelector"):
         return asyncio.new_event_loop()
     return asyncio.SelectorEventLoop(_PreciseEpollSelector())
-
-
-def freeze_startup() -> int:
-    """Collect start-up's garbage, then freeze what is left; returns how many objects.
-
-    What is alive once start-up is done (modules, pydantic models, the machine, the daemon's
-    objects) lives as long as the process. Frozen, it is out of every later collection: a
-    full pass traverses only what was created since, milliseconds instead of ~30 ms, and
-    the generation-1 passes get cheaper too. The collector otherwise runs as the
-    interpreter runs it. Undo with ``gc.unfreeze()``.
-    """
-    gc.collect()  # garbage frozen would never be freed
-    gc.freeze()
-    frozen = gc.get_freeze_count()
-    log.info("gc_startup_frozen", objects=frozen)
-    return frozen

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import json
 import signal
 import sys
@@ -31,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from daemon import __version__
 from daemon.config import NAME_PATTERN, Settings, config_hash
 from daemon.errors import CommandRefused
-from daemon.event_loop import freeze_startup, new_event_loop
+from daemon.event_loop import new_event_loop
 from daemon.executor import Executor
 from daemon.library import LibraryEntry, RecipeLibrary
 from daemon.machine_factory import BuiltMachine, build, close_all, connect_all
@@ -712,8 +711,6 @@ class Daemon:
             }
             for name, factory in services.items():
                 tasks[name] = asyncio.create_task(self._keep(name, factory), name=name)
-            # Start-up is over: what is alive now lives as long as the process (ADR 0095).
-            freeze_startup()
             self.notifier.ready(f"ready: equipment {settings.equipment_id}")
             ctl._state_changed()
             log.info("serve_ready", equipment_id=settings.equipment_id, sim=self.sim)
@@ -740,7 +737,6 @@ class Daemon:
             for task in [*tasks.values(), monitor_task]:
                 task.cancel()
             await asyncio.gather(*tasks.values(), monitor_task, return_exceptions=True)
-            gc.unfreeze()
             db.close()
             store.close()
 

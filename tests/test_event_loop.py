@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import select
 import selectors
 import socket
-import weakref
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from daemon.event_loop import _PreciseEpollSelector, freeze_startup, new_event_loop
+from daemon.event_loop import _PreciseEpollSelector, new_event_loop
 
 pytestmark = pytest.mark.skipif(
     not hasattr(selectors, "EpollSelector"), reason="the precise wait is built on epoll (Linux)"
@@ -86,41 +83,3 @@ def test_the_serve_loop_runs_timers_in_order_and_does_io() -> None:
     timers = [o for o in order if o.endswith("ms")]
     assert timers == ["0.5 ms", "1.5 ms", "3 ms"]
     assert "ping" in order
-
-
-# ---- start-up frozen ----------------------------------------------------------------------
-
-
-@pytest.fixture
-def thawed() -> Iterator[None]:
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-
-
-class _Cycle:
-    def __init__(self) -> None:
-        self.me = self  # a reference cycle: only the collector frees it
-
-
-def test_start_up_garbage_is_freed_and_the_rest_is_left_out_of_later_collections(
-    thawed: None,
-) -> None:
-    garbage = _Cycle()
-    gone = weakref.ref(garbage)
-    del garbage
-    alive = _Cycle()
-    frozen = freeze_startup()
-    assert gone() is None  # collected first: frozen garbage would never be freed
-    assert frozen == gc.get_freeze_count() > 0
-    assert not any(o is alive for o in gc.get_objects())  # out of every generation...
-    assert gc.isenabled()  # ...and the collector runs on as the interpreter runs it
-
-    later = _Cycle()  # created after start-up: collected as usual
-    gone_later = weakref.ref(later)
-    del later
-    gc.collect()
-    assert gone_later() is None
-    gc.unfreeze()
-    assert any(o is alive for o in gc.get_objects())
