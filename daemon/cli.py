@@ -301,9 +301,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return asyncio.run(tune(args))
         if args.command == "serve":
-            from daemon.serve import serve  # noqa: PLC0415 - keeps MQTT out of the other commands
+            from daemon.serve import run_serve  # noqa: PLC0415 - keeps MQTT out of the others
 
-            return asyncio.run(serve(_settings(args), sim=args.sim, speed=args.speed))
+            return run_serve(_settings(args), sim=args.sim, speed=args.speed)
         return asyncio.run(_run(args))
     except (ConfigError, ScenarioError) as exc:
         print(f"bonderd: {exc}", file=sys.stderr)

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import signal
+import sys
 import tomllib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from daemon import __version__
 from daemon.config import NAME_PATTERN, Settings, config_hash
 from daemon.errors import CommandRefused
+from daemon.event_loop import new_event_loop
 from daemon.executor import Executor
 from daemon.library import LibraryEntry, RecipeLibrary
 from daemon.machine_factory import BuiltMachine, build, close_all, connect_all
@@ -53,6 +55,7 @@ RESTART_DELAY_S: Final = 1.0  # before a failed service task (MQTT, watch folder
 # waits longer rather than venting a molten joint.
 FALLBACK_SOLIDUS_C: Final = 100.0
 START_TIMEOUT_S: Final = 10.0
+GIL_SWITCH_S: Final = 0.001
 STATUS_REFRESH_S: Final = 10.0  # wall seconds between STATUS= refreshes (loop lateness)
 # Read-only: answered in local control too, and in every run state.
 READ_ONLY_COMMANDS: Final = frozenset({"status", "list_recipes", "list_runs", "get_report"})
@@ -830,6 +833,19 @@ class Daemon:
             mqtt_task.cancel()
         await asyncio.gather(*tasks.values(), return_exceptions=True)
         log.info("serve_stopped", state=ex.state.value, events_pending=ctl.outbox.pending_count())
+
+
+def run_serve(settings: Settings, *, sim: bool, speed: float, seed: int = 0) -> int:
+    """`bonderd serve` on the event loop built for the control loop (daemon/event_loop.py)."""
+    # A worker thread (a finished run's judgement, ADR 0097) holds the GIL for at most this
+    # long once the loop wants it; the interpreter's default, 5 ms, is a tenth of a period.
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(GIL_SWITCH_S)
+    try:
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            return runner.run(serve(settings, sim=sim, speed=speed, seed=seed))
+    finally:
+        sys.setswitchinterval(switch)
 
 
 async def serve(settings: Settings, *, sim: bool, speed: float, seed: int = 0) -> int:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio._backends._asyncio  # noqa: F401 - see below
 import structlog
 import watchfiles
 
@@ -32,6 +33,10 @@ from daemon.outbox import utc_now
 from daemon.recipe.load import WHOLE_FILE, LoadedRecipe, RecipeInvalid, RecipeIssue, parse_recipe
 
 log = structlog.get_logger(__name__)
+
+# watchfiles.awatch runs its watcher through anyio, which imports its asyncio backend on
+# first use: 0.4 s of imports on the event loop, a control cycle that late (ADR 0095).
+# Imported here, it is paid at start-up, before the control loop runs.
 
 REJECTED = "rejected"
 SETTLE_S = 0.5
