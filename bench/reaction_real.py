@@ -129,7 +129,7 @@ async def measure(repeats: int = 5) -> dict[str, dict[str, float]]:
                 limits=RunLimits.of(recipe, limits),
                 step_type=lambda: "chuck_stabilize",
                 lamps_enabled=lambda: True,
-                lamp_cmd_pct=lambda: LAMP_PCT,
+                lamp_cmd_pct=lambda _t: (LAMP_PCT, LAMP_PCT),
             )
         )
         gfx = emus.modbus["lamps"].context

@@ -301,7 +301,7 @@ class Executor:
                 limits=RunLimits.of(recipe, self.limits),
                 step_type=lambda: self.current_type,
                 lamps_enabled=lambda: ctx.lamps_enabled,
-                lamp_cmd_pct=lambda: ctx.lamp_cmd_pct if ctx.lamps_enabled else 0.0,
+                lamp_cmd_pct=ctx.lamp_cmd_since,
                 uv_exposing=lambda: ctx.uv_exposing,
                 z_command=lambda: ctx.z_command,
             )
@@ -435,7 +435,7 @@ class Executor:
         pending = ctx.z_last_move
         report = await asyncio.shield(outputs_off(self.machine))
         ctx.lamps_enabled = False
-        ctx.lamp_cmd_pct = 0.0
+        ctx.note_lamp_cmd(0.0)
         ctx.uv_exposing = False
         # The stage has been stopped: no move is outstanding any more.
         ctx.z_command = None

@@ -67,7 +67,7 @@ async def watched(rig: Rig, machine: BuiltMachine) -> AsyncIterator[Watched]:
     interlocks = Interlocks(machine.machine, rig.clock, monitor, LIMITS)
     run_limits = RunLimits.of(load_recipe_file(RECIPE, LIMITS).recipe, LIMITS)
     reflow = RuleEngine(LIMITS)
-    reflow.arm(RunView(run_limits, lambda: "reflow", lambda: True, lambda: 0.0))
+    reflow.arm(RunView(run_limits, lambda: "reflow", lambda: True, lambda _t: (0.0, 0.0)))
     snaps: list[tuple[float, Snapshot]] = []
 
     async def collect() -> None:
@@ -256,7 +256,7 @@ async def test_one_answer_later_than_the_read_budget_is_one_miss_not_a_lost_devi
     bad = emus.emulator(device).bad
     run_limits = RunLimits.of(load_recipe_file(RECIPE, LIMITS).recipe, LIMITS)
     pumping = RuleEngine(LIMITS)
-    pumping.arm(RunView(run_limits, lambda: "pump_down", lambda: False, lambda: 0.0))
+    pumping.arm(RunView(run_limits, lambda: "pump_down", lambda: False, lambda _t: (0.0, 0.0)))
     since = time.monotonic()
     bad.delay_s = 0.7
     await asyncio.sleep(0.05)  # one request is in the emulator, delayed

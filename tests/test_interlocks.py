@@ -15,7 +15,8 @@ from daemon.interlocks import InterlockLatched, Interlocks
 from daemon.machine_factory import close_all, connect_all
 from daemon.monitor import Monitor, Snapshot
 from daemon.recipe.load import load_recipe_file
-from drivers.clock import VirtualClock
+from daemon.steps.context import StepContext
+from drivers.clock import ManualClock, VirtualClock
 from drivers.protocols import (
     IN_CHILLER_FLOW,
     IN_DOOR_CLOSED,
@@ -63,7 +64,7 @@ def snap(
 
 def engine(step: str = "reflow", cmd: float = 0.0, enabled: bool = True) -> RuleEngine:
     eng = RuleEngine(LIMITS)
-    eng.arm(RunView(RUN_LIMITS, lambda: step, lambda: enabled, lambda: cmd))
+    eng.arm(RunView(RUN_LIMITS, lambda: step, lambda: enabled, lambda _t: (cmd, cmd)))
     return eng
 
 
@@ -181,6 +182,45 @@ def test_component_near_tg_suspends_with_hysteresis() -> None:
     # Still suspended inside the 5 °C band, released below it.
     assert "component_near_tg" in codes(eng, snap(1.1, comp=306.0))
     assert "component_near_tg" not in codes(eng, snap(1.2, comp=304.0))
+
+
+def _context(clock: ManualClock) -> StepContext:
+    # Only the lamp-command bookkeeping is exercised: nothing else of the context is touched.
+    return StepContext(None, clock, None, None, Limits())  # type: ignore[arg-type]
+
+
+def test_lamps_switched_off_after_the_read_are_not_a_stuck_scr() -> None:
+    """A host that judges two snapshots late, both read before the lamps went off at the end
+    of cooling, must not open the contactor for a stuck SCR (a false trip scraps the panel);
+    the same output read after the lamps went off is one."""
+    clock = ManualClock(10.0)
+    ctx = _context(clock)
+    ctx.note_lamp_cmd(15.0)
+    eng = RuleEngine(LIMITS)
+    eng.arm(RunView(RUN_LIMITS, lambda: "cool", lambda: True, ctx.lamp_cmd_since))
+    lit = (15.0, 15.0, 15.0, 15.0)
+    clock.t = 10.2
+    ctx.note_lamp_cmd(0.0)  # after the two reads below, before they are judged
+    clock.t = 10.25
+    assert "lamp_uncommanded" not in codes(eng, snap(10.1, lamp_pct=lit))
+    assert "lamp_uncommanded" not in codes(eng, snap(10.15, lamp_pct=lit))
+    codes(eng, snap(10.2, lamp_pct=lit))
+    assert codes(eng, snap(10.25, lamp_pct=lit))["lamp_uncommanded"] is Action.TRIP
+
+
+def test_lamp_commands_in_force_since_a_reading() -> None:
+    clock = ManualClock(0.0)
+    ctx = _context(clock)
+    assert ctx.lamp_cmd_since(0.0) == (0.0, 0.0)
+    for t, pct in ((1.0, 30.0), (2.0, 50.0), (3.0, 10.0)):
+        clock.t = t
+        ctx.note_lamp_cmd(pct)
+    assert ctx.lamp_cmd_since(2.5) == (10.0, 50.0)  # 50 in force at 2.5, 10 since 3
+    assert ctx.lamp_cmd_since(3.5) == (10.0, 10.0)
+    assert ctx.lamp_cmd_since(0.5) == (0.0, 50.0)
+    clock.t = 10.0
+    ctx.note_lamp_cmd(20.0)  # older entries age out, the one in force at the horizon stays
+    assert ctx.lamp_cmd_since(9.0) == (10.0, 20.0)
 
 
 def test_stuck_scr_and_heat_without_lamps_and_no_heating() -> None:

@@ -76,7 +76,7 @@ class Run:
                 RUN_LIMITS,
                 lambda: self.step,
                 lambda: False,
-                lambda: 0.0,
+                lambda _t: (0.0, 0.0),
                 uv_exposing=lambda: self.exposing,
                 z_command=lambda: self.cmd,
             )

@@ -158,7 +158,8 @@ class RunView:
     limits: RunLimits
     step_type: Callable[[], str | None]
     lamps_enabled: Callable[[], bool]
-    lamp_cmd_pct: Callable[[], float]
+    # The lowest and highest lamp power commanded since a clock time (a reading's): ADR 0098.
+    lamp_cmd_pct: Callable[[float], tuple[float, float]]
     # A UV exposure is under way: the shutter may be open.
     uv_exposing: Callable[[], bool] = lambda: False
     # The Z move last commanded (None: none outstanding, the stage may be anywhere).
@@ -401,19 +402,21 @@ class RuleEngine:
 
     def _lamps(self, snap: Snapshot, run: RunView, step: str | None, out: list[Finding]) -> None:
         lim = self.limits
-        cmd = run.lamp_cmd_pct()
+        # What the lamps were told while this reading was taken and since: a stuck SCR is an
+        # output above every command of that time, dead lamps no output under any of them.
+        cmd_low, cmd = run.lamp_cmd_pct(snap.t)
         measured = max(snap.lamp_pct) if snap.lamp_pct else 0.0
         chip = snap.temp("chip")
         if step in HEAT_STEPS:
             self._heated = True
-        # Stuck SCR: a zone delivers more than it is told to. Two snapshots in a row, because
-        # the command may change between the read and this check.
+        # Stuck SCR: a zone delivers more than it was told to while it was read (the command
+        # may drop between the read and this check), two snapshots in a row.
         if measured > cmd + lim.lamp_uncommanded_pct:
             self._uncommanded += 1
         else:
             self._uncommanded = 0
         # Dead lamps: told to deliver and delivering nothing (the SCRs measure load current).
-        if run.lamps_enabled() and cmd >= lim.lamp_uncommanded_pct and measured < 1.0:
+        if run.lamps_enabled() and cmd_low >= lim.lamp_uncommanded_pct and measured < 1.0:
             self._no_output += 1
         else:
             self._no_output = 0
@@ -422,7 +425,8 @@ class RuleEngine:
                 Finding(
                     "lamp_no_output",
                     Action.TRIP,
-                    f"lamps commanded {cmd:.0f} % and delivering {measured:.0f} %: lamp or SCR failure",
+                    f"lamps commanded {cmd_low:.0f} % and delivering {measured:.0f} %: lamp or SCR "
+                    "failure",
                 )
             )
         if self._uncommanded >= 2:
@@ -439,14 +443,14 @@ class RuleEngine:
             self._lamps_off.clear()
             return
         # Heating gain: lamps driven hard for the whole window must raise the chip.
-        if cmd >= lim.heat_gain_min_pct:
+        if cmd_low >= lim.heat_gain_min_pct:
             self._gain.add(snap.t, chip)
             if self._gain.full() and self._gain.rise() < lim.heat_gain_min_rise_c:
                 out.append(
                     Finding(
                         "no_heating",
                         Action.TRIP,
-                        f"lamps at {cmd:.0f} % for {lim.heat_gain_window_s:g} s and the chip rose "
+                        f"lamps at {cmd_low:.0f} % for {lim.heat_gain_window_s:g} s and the chip rose "
                         f"{self._gain.rise():.1f} °C: lamp failure or thermocouple off the chip",
                     )
                 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -71,6 +72,11 @@ class ZCommand:
         return dist / v + v / a
 
 
+# How far back the lamp commands are kept: longer than any read-to-judgement delay that
+# does not already trip the monitor's staleness rule (1 s).
+LAMP_CMD_LOG_S = 2.0
+
+
 @dataclass
 class StepContext:
     machine: Machine
@@ -95,6 +101,9 @@ class StepContext:
     # on). Checked on every lamp command, so a step cannot undo a trip or a suspension.
     inhibit: Callable[[], str | None] | None = None
     lamp_cmd_pct: float = 0.0  # last commanded power, for the stuck-SCR interlocks
+    # (clock time, power) of every change of ``lamp_cmd_pct`` over the last LAMP_CMD_LOG_S:
+    # a reading is judged against the commands in force since it was taken (lamp_cmd_since).
+    lamp_cmd_log: deque[tuple[float, float]] = field(default_factory=deque)
     # Set by the executor when the run is being aborted. Python 3.11's wait_for can swallow a
     # cancellation that lands as its command completes, so the step also stops at its next tick.
     aborting: bool = False
@@ -170,22 +179,48 @@ class StepContext:
             # A trip landed while the outputs were being written: undo at once.
             await self.disable_lamps()
 
+    def note_lamp_cmd(self, pct: float) -> None:
+        now = self.clock.now()
+        self.lamp_cmd_pct = pct
+        self.lamp_cmd_log.append((now, pct))
+        # Keep the entry in force at the horizon: it is the command a reading taken then saw.
+        while len(self.lamp_cmd_log) > 1 and self.lamp_cmd_log[1][0] <= now - LAMP_CMD_LOG_S:
+            self.lamp_cmd_log.popleft()
+
+    def lamp_cmd_since(self, t: float) -> tuple[float, float]:
+        """The lowest and highest power commanded at any time from clock time ``t`` to now.
+
+        A snapshot's lamp reading was taken at or after ``t``; the interlocks judge it later.
+        If the command changed in between (a ramp, the lamps switched off at a step's end),
+        the output the reading shows answers a command of then, not of now: judged against
+        the command of now, a host that delays the judgement two periods made a stuck SCR
+        out of a lamp switched off (ADR 0098).
+        """
+        low = high = self.lamp_cmd_pct
+        in_force = 0.0
+        for when, pct in self.lamp_cmd_log:
+            if when <= t:
+                in_force = pct
+            else:
+                low, high = min(low, pct), max(high, pct)
+        return min(low, in_force), max(high, in_force)
+
     async def set_lamps(self, pct: float) -> None:
         if not self.lamps_enabled and pct > 0:
             raise StepFailed("lamp power requested while the lamps are not enabled")
         if self.aborting or self.inhibited() is not None:
             pct = 0.0  # an abort or a suspension may land between a reading and this command
         zones = self.machine.lamps.zones
-        self.lamp_cmd_pct = max(self.lamp_cmd_pct, pct)  # while the command is on its way
+        self.note_lamp_cmd(max(self.lamp_cmd_pct, pct))  # while the command is on its way
         await self.command("lamp power", self.machine.lamps.set_power([pct] * zones, CMD_TIMEOUT_S))
-        self.lamp_cmd_pct = pct
+        self.note_lamp_cmd(pct)
 
     async def disable_lamps(self) -> None:
         dio, t = self.machine.dio, CMD_TIMEOUT_S
         await self.command(
             "lamps to 0 %", self.machine.lamps.set_power([0.0] * self.machine.lamps.zones, t)
         )
-        self.lamp_cmd_pct = 0.0
+        self.note_lamp_cmd(0.0)
         await self.command("lamp contactor", dio.write_output(OUT_LAMP_CONTACTOR, False, t))
         await self.command("SCR enable", dio.write_output(OUT_SCR_ENABLE, False, t))
         self.lamps_enabled = False
