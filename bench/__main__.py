@@ -90,7 +90,9 @@ def print_human(out: dict[str, Any]) -> None:
     if poll:
         print(
             f"device poll over the real drivers: median {poll['device_poll_ms']} ms, p95 "
-            f"{poll['device_poll_p95_ms']} ms, max {poll['device_poll_max_ms']} ms vs the "
+            f"{poll['device_poll_p95_ms']} ms; with the GFX4 lamp command p95 "
+            f"{poll['poll_and_lamp_command_p95_ms']} ms, max "
+            f"{poll['poll_and_lamp_command_max_ms']} ms vs the "
             f"{poll['control_period_ms']:g} ms period"
         )
     if out["reasons"]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import subprocess
@@ -9,6 +11,7 @@ import sys
 
 import pytest
 
+from bench.__main__ import print_human
 from bench.cycle_bound import (
     backfill_time_s,
     chuck_reach_time_s,
@@ -67,6 +70,11 @@ def test_bench_json_has_every_figure_or_a_reason() -> None:
         for step in rec["steps"]:
             assert step["actual_s"] >= step["bound_s"] - 0.05, (name, step)
     assert out["interlock_reaction_per_fault"]
+    # The human table (`python -m bench` without --json) renders the same object.
+    table = io.StringIO()
+    with contextlib.redirect_stdout(table):
+        print_human(out)
+    assert "device poll over the real drivers" in table.getvalue()
     for fault, row in out["interlock_reaction_per_fault"].items():
         assert row["detection_p50_ms"] >= 0 and row["reaction_p99_ms"] >= 0, (fault, row)
 
