@@ -254,38 +254,13 @@ class Monitor:
                 except DeviceError as exc:
                     errs[name] = str(exc) or type(exc).__name__
                     values.append(None)
-        (
-            temps,
-            pressure,
-            o2,
-            lamps,
-            pump,
-            valves,
-            chiller,
-            inputs,
-            outputs,
-            stage,
-            uv,
-            dispenser,
-        ) = values
-        lamp_readings = lamps
-        snap = Snapshot(
-            t=started,
-            temps=temps or {},
-            pressure=pressure,
-            o2=o2,
-            lamp_pct=tuple(r.value for r in lamp_readings) if lamp_readings else (),
-            pump=pump,
-            valves=valves,
-            chiller=chiller,
-            inputs=inputs,
-            outputs=outputs,
-            stage=stage,
-            uv=uv,
-            dispenser=dispenser,
-            errors=errs,
+        # The record read_all returns (self._reads is in its field order): one place turns
+        # readings into a snapshot.
+        tc, gauge, o2, lamps, pump, valves, chiller, ins, outs, stage, uv, disp = values
+        readings = MachineReadings(
+            tc, gauge, o2, lamps, pump, valves, chiller, ins, outs, stage, uv, disp, errs
         )
-        return snap
+        return self._snapshot(started, readings)
 
     def _publish(self, snap: Snapshot) -> None:
         self.latest = snap
