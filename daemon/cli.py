@@ -233,6 +233,8 @@ async def _run(args: argparse.Namespace) -> int:
                 injector.run_started()
             elif event == "StepStarted":
                 injector.step_started(payload["name"])
+            elif event == "RunCompleted":
+                injector.cancel_pending()  # a fault due after the run belongs to no run
 
         executor.subscribe(on_event)
     view = ProgressView(executor)

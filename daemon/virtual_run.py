@@ -82,6 +82,7 @@ class SimRun:
     store: RunStore
     lamps: LampLog
     events: list[tuple[float, str, dict[str, Any]]]
+    injector: FaultInjector | None = None  # the scenario's faults, and which of them fired
 
 
 async def run_recipe(
@@ -133,8 +134,10 @@ async def run_recipe(
 
     invariants = InvariantChecker.for_recipe(loaded.recipe, limits.chip_max_c, lamps_allowed)
     plant.add_observer(invariants)
-    sim = SimRun(clock, plant, machine, monitor, executor, interlocks, invariants, store, lamps, [])
     injector = FaultInjector(scenario, plant, clock) if scenario is not None else None
+    sim = SimRun(
+        clock, plant, machine, monitor, executor, interlocks, invariants, store, lamps, [], injector
+    )
 
     def listener(event: str, payload: dict[str, Any]) -> None:
         sim.events.append((clock.now(), event, payload))
@@ -144,6 +147,10 @@ async def run_recipe(
             injector.run_started()
         if injector is not None and event == "StepStarted":
             injector.step_started(payload["name"])
+        if injector is not None and event == "RunCompleted":
+            # A fault due after the run has ended belongs to no run: it must not fire into
+            # the idle machine (nor be counted as tested).
+            injector.cancel_pending()
         if on_event is not None:
             on_event(sim, event, payload)
 

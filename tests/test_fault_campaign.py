@@ -225,6 +225,11 @@ def _may_complete(recipe: Path, device: str, kind: str, step: str) -> bool:
         return True
     if parsed.kind == "bump_reflow" and device == "chamber" and kind == "leak":
         return True  # at atmosphere a leak has no pressure difference to let air in
+    if parsed.kind == "bump_reflow" and step == "vent":
+        # At atmosphere the vent has nothing to do: it ends on the first snapshot, before a
+        # device can be missed twice or a frozen value can look wrong: the run is over
+        # before the fault can show in it. It still ends in the safe state with its record.
+        return True
     return step in LATE_STEPS and device.startswith("tc.") and kind in LATE_TC_KINDS
 
 
@@ -241,8 +246,8 @@ def _assert_safe(sim: SimRun) -> None:
 )
 async def test_fault_cell(recipe: Path, step: str, index: int, tmp_path: Path) -> None:
     device, kind, value, names = FAULTS[index]
-    # In vent the run has ~1 s left: fire early enough to act on it.
-    after = 0.2 if step == "vent" else 1.0
+    # Vent is short (~1 s from vacuum, nothing at all at atmosphere): fire as it starts.
+    after = 0.0 if step == "vent" else 1.0
     text = (
         f'[[fault]]\nat_step = "{step}"\nafter_s = {after}\ndevice = "{device}"\nkind = "{kind}"\n'
     )
@@ -250,6 +255,10 @@ async def test_fault_cell(recipe: Path, step: str, index: int, tmp_path: Path) -
         text += f"value = {value}\n"
     doc, sim = await run_recipe(recipe, tmp_path, scenario=parse_scenario(text))
     _assert_safe(sim)
+    # A fault that would only fire after the run ended tests nothing: the cell must move it.
+    assert sim.injector is not None and sim.injector.fired, (
+        f"{device} {kind} in {step}: the fault never fired during the run"
+    )
     # No record lost: the store holds the same verdict, every step that ran and the trace.
     record = sim.store.get_run(doc["run_id"])
     assert record is not None and record.state == doc["result"]

@@ -119,6 +119,21 @@ async def test_a_stalled_stage_trips_on_following_error(tmp_path: Path) -> None:
     assert not sim.plant.state.leads_torn
 
 
+async def test_a_stage_stalled_before_homing_stops_the_run_naming_the_stall(
+    tmp_path: Path,
+) -> None:
+    # Jammed before the lift: homing never ends. The run must stop on the stall within a
+    # second or two, not hold the step until its timeout with a reason that names nothing.
+    scenario = parse_scenario(_fault("uv_release", "zstage", "stall", 1.0))
+    doc, sim = await run_recipe(_release_and_lift_only(), tmp_path, scenario=scenario)
+    assert doc["result"] == "aborted"
+    assert "stalled while homing" in doc["reason"], doc["reason"]
+    assert any(a["code"] == "z_stall" for a in doc["alarms"]), doc["alarms"]
+    lift = next(s for s in doc["steps"] if s["name"] == "lead_lift")
+    assert lift["duration_s"] < 5.0, lift
+    assert not sim.plant.state.leads_torn
+
+
 async def test_support_vacuum_lost_after_the_lift_trips(tmp_path: Path) -> None:
     scenario = parse_scenario(_fault("encapsulate", "support_vacuum", "fail", 1.0))
     doc, sim = await run_recipe(UV, tmp_path, scenario=scenario)

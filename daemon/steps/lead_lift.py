@@ -15,6 +15,7 @@ from collections.abc import Awaitable
 import structlog
 
 from daemon.errors import SafetyStop, StepFailed
+from daemon.interlock_rules.rules import Z_MOVING_UM
 from daemon.monitor import Snapshot
 from daemon.recipe.model import (
     Cure,
@@ -265,6 +266,39 @@ async def _stop_stage(ctx: StepContext) -> None:
     await _best_effort(ctx, "Z stage stop", ctx.machine.zstage.stop(CMD_TIMEOUT_S))
 
 
+async def _wait_homed(ctx: StepContext) -> None:
+    """Wait for the homing move to end; a stage busy and not moving is stalled.
+
+    The following-error interlock has no commanded trajectory to compare a homing move with
+    (the controller picks its own speed), so the stall is watched here, by the interlock's
+    own rule: busy, and no movement for ``z_stall_s``. Without it a jammed axis would hold
+    the step until its timeout, and the reason would not name the stage.
+    """
+    still: tuple[float, float] | None = None  # (position, since when) while not moving
+    while True:
+        snap = await _tick(ctx)
+        st = snap.stage
+        if st is None:
+            raise SafetyStop("zstage_lost", "Z stage stopped answering while homing")
+        if st.fault:
+            raise SafetyStop("zstage_fault", f"Z stage fault while homing: {st.detail}")
+        if st.homed and not st.busy:
+            return
+        if not st.busy or not st.position_um.ok:
+            still = None
+            continue
+        z = st.position_um.value
+        if still is None or abs(z - still[0]) > Z_MOVING_UM:
+            still = (z, snap.t)
+        elif snap.t - still[1] >= ctx.limits.z_stall_s:
+            await _stop_stage(ctx)
+            raise SafetyStop(
+                "z_stall",
+                f"Z stage stalled while homing: busy at {z:.0f} µm and not moving for "
+                f"{snap.t - still[1]:.1f} s (jammed axis or lost motor phase)",
+            )
+
+
 async def lead_lift(ctx: StepContext, step: LeadLiftStep) -> None:
     stage = ctx.machine.zstage
     snap = await _tick(ctx)
@@ -274,11 +308,7 @@ async def lead_lift(ctx: StepContext, step: LeadLiftStep) -> None:
     if not st.homed:
         # Homing ends at the support's rest position, where the head can seal on it.
         await ctx.command("Z stage home", stage.home(CMD_TIMEOUT_S))
-        while True:
-            snap = await _tick(ctx)
-            st = snap.stage
-            if st is not None and st.homed and not st.busy:
-                break
+        await _wait_homed(ctx)
     await engage_holds(ctx)
     snap = await _tick(ctx)
     st = snap.stage
