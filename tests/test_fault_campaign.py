@@ -190,6 +190,8 @@ DEFAULT_EXTRA = [
     ("lead-lift-uv", "encapsulate", "dispenser", "fail"),
     ("lead-lift-uv", "cure", "support_vacuum", "fail"),
     ("lead-lift-heat", "heat_release", "chiller", "fail"),
+    ("lead-lift-heat", "heat_release", "zstage", "stall"),  # jammed before homing (ADR 0099)
+    ("lead-lift-heat", "lead_lift", "dio", "no_response"),  # holds unknown, not lost
 ]
 
 

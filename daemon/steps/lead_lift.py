@@ -108,6 +108,11 @@ async def engage_holds(ctx: StepContext) -> None:
 
 
 def check_holds(snap: Snapshot, doing: str) -> None:
+    if snap.inputs is None:
+        # The coupler did not answer this cycle: the holds are unknown, not lost. A silent
+        # coupler is the interlock's `device_lost` (at its second miss, ADR 0085), which
+        # names the coupler; a hold reported lost here would name the wrong cause.
+        return
     missing = _holds_ok(snap)
     if missing:
         raise SafetyStop(
