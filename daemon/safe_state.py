@@ -1,7 +1,8 @@
 """The safe state: one guaranteed sequence that every abort, fault and stop ends in.
 
 1. At once and independently of each other: lamps 0 %, lamp contactor and SCR enable off,
-   UV shutter closed, Z stage stopped, dispenser stopped. One device failing must not keep
+   UV shutter closed and the UV source's interlock line off, Z stage stopped, dispenser
+   stopped. One device failing must not keep
    the others from being made safe, so each action is tried on its own. The lead-lift
    vacuum holds are NOT released: with the support lifted, letting go of either side lets
    the support drop or tilt onto bent leads and tears them (ADR 0057); they stay until an
@@ -29,6 +30,7 @@ from drivers.errors import DeviceError
 from drivers.protocols import (
     OUT_LAMP_CONTACTOR,
     OUT_SCR_ENABLE,
+    OUT_UV_ENABLE,
     VALVE_N2_PURGE,
     VALVE_PUMP,
     VALVE_VENT,
@@ -81,6 +83,8 @@ async def outputs_off(machine: Machine, report: SafeStateReport | None = None) -
         ),
         _try(report, "SCR enable off", lambda: m.dio.write_output(OUT_SCR_ENABLE, False, t)),
         _try(report, "UV shutter closed", lambda: m.uv.close_shutter(t)),
+        # The hardware path to the same end: a silent source closes on its interlock input.
+        _try(report, "UV enable off", lambda: m.dio.write_output(OUT_UV_ENABLE, False, t)),
         _try(report, "Z stage stopped", lambda: m.zstage.stop(t)),
         _try(report, "dispenser stopped", lambda: m.dispenser.stop(t)),
     )

@@ -43,12 +43,17 @@ OUT_FILM_CLAMP = "film_clamp"
 # holds the support ("both sides held by vacuum").
 OUT_CHUCK_VACUUM = "chuck_vacuum"
 OUT_SUPPORT_VACUUM = "support_vacuum"
+# Closes the UV source's remote-interlock circuit: de-energised (by the daemon, or by the
+# coupler's watchdog) the source holds its shutter closed whatever it is told over its serial
+# line, and closes it if open. The hardware dead-man of the UV exposure (ADR 0115).
+OUT_UV_ENABLE = "uv_enable"
 OUTPUTS = (
     OUT_LAMP_CONTACTOR,
     OUT_SCR_ENABLE,
     OUT_FILM_CLAMP,
     OUT_CHUCK_VACUUM,
     OUT_SUPPORT_VACUUM,
+    OUT_UV_ENABLE,
 )
 
 

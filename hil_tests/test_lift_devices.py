@@ -10,7 +10,8 @@ import pytest
 
 from daemon.machine_factory import BuiltMachine
 from daemon.report.identity import NOT_REPORTED, identify_machine
-from drivers.errors import DeviceError, DeviceTimeout, InvalidCommand
+from drivers.errors import DeviceError, DeviceFault, DeviceTimeout, InvalidCommand
+from drivers.protocols import OUT_UV_ENABLE
 from drivers.sim.plant import PlantFault
 from hil_tests.conftest import Rig, emulated
 
@@ -55,13 +56,20 @@ async def test_zaber_stall_reads_fault_and_broken_load_cell_reads_fault(
 
 async def test_omnicure_shutter_and_irradiance_round_trip(rig: Rig, machine: BuiltMachine) -> None:
     emulated(rig)
-    uv = machine.machine.uv
+    uv, dio = machine.machine.uv, machine.machine.dio
     await uv.set_irradiance(50.0, 0.5)
+    with pytest.raises(DeviceFault, match="Err"):  # its remote interlock line is open
+        await uv.open_shutter(0.5)
+    await dio.write_output(OUT_UV_ENABLE, True, 0.5)
     await uv.open_shutter(0.5)
     st = await uv.status(0.5)
     assert st.shutter_open and st.irradiance_mw_cm2 == 50.0 and st.lamp_ready
     assert rig.plant is not None and rig.plant.uv_shutter_open
     await uv.close_shutter(0.5)
+    assert not (await uv.status(0.5)).shutter_open and not rig.plant.uv_shutter_open
+    # The coupler's line alone closes an open shutter (the dead-man of the exposure).
+    await uv.open_shutter(0.5)
+    await dio.write_output(OUT_UV_ENABLE, False, 0.5)
     assert not (await uv.status(0.5)).shutter_open and not rig.plant.uv_shutter_open
 
 

@@ -185,6 +185,7 @@ DEFAULT_EXTRA = [
     ("bump-sac305", "reflow", "o2", "fail"),
     ("bump-sac305", "purge", "film", "tear"),
     ("lead-lift-uv", "uv_release", "uv", "fail"),
+    ("lead-lift-uv", "uv_release", "uv", "no_response"),  # closed by its line (ADR 0115)
     ("lead-lift-uv", "lead_lift", "zstage", "stall"),
     ("lead-lift-uv", "lead_lift", "zstage", "no_response"),
     ("lead-lift-uv", "encapsulate", "dispenser", "fail"),

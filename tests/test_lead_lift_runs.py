@@ -119,6 +119,21 @@ async def test_a_stalled_stage_trips_on_following_error(tmp_path: Path) -> None:
     assert not sim.plant.state.leads_torn
 
 
+async def test_a_uv_source_silent_mid_exposure_is_closed_by_its_interlock_line(
+    tmp_path: Path,
+) -> None:
+    # The serial link is gone with the shutter open: CLS cannot reach the source. The
+    # coupler's uv_enable line is the other way to close it (ADR 0115).
+    scenario = parse_scenario(_fault("uv_release", "uv", "no_response", 1.0))
+    doc, sim = await run_recipe(_release_and_lift_only(), tmp_path, scenario=scenario)
+    assert doc["result"] == "aborted"
+    assert "uv" in doc["reason"].lower(), doc["reason"]
+    state = sim.plant.state
+    assert not state.uv_shutter_open and not state.outputs["uv_enable"]
+    # Cut short: the exposure did not run on, unseen, to (or past) the recipe's dose.
+    assert 0.0 < state.uv_dose_mj_cm2 < 1500.0
+
+
 async def test_a_stage_stalled_before_homing_stops_the_run_naming_the_stall(
     tmp_path: Path,
 ) -> None:

@@ -23,6 +23,7 @@ from drivers.protocols import (
     OUT_LAMP_CONTACTOR,
     OUT_SCR_ENABLE,
     OUT_SUPPORT_VACUUM,
+    OUT_UV_ENABLE,
     OUTPUTS,
     VALVE_PUMP,
     VALVES,
@@ -89,6 +90,7 @@ def every_call(m: Machine) -> list[Callable[[], Awaitable[Any]]]:
         m.zstage.stop,
         m.zstage.status,
         lambda: m.uv.set_irradiance(10.0),
+        lambda: m.dio.write_output(OUT_UV_ENABLE, True),
         m.uv.open_shutter,
         m.uv.close_shutter,
         m.uv.status,
@@ -318,10 +320,21 @@ async def test_uv_source_and_dispenser() -> None:
     with pytest.raises(InvalidCommand, match="mw_cm2"):
         await machine.uv.set_irradiance(1e6)
     await machine.uv.set_irradiance(50.0)
+    # The remote interlock line is open: the source refuses to open its shutter.
+    with pytest.raises(DeviceFault, match="interlock"):
+        await machine.uv.open_shutter()
+    await machine.dio.write_output(OUT_UV_ENABLE, True)
     await machine.uv.open_shutter()
     tick(plant, 2.0)
     st = await machine.uv.status()
     assert st.shutter_open and st.lamp_ready and st.irradiance_mw_cm2 == 50.0
+    assert plant.state.uv_dose_mj_cm2 == pytest.approx(100.0)
+    # Opening the line closes the shutter even when the serial link is gone.
+    plant.schedule_fault(PlantFault("uv", "no_response"), 0.0)
+    tick(plant, 0.0)
+    await machine.dio.write_output(OUT_UV_ENABLE, False)
+    assert not plant.state.uv_shutter_open
+    tick(plant, 1.0)
     assert plant.state.uv_dose_mj_cm2 == pytest.approx(100.0)
     with pytest.raises(InvalidCommand, match="duration_s"):
         await machine.dispenser.dispense(0.0)

@@ -32,6 +32,7 @@ from drivers.protocols import (
     IN_SUPPORT_VACUUM_OK,
     OUT_CHUCK_VACUUM,
     OUT_SUPPORT_VACUUM,
+    OUT_UV_ENABLE,
 )
 
 log = structlog.get_logger(__name__)
@@ -138,8 +139,12 @@ async def uv_expose(ctx: StepContext, irradiance: float, dose: float) -> None:
     start = ctx.estimates.uv_dose_mj_cm2
     expected_s = dose / irradiance
     reached = False
+    dio = ctx.machine.dio
     ctx.uv_exposing = True
     try:
+        # The source's remote interlock is closed only for the exposure (ADR 0115): a source
+        # that stops answering with its shutter open is closed by opening it again.
+        await ctx.command("UV enable", dio.write_output(OUT_UV_ENABLE, True, CMD_TIMEOUT_S))
         await ctx.command("UV shutter open", uv.open_shutter(CMD_TIMEOUT_S))
         opened = ctx.clock.now()
         while True:
@@ -182,7 +187,14 @@ async def uv_expose(ctx: StepContext, irradiance: float, dose: float) -> None:
             else:
                 await _best_effort(ctx, "UV shutter close", uv.close_shutter(CMD_TIMEOUT_S))
         finally:
-            ctx.uv_exposing = False
+            try:
+                off = dio.write_output(OUT_UV_ENABLE, False, CMD_TIMEOUT_S)
+                if reached:
+                    await ctx.command("UV disable", off)
+                else:
+                    await _best_effort(ctx, "UV disable", off)
+            finally:
+                ctx.uv_exposing = False
 
 
 async def uv_release(ctx: StepContext, step: UvRelease) -> None:

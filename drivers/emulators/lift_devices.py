@@ -146,6 +146,8 @@ class OmniCureEmulator(SerialEmulator):
         if text == "OPN":
             if plant.uv_failed:
                 return b"Err05\r"  # lamp not ready (to confirm)
+            if not plant.uv_enabled:
+                return b"Err06\r"  # remote interlock open (to confirm: the unit's code)
             plant.uv_shutter(True)
             return oc.frame("Received")
         if text == "CLS":

@@ -448,6 +448,8 @@ class SimUvSource(_SimDevice):
         await self._exchange(timeout)
         if self._plant.uv_failed:
             raise DeviceFault(self._name, "lamp failure: shutter stays closed")
+        if not self._plant.uv_enabled:
+            raise DeviceFault(self._name, "remote interlock open: shutter stays closed")
         self._plant.uv_shutter(True)
 
     async def close_shutter(self, timeout: float = DEFAULT_TIMEOUT_S) -> None:

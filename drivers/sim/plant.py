@@ -39,6 +39,7 @@ from drivers.protocols import (
     OUT_LAMP_CONTACTOR,
     OUT_SCR_ENABLE,
     OUT_SUPPORT_VACUUM,
+    OUT_UV_ENABLE,
     OUTPUTS,
     VALVE_N2_PURGE,
     VALVE_PUMP,
@@ -734,6 +735,8 @@ class Plant:
         if name == OUT_LAMP_CONTACTOR and self._faults.estop:
             on = False
         self._outputs[name] = on
+        if name == OUT_UV_ENABLE and not on:
+            self._uv_shutter = False  # the source's remote interlock opened: shutter closes
         self._sync_holds()
 
     def outputs(self) -> dict[str, bool]:
@@ -1028,11 +1031,18 @@ class Plant:
         self.advance()
         if open_ and self._faults.uv_failed:
             raise RuntimeError("UV source failed")
+        if open_ and not self._outputs[OUT_UV_ENABLE]:
+            raise RuntimeError("UV remote interlock open: the shutter stays closed")
         self._uv_shutter = open_
 
     @property
     def uv_shutter_open(self) -> bool:
         return self._uv_shutter
+
+    @property
+    def uv_enabled(self) -> bool:
+        """The source's remote-interlock circuit is closed (coupler output ``uv_enable``)."""
+        return self._outputs[OUT_UV_ENABLE]
 
     @property
     def uv_irradiance_mw_cm2(self) -> float:
@@ -1291,6 +1301,7 @@ class Plant:
             # The coupler's watchdog drops every output; it re-arms on the next contact.
             for name in self._outputs:
                 self._outputs[name] = False
+            self._uv_shutter = False  # uv_enable dropped with the rest
             self._dio_deadline = None
             self._sync_holds()
         self._engage_due_holds()

@@ -19,6 +19,7 @@ from drivers.protocols import (
     OUT_LAMP_CONTACTOR,
     OUT_SCR_ENABLE,
     OUT_SUPPORT_VACUUM,
+    OUT_UV_ENABLE,
     VALVE_N2_PURGE,
     VALVE_PUMP,
     VALVE_VENT,
@@ -70,8 +71,10 @@ OUTPUT_CHANNELS: Final = {
     VALVE_PUMP: 5,
     OUT_CHUCK_VACUUM: 6,
     OUT_SUPPORT_VACUUM: 7,
+    OUT_UV_ENABLE: 8,
 }
-N_OUTPUTS: Final = 8  # one 750-530 8-channel output module
+# A 750-530 8-channel output module, then a 750-504 4-channel one (channels 8-11).
+N_OUTPUTS: Final = 12
 N_INPUTS: Final = 8  # one 750-430 8-channel input module
 
 # One 750-455 4-channel 4-20 mA analog input module (ahead of the digital modules).
