@@ -36,13 +36,6 @@ RECIPE = REPO / "recipes" / "sac305-polyimide.toml"
 SPEED = 1.0
 
 
-# Opt-in again: the clean-clone CI of the merged session-3 code failed it once in two runs
-# (a GFX4 read slow for ~1 s in reflow, monitor_stale at 1.1 s, no event-loop stall), where
-# the transport fix alone had passed 6 of 6 under load. Issue #4 stays open until it is.
-@pytest.mark.skipif(
-    os.environ.get("BONDERD_HIL_TIMING") != "1",
-    reason="full bond at real time: opt in with BONDERD_HIL_TIMING=1 (flaky in CI, issue #4)",
-)
 @pytest.mark.timeout(900)
 async def test_vacuum_film_bond_completes_with_every_check_ok(
     request: pytest.FixtureRequest, tmp_path: Path

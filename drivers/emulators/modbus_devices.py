@@ -47,6 +47,7 @@ class Misbehaviour:
         # master discards): the device did receive and carry out each request.
         self.drop_answers = 0
         self.dropped = 0  # answers lost so far
+        self.delayed = 0  # answers held back by ``delay_s`` so far (tests: one is under way)
 
     def clear(self) -> None:
         self.silent, self.garbage, self.delay_s = False, False, 0.0
@@ -80,6 +81,7 @@ class _PlantContext(ModbusServerContext):
         if device_id not in self._ids:
             raise NoSuchIdException(f"no device {device_id}")
         if self._bad.delay_s:
+            self._bad.delayed += 1
             await asyncio.sleep(self._bad.delay_s)
         try:
             return await self.read(device_id, func_code, address, count)
@@ -508,6 +510,13 @@ class _InOrderHandler(ServerRequestHandler):
         task = asyncio.get_running_loop().create_task(self._serve(pdu, addr))
         self._serving.add(task)
         task.add_done_callback(self._serving.discard)
+
+    def callback_disconnected(self, exc: Exception | None) -> None:
+        super().callback_disconnected(exc)
+        # The master went away (or the emulator stops): an answer still being prepared has
+        # nowhere to go; the request in progress ends here instead of outliving the server.
+        for task in list(self._serving):
+            task.cancel()
 
     async def _serve(self, pdu: ModbusPDU, addr: tuple[str, int] | None) -> None:
         async with self._order:
