@@ -16,6 +16,7 @@ import socket
 import time
 from collections.abc import Sequence
 
+import structlog
 from pymodbus.constants import ExcCodes
 from pymodbus.datastore import ModbusServerContext
 from pymodbus.exceptions import NoSuchIdException
@@ -33,7 +34,13 @@ from drivers.sim.devices import SimDigitalIO, SimLampBank, SimThermocouples, Sim
 from drivers.sim.plant import Plant
 from drivers.wago import registers as wago
 
+log = structlog.get_logger(__name__)
+
 SIM_TIMEOUT_S = 0.01  # how long an emulator waits on a simulated device that has "died"
+# An answer (or a pause of the emulators' event loop) this slow is logged: a device on
+# loopback answers in milliseconds, and a HIL run that failed must say whether the emulators
+# were slow (a starved process, a request queued behind another) or the daemon was.
+SLOW_ANSWER_S = 0.1
 
 
 class Misbehaviour:
@@ -507,7 +514,7 @@ class _InOrderHandler(ServerRequestHandler):
         pdu, addr = self.last_pdu, self.last_addr
         if pdu is None:
             return
-        task = asyncio.get_running_loop().create_task(self._serve(pdu, addr))
+        task = asyncio.get_running_loop().create_task(self._serve(pdu, addr, time.monotonic()))
         self._serving.add(task)
         task.add_done_callback(self._serving.discard)
 
@@ -518,8 +525,9 @@ class _InOrderHandler(ServerRequestHandler):
         for task in list(self._serving):
             task.cancel()
 
-    async def _serve(self, pdu: ModbusPDU, addr: tuple[str, int] | None) -> None:
+    async def _serve(self, pdu: ModbusPDU, addr: tuple[str, int] | None, received: float) -> None:
         async with self._order:
+            began = time.monotonic()
             response: ModbusPDU
             try:
                 response = await pdu.datastore_update(self.server.context, pdu.dev_id)
@@ -532,6 +540,16 @@ class _InOrderHandler(ServerRequestHandler):
             response.transaction_id = pdu.transaction_id
             response.dev_id = pdu.dev_id
             self.server_send(response, addr)  # type: ignore[no-untyped-call]
+            took = time.monotonic() - received
+            if took > SLOW_ANSWER_S:
+                log.warning(
+                    "emulator_slow_answer",
+                    device=type(self.server.context).__name__,
+                    function=pdu.function_code,
+                    took_s=round(took, 3),
+                    queued_s=round(began - received, 3),  # behind this link's earlier request
+                    delay_s=self.server.context._bad.delay_s,  # an injected delay, if any
+                )
 
 
 class _InOrderServer(ModbusTcpServer):
