@@ -193,9 +193,8 @@ class ModbusBus:
         """
         if self._timeouts:
             # The last request got no answer: this one probes with one attempt (and room for
-            # an RTU re-connect), so a device that is gone costs the monitor one full read
-            # budget and then a short one, never two full ones in a row (that would be the
-            # whole 1 s staleness limit).
+            # an RTU re-connect), so a device that is gone costs one full read budget and
+            # then a short one before it is a fast DeviceNotConnected (ADR 0080, 0100).
             timeout = min(timeout, PROBE_ATTEMPTS * self.timeout_s)
         deadline = time.monotonic() + timeout
         if locked:
