@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import gc
 import os
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -68,6 +69,13 @@ async def test_vacuum_film_bond_completes_with_every_check_ok(
 
 async def _bond(tmp_path: Path, started: float, gc_pauses: list[tuple[float, float]]) -> None:
     async with emulator_process(tmp_path, SPEED, RECIPE) as emu:
+        # What the host gave the two processes, and what else runs in this one (a thread
+        # left by an earlier test competes with the event loop for the interpreter).
+        niceness = (
+            os.getpriority(os.PRIO_PROCESS, 0),
+            os.getpriority(os.PRIO_PROCESS, emu.proc.pid),
+        )
+        threads = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
         settings = load_settings(emu.config, required=True)
         clock = ScaledClock(SPEED)
         built = build(settings, clock, sim=False)
@@ -105,6 +113,7 @@ async def _bond(tmp_path: Path, started: float, gc_pauses: list[tuple[float, flo
             await close_all(machine)
             store.close()
     print(f"bond through the real drivers: {time.monotonic() - started:.0f} s wall")
+    print("nice (this process, the emulators'):", niceness, "; other threads here:", threads)
     # When a run dies of `device_lost`, this says whether this process's event loop stood
     # still (every device "times out" at once) rather than a device or driver misbehaving.
     print("event-loop stalls > 0.1 s (s into the run, length s):", stalls or "none")
