@@ -317,10 +317,17 @@ class Monitor:
                     values[i] = task.result()
             return values
         except BaseException:
-            # Cancelled (the monitor stops) or a driver bug: no read outlives the cycle.
+            # Cancelled (the monitor stops) or a driver bug: no read outlives the cycle, and
+            # one that ignores its cancellation is left to run() to wait for, boundedly.
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            if tasks:
+                done, left = await asyncio.wait(tasks, timeout=READ_GRACE_S)
+                for task in done:
+                    if not task.cancelled():
+                        task.exception()  # retrieved: the cycle that asked is over
+                for task in left:
+                    self._stuck[self._reads[tasks[task]][0]] = task
             raise
 
     def _publish(self, snap: Snapshot) -> None:

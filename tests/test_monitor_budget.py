@@ -137,6 +137,23 @@ async def test_stopping_the_monitor_mid_cycle_cancels_every_read(machine: SimMac
     assert gauge.cancelled == 1  # the read did not outlive the monitor (no leaked task)
 
 
+async def test_a_read_that_ignores_cancellation_does_not_keep_the_monitor_from_stopping(
+    machine: SimMachine,
+) -> None:
+    gauge = Gauge(ignore_cancel=True)
+    machine.gauge.read = gauge.read  # type: ignore[method-assign]
+    mon = _monitor(machine)
+    task = asyncio.create_task(mon.run())
+    await asyncio.sleep(BUDGET_S / 2)
+    began = time.monotonic()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert time.monotonic() - began < 1.5  # a bounded wait, then the stop goes on
+    assert gauge.cancelled >= 2  # cancelled with the cycle, and again by the stop
+    gauge.release.set()  # the broken driver ends on its own (no task left behind)
+    await asyncio.sleep(0.01)
+
+
 def test_two_cycles_cut_at_the_budget_fit_in_the_staleness_limit() -> None:
     # The interlocks trip monitor_stale when the latest snapshot's reads began more than
     # snapshot_stale_s ago: with every cycle published by the budget, the worst is two
