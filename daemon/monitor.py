@@ -9,9 +9,8 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import structlog
 
@@ -30,9 +29,16 @@ from drivers.reading import Reading
 
 log = structlog.get_logger(__name__)
 
-T = TypeVar("T")
 
-READ_TIMEOUT_S = 0.5
+# The real machine's read budget: each cycle publishes its snapshot at most this long (plus
+# READ_GRACE_S) after its reads started, whatever a device does. Below half the interlocks'
+# staleness limit (1 s), so two cycles cut short in a row still leave a fresh snapshot; above
+# one lost Modbus frame's cost (a 0.2 s attempt, then the retry, ADR 0080). docs/adr/0100.
+READ_TIMEOUT_S = 0.4
+# How long past the budget the cycle waits for the drivers' own timeouts (the same budget) to
+# end their reads, so a late device is reported with the driver's own error and the driver
+# keeps its link bookkeeping; what still runs after that is cancelled.
+READ_GRACE_S = 0.02
 CONTROL_PERIOD_S = 0.05  # 20 Hz: the control loop's period
 JITTER_WINDOW = 1200  # cycles kept for the lateness figures: one minute at 20 Hz
 
@@ -154,6 +160,11 @@ class Monitor:
         self.latest_wall = 0.0
         self._waiters: list[asyncio.Future[None]] = []  # next() callers, woken on publish
         self._reads = self._read_table(machine)
+        # Concurrent path: a device's read that outlived its cycle and ignored cancellation.
+        # At most one outstanding read per device: the next cycles report it missing rather
+        # than queue a second request behind it.
+        self._stuck: dict[str, asyncio.Task[Any]] = {}
+        self.cut_reads = 0  # reads cancelled at the budget (a maintenance figure)
         # A simulated machine answers a whole cycle from one integration of its plant.
         self._read_all = machine.read_all if isinstance(machine, ReadsAll) else None
 
@@ -177,20 +188,13 @@ class Monitor:
             ("dispenser", m.dispenser, "status"),
         )
 
-    async def _read(self, device: str, aw: Awaitable[T], errors: dict[str, str]) -> T | None:
-        # Every driver call carries its own timeout (drivers/protocols.py), so no second
-        # timer here: this loop runs twenty times a second on every device.
-        try:
-            return await aw
-        except DeviceError as exc:
-            errors[device] = str(exc) or type(exc).__name__
-            return None
-
     @property
     def read_budget_s(self) -> float:
         """How long one cycle waits for a device that does not answer.
 
-        Device by device (the real buses): each driver's own timeout, ``READ_TIMEOUT_S``.
+        Device by device (the real buses): ``READ_TIMEOUT_S``, each driver's own timeout and
+        the time at which the snapshot is published with the devices that have not answered
+        marked missing (docs/adr/0100).
         A simulated machine read whole (``read_all``, sequential mode): one control period
         at most, once per cycle however many devices are silent. A simulated device
         answers at once or not at all, so waiting longer only blinds the interlocks to
@@ -238,12 +242,7 @@ class Monitor:
         errs: dict[str, str] = {}
         values: list[Any]
         if self.concurrent:
-            async with asyncio.TaskGroup() as tg:  # _read turns device errors into `errs`
-                tasks = [
-                    tg.create_task(self._read(name, getattr(dev, method)(t), errs))
-                    for name, dev, method in self._reads
-                ]
-            values = [task.result() for task in tasks]
+            values = await self._read_concurrently(t, errs)
         else:
             # Simulated devices answer without waiting: awaited in line, one coroutine each,
             # no wrapper (the reads are most of a virtual-time run's CPU).
@@ -261,6 +260,75 @@ class Monitor:
             tc, gauge, o2, lamps, pump, valves, chiller, ins, outs, stage, uv, disp, errs
         )
         return self._snapshot(started, readings)
+
+    async def _read_concurrently(self, budget: float, errs: dict[str, str]) -> list[Any]:
+        """Every device at once; the readings in by the budget, the others missing.
+
+        Each driver gets the budget as its own timeout and normally ends by itself (its
+        DeviceTimeout is the reported error). A read still running ``READ_GRACE_S`` later (a
+        driver whose steps overran, an answer held up by a starved host) is cancelled: one
+        slow device never holds back the other devices' readings, and no snapshot is older
+        than the budget when it is published. The drivers are safe to cancel mid-request
+        (ModbusBus, SerialLine: a link that may still carry the abandoned answer is re-opened
+        before the next request, docs/adr/0100).
+        """
+        tasks: dict[asyncio.Task[Any], int] = {}
+        values: list[Any] = [None] * len(self._reads)
+        try:
+            for i, (name, dev, method) in enumerate(self._reads):
+                stuck = self._stuck.get(name)
+                if stuck is not None:
+                    if not stuck.done():
+                        errs[name] = f"{name}: an earlier read has not ended"
+                        continue
+                    del self._stuck[name]
+                    if not stuck.cancelled():
+                        stuck.exception()  # retrieved: it belonged to an earlier cycle
+                tasks[asyncio.create_task(getattr(dev, method)(budget), name=f"read-{name}")] = i
+            if not tasks:
+                return values
+            _, late = await asyncio.wait(tasks, timeout=budget + READ_GRACE_S)
+            for _ in range(3):
+                if not late:
+                    break
+                # An answer that arrived in the loop pass that ran the timer (after a stall of
+                # this process) is still on its way up the driver's awaits: let it in.
+                await asyncio.sleep(0)
+                late = {task for task in late if not task.done()}
+            for task in late:
+                task.cancel()
+            if late:
+                self.cut_reads += len(late)
+                # Cancellation only unwinds the drivers (no I/O): a short wait. A read that
+                # ignores it is left running, and its device reported missing until it ends.
+                await asyncio.wait(late, timeout=READ_GRACE_S)
+            for task, i in tasks.items():
+                name = self._reads[i][0]
+                if not task.done():
+                    self._stuck[name] = task
+                    errs[name] = f"{name}: no answer within {budget:g} s (read not ended)"
+                elif task.cancelled():
+                    errs[name] = f"{name}: no answer within {budget:g} s (read cancelled)"
+                elif (exc := task.exception()) is not None:
+                    if not isinstance(exc, DeviceError):
+                        raise exc
+                    errs[name] = str(exc) or type(exc).__name__
+                else:
+                    values[i] = task.result()
+            return values
+        except BaseException:
+            # Cancelled (the monitor stops) or a driver bug: no read outlives the cycle, and
+            # one that ignores its cancellation is left to run() to wait for, boundedly.
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                done, left = await asyncio.wait(tasks, timeout=READ_GRACE_S)
+                for task in done:
+                    if not task.cancelled():
+                        task.exception()  # retrieved: the cycle that asked is over
+                for task in left:
+                    self._stuck[self._reads[tasks[task]][0]] = task
+            raise
 
     def _publish(self, snap: Snapshot) -> None:
         self.latest = snap
@@ -281,15 +349,26 @@ class Monitor:
         speed = self._clock.speed
         to_wall = 1.0 / speed if math.isfinite(speed) and speed > 0 else 0.0
         due = self._clock.now()
-        while True:
-            self.jitter.record((self._clock.now() - due) * to_wall)
-            await self.read_once()
-            due += self.period_s
-            now = self._clock.now()
-            if due < now:
-                self.overruns += 1
-                due = now
-            await self._clock.sleep(due - now)
+        try:
+            while True:
+                self.jitter.record((self._clock.now() - due) * to_wall)
+                await self.read_once()
+                due += self.period_s
+                now = self._clock.now()
+                if due < now:
+                    self.overruns += 1
+                    due = now
+                await self._clock.sleep(due - now)
+        finally:
+            stuck, self._stuck = list(self._stuck.values()), {}
+            for task in stuck:
+                task.cancel()
+            if stuck:
+                # A read that ignored one cancellation gets a second and a bounded wait: a
+                # broken driver must not keep the daemon from stopping.
+                _, left = await asyncio.wait(stuck, timeout=1.0)
+                for task in left:
+                    log.error("monitor_read_not_ended", read=task.get_name())
 
     async def next(self) -> Snapshot:
         """Wait for the next fresh snapshot (the latest one when this caller runs again)."""

@@ -155,6 +155,9 @@ class ModbusBus:
             raise DeviceNotConnected(
                 device, f"cannot connect to {self.host}:{self.port}: {exc}"
             ) from exc
+        except BaseException:  # cancelled (the monitor's cycle ended): not the device's fault
+            client.close()
+            raise
         if not ok:
             client.close()
             self._failed()
@@ -162,10 +165,17 @@ class ModbusBus:
         self._client = client
         self._backoff = self._backoff_min
         log.info("modbus_connected", bus=self.name, host=self.host, port=self.port)
-        for hook in self.on_connect:
-            # Runs under the bus lock: a device that must be configured on every connect (the
-            # WAGO watchdog) is configured before anybody else's request goes out.
-            await hook()
+        try:
+            for hook in self.on_connect:
+                # Runs under the bus lock: a device that must be configured on every connect
+                # (the WAGO watchdog) is configured before anybody else's request goes out.
+                await hook()
+        except BaseException:
+            # A configuration that did not complete (an error, a timeout, a cancelled read)
+            # must run again in full: a link left open would pass for a configured one (a
+            # WAGO watchdog half armed). The next request re-opens it.
+            self._drop()
+            raise
 
     async def call(
         self,
@@ -183,9 +193,8 @@ class ModbusBus:
         """
         if self._timeouts:
             # The last request got no answer: this one probes with one attempt (and room for
-            # an RTU re-connect), so a device that is gone costs the monitor one full read
-            # budget and then a short one, never two full ones in a row (that would be the
-            # whole 1 s staleness limit).
+            # an RTU re-connect), so a device that is gone costs one full read budget and
+            # then a short one before it is a fast DeviceNotConnected (ADR 0080, 0100).
             timeout = min(timeout, PROBE_ATTEMPTS * self.timeout_s)
         deadline = time.monotonic() + timeout
         if locked:
@@ -249,6 +258,9 @@ class ModbusBus:
             wait = left if last else min(left, self.timeout_s)
             try:
                 rsp = await asyncio.wait_for(request(client), max(0.001, wait))
+            except asyncio.CancelledError:
+                self._abandoned(device, what)
+                raise
             except (TimeoutError, ModbusException, OSError) as exc:
                 attempt += 1
                 if not last and deadline - time.monotonic() > 0.01 and client.connected:
@@ -287,7 +299,13 @@ class ModbusBus:
                     raise DeviceTimeout(device, f"{what}: no answer within {timeout:g} s") from exc
                 raise DeviceNotConnected(device, f"{what}: {exc}") from exc
             if attempt and self.framing == "rtu" and self.rtu_settle_s > 0:
-                await asyncio.sleep(min(self.rtu_settle_s, max(0.0, deadline - time.monotonic())))
+                try:
+                    await asyncio.sleep(
+                        min(self.rtu_settle_s, max(0.0, deadline - time.monotonic()))
+                    )
+                except asyncio.CancelledError:
+                    self._abandoned(device, what)  # the first attempt's answer may still come
+                    raise
             self._timeouts = 0
             if isinstance(rsp, ExceptionResponse) or rsp.isError():
                 code = getattr(rsp, "exception_code", 0)
@@ -298,6 +316,18 @@ class ModbusBus:
                 )
             self.last_ok = time.monotonic()
             return rsp
+
+    def _abandoned(self, device: str, what: str) -> None:
+        """A request was cancelled while its answer may still be on its way.
+
+        TCP: the answer carries the request's transaction id and the framer skips it, the
+        link stays. RTU has no id: the late answer would pass for the next request's, so the
+        link is dropped (at once, no backoff: nobody said the device is gone) and the next
+        request re-opens it, with the device's on-connect configuration.
+        """
+        if self.framing == "rtu":
+            self._drop()
+        log.info("modbus_request_cancelled", bus=self.name, device=device, what=what)
 
     # Convenience wrappers; addresses are 0-based protocol addresses.
 

@@ -90,6 +90,12 @@ class SerialLine:
             with contextlib.suppress(OSError, TimeoutError):  # the line is gone either way
                 await asyncio.wait_for(writer.wait_closed(), 0.5)
 
+    def _close_now(self) -> None:
+        """Drop the line without waiting for the close (safe in a cancelled task)."""
+        writer, self._writer, self._reader = self._writer, None, None
+        if writer is not None:
+            writer.close()
+
     async def _failed(self) -> None:
         await self._drop()
         self._retry_at = time.monotonic() + self._backoff
@@ -117,8 +123,14 @@ class SerialLine:
             raise DeviceNotConnected(self.device, f"cannot open {self.url}: {exc}") from exc
         self._backoff = self._backoff_min
         log.info("serial_connected", device=self.device, url=self.url)
-        for hook in self.on_connect:
-            await hook()
+        try:
+            for hook in self.on_connect:
+                await hook()
+        except BaseException:
+            # What the device must be asked at connect (the TPG's units) is asked again in
+            # full by the next exchange, not taken as known on a line left open.
+            self._close_now()
+            raise
 
     async def ensure(self, timeout: float) -> None:
         """Open the line if needed; call with the lock held."""
@@ -176,6 +188,12 @@ class SerialLine:
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError) as exc:
             await self._failed()
             raise DeviceNotConnected(self.device, f"line lost during {data!r}: {exc}") from exc
+        except asyncio.CancelledError:
+            # Abandoned mid-exchange (the monitor's cycle ended): the answer may still come
+            # and carries no echo of the question, so it must not reach the next exchange.
+            # The line is re-opened by the next exchange, at once: nobody said it is gone.
+            self._close_now()
+            raise
         finally:
             self._last_end = time.monotonic()
         self._timeouts = 0

@@ -19,6 +19,7 @@ from daemon.machine_factory import BuiltMachine, build, close_all, connect_all
 from drivers.clock import ScaledClock
 from drivers.emulators.runner import EmulatorSet
 from drivers.sim.plant import Plant
+from hil_tests.watch import Watched, watching
 from tests.leaks import fail_on_leaked_tasks
 
 SPEED = (
@@ -92,3 +93,11 @@ async def machine(rig: Rig) -> AsyncIterator[BuiltMachine]:
         yield built
     finally:
         await close_all(built.machine)
+
+
+@pytest.fixture
+async def watched(rig: Rig, machine: BuiltMachine) -> AsyncIterator[Watched]:
+    """Monitor + interlocks running over the real drivers, every snapshot kept (watch.py)."""
+    emulated(rig)
+    async with watching(rig.clock, machine) as w:
+        yield w

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import gc
 import os
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -36,13 +37,6 @@ RECIPE = REPO / "recipes" / "sac305-polyimide.toml"
 SPEED = 1.0
 
 
-# Opt-in again: the clean-clone CI of the merged session-3 code failed it once in two runs
-# (a GFX4 read slow for ~1 s in reflow, monitor_stale at 1.1 s, no event-loop stall), where
-# the transport fix alone had passed 6 of 6 under load. Issue #4 stays open until it is.
-@pytest.mark.skipif(
-    os.environ.get("BONDERD_HIL_TIMING") != "1",
-    reason="full bond at real time: opt in with BONDERD_HIL_TIMING=1 (flaky in CI, issue #4)",
-)
 @pytest.mark.timeout(900)
 async def test_vacuum_film_bond_completes_with_every_check_ok(
     request: pytest.FixtureRequest, tmp_path: Path
@@ -75,6 +69,13 @@ async def test_vacuum_film_bond_completes_with_every_check_ok(
 
 async def _bond(tmp_path: Path, started: float, gc_pauses: list[tuple[float, float]]) -> None:
     async with emulator_process(tmp_path, SPEED, RECIPE) as emu:
+        # What the host gave the two processes, and what else runs in this one (a thread
+        # left by an earlier test competes with the event loop for the interpreter).
+        niceness = (
+            os.getpriority(os.PRIO_PROCESS, 0),
+            os.getpriority(os.PRIO_PROCESS, emu.proc.pid),
+        )
+        threads = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
         settings = load_settings(emu.config, required=True)
         clock = ScaledClock(SPEED)
         built = build(settings, clock, sim=False)
@@ -112,12 +113,22 @@ async def _bond(tmp_path: Path, started: float, gc_pauses: list[tuple[float, flo
             await close_all(machine)
             store.close()
     print(f"bond through the real drivers: {time.monotonic() - started:.0f} s wall")
+    print("nice (this process, the emulators'):", niceness, "; other threads here:", threads)
     # When a run dies of `device_lost`, this says whether this process's event loop stood
     # still (every device "times out" at once) rather than a device or driver misbehaving.
-    print("event-loop stalls > 0.2 s (s into the run, length s):", stalls or "none")
+    print("event-loop stalls > 0.1 s (s into the run, length s):", stalls or "none")
     # Which device read (or monitor cycle) took long, and how it ended.
     print("reads > 0.2 s (s into the test, device, s, error):", slow or "none")
     print("full garbage collections (s into the test, pause s):", gc_pauses or "none")
+    print("monitor reads cut at the budget:", monitor.cut_reads)
+    # The emulators' own account (their process logs answers and loop pauses > 0.1 s): a
+    # device slow on its own, or every device at once (the emulators' process starved).
+    emu = [
+        line
+        for line in (tmp_path / "emulate.log").read_text(errors="replace").splitlines()
+        if "emulator_slow_answer" in line or "emulator_loop_stall" in line
+    ]
+    print(f"emulators, slow answers and loop stalls ({len(emu)}):", emu[:20] or "none")
     failed = [c for c in doc["conformance"] if not c["ok"]]
     assert doc["result"] == "completed", (doc["reason"], failed)
     assert failed == [], failed
@@ -134,7 +145,7 @@ async def _loop_stalls(out: list[tuple[float, float]]) -> None:
     while True:
         await asyncio.sleep(0.01)
         now = time.monotonic()
-        if now - last > 0.21:
+        if now - last > 0.11:
             out.append((round(last - t0, 1), round(now - last - 0.01, 2)))
         last = now
 

@@ -16,6 +16,7 @@ import socket
 import time
 from collections.abc import Sequence
 
+import structlog
 from pymodbus.constants import ExcCodes
 from pymodbus.datastore import ModbusServerContext
 from pymodbus.exceptions import NoSuchIdException
@@ -33,7 +34,13 @@ from drivers.sim.devices import SimDigitalIO, SimLampBank, SimThermocouples, Sim
 from drivers.sim.plant import Plant
 from drivers.wago import registers as wago
 
+log = structlog.get_logger(__name__)
+
 SIM_TIMEOUT_S = 0.01  # how long an emulator waits on a simulated device that has "died"
+# An answer (or a pause of the emulators' event loop) this slow is logged: a device on
+# loopback answers in milliseconds, and a HIL run that failed must say whether the emulators
+# were slow (a starved process, a request queued behind another) or the daemon was.
+SLOW_ANSWER_S = 0.1
 
 
 class Misbehaviour:
@@ -47,6 +54,7 @@ class Misbehaviour:
         # master discards): the device did receive and carry out each request.
         self.drop_answers = 0
         self.dropped = 0  # answers lost so far
+        self.delayed = 0  # answers held back by ``delay_s`` so far (tests: one is under way)
 
     def clear(self) -> None:
         self.silent, self.garbage, self.delay_s = False, False, 0.0
@@ -80,6 +88,7 @@ class _PlantContext(ModbusServerContext):
         if device_id not in self._ids:
             raise NoSuchIdException(f"no device {device_id}")
         if self._bad.delay_s:
+            self._bad.delayed += 1
             await asyncio.sleep(self._bad.delay_s)
         try:
             return await self.read(device_id, func_code, address, count)
@@ -505,12 +514,20 @@ class _InOrderHandler(ServerRequestHandler):
         pdu, addr = self.last_pdu, self.last_addr
         if pdu is None:
             return
-        task = asyncio.get_running_loop().create_task(self._serve(pdu, addr))
+        task = asyncio.get_running_loop().create_task(self._serve(pdu, addr, time.monotonic()))
         self._serving.add(task)
         task.add_done_callback(self._serving.discard)
 
-    async def _serve(self, pdu: ModbusPDU, addr: tuple[str, int] | None) -> None:
+    def callback_disconnected(self, exc: Exception | None) -> None:
+        super().callback_disconnected(exc)
+        # The master went away (or the emulator stops): an answer still being prepared has
+        # nowhere to go; the request in progress ends here instead of outliving the server.
+        for task in list(self._serving):
+            task.cancel()
+
+    async def _serve(self, pdu: ModbusPDU, addr: tuple[str, int] | None, received: float) -> None:
         async with self._order:
+            began = time.monotonic()
             response: ModbusPDU
             try:
                 response = await pdu.datastore_update(self.server.context, pdu.dev_id)
@@ -523,6 +540,16 @@ class _InOrderHandler(ServerRequestHandler):
             response.transaction_id = pdu.transaction_id
             response.dev_id = pdu.dev_id
             self.server_send(response, addr)  # type: ignore[no-untyped-call]
+            took = time.monotonic() - received
+            if took > SLOW_ANSWER_S:
+                log.warning(
+                    "emulator_slow_answer",
+                    device=type(self.server.context).__name__,
+                    function=pdu.function_code,
+                    took_s=round(took, 3),
+                    queued_s=round(began - received, 3),  # behind this link's earlier request
+                    delay_s=self.server.context._bad.delay_s,  # an injected delay, if any
+                )
 
 
 class _InOrderServer(ModbusTcpServer):

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass
+
+import structlog
 
 from drivers.emulators.lift_devices import OmniCureEmulator, UltimusEmulator, ZaberEmulator
 from drivers.emulators.modbus_devices import (
+    SLOW_ANSWER_S,
     AdamContext,
     Gfx4Context,
     Misbehaviour,
@@ -23,6 +27,8 @@ from drivers.emulators.serial_devices import (
     Tpg36xEmulator,
 )
 from drivers.sim.plant import Plant
+
+log = structlog.get_logger(__name__)
 
 # Device name in the config -> driver name; the order is the order `emulate` prints.
 DRIVERS = {
@@ -110,6 +116,7 @@ class EmulatorSet:
             "dispenser": UltimusEmulator(plant, host=host, port=ports.get("dispenser", 0)),
         }
         self._watch: asyncio.Task[None] | None = None
+        self._stalls: asyncio.Task[None] | None = None
         # The GFX4 also on a pty, as plain Modbus RTU, for masters that only speak serial RTU.
         self.gfx4_pty = RtuPty(self.modbus["lamps"].context, node=1)
 
@@ -125,13 +132,15 @@ class EmulatorSet:
             await s.start()
         await self.gfx4_pty.start()
         self._watch = asyncio.create_task(self.wago.watch(), name="wago-watchdog")
+        self._stalls = asyncio.create_task(_loop_stalls(), name="emulator-loop-stalls")
 
     async def stop(self) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
-            self._watch = None
+        for task in (self._watch, self._stalls):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._watch = self._stalls = None
         await self.gfx4_pty.stop()
         for m in self.modbus.values():
             await m.stop()
@@ -161,3 +170,19 @@ class EmulatorSet:
             out.append(f"transport = {{ {inline} }}")
             out.append("")
         return "\n".join(out)
+
+
+async def _loop_stalls(tick_s: float = 0.02) -> None:
+    """Log every pause of the emulators' event loop longer than ``SLOW_ANSWER_S``.
+
+    Every emulated device answers from this one loop: a pause is every device slow at once
+    (a starved process, a long plant integration), which the daemon's side cannot tell from
+    devices that are slow on their own.
+    """
+    last = time.monotonic()
+    while True:
+        await asyncio.sleep(tick_s)
+        now = time.monotonic()
+        if now - last - tick_s > SLOW_ANSWER_S:
+            log.warning("emulator_loop_stall", stall_s=round(now - last - tick_s, 3))
+        last = now

@@ -70,6 +70,7 @@ class SerialEmulator:
         if self.bad.silent or self.bad.lose_answer():
             return
         if self.bad.delay_s:
+            self.bad.delayed += 1
             await asyncio.sleep(self.bad.delay_s)
         if self.bad.garbage:
             data = os.urandom(len(data)).replace(b"\r", b"#").replace(b"\n", b"#") + data[-1:]
