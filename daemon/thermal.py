@@ -28,8 +28,8 @@ INTEGRAL_LIMIT_PCT = 30.0
 INTEGRATE_BAND_C = 3.0
 # The profile clock's speed (profile seconds per second), filtered over this time: on a
 # cooling ramp, below STALLED_CLOCK_SPEED the chip is stalled by the lamps, not trailing
-# (ADR 0110). Holds for noise or the freezing plateau last 0.1-1 s on the shipped recipes
-# and leave it above 0.7; a clock stopped outright crosses it after 2 s.
+# (ADR 0110). On clean runs it stays above 0.8 (0.7 with 3x the thermocouple noise): holds
+# for noise or the freezing plateau last 0.1-1 s; a clock stopped outright crosses it after 2 s.
 CLOCK_FILTER_S = 3.0
 STALLED_CLOCK_SPEED = 0.5
 # The chamber walls and the film the chip radiates to: ±5 K here is < 1 % of the term at 200 °C.
