@@ -26,6 +26,12 @@ from daemon.recipe.model import Segment
 EUTECTIC_BAND_K = 0.5
 INTEGRAL_LIMIT_PCT = 30.0
 INTEGRATE_BAND_C = 3.0
+# The profile clock's speed (profile seconds per second), filtered over this time: on a
+# cooling ramp, below STALLED_CLOCK_SPEED the chip is stalled by the lamps, not trailing
+# (ADR 0110). On clean runs it stays above 0.8 (0.7 with 3x the thermocouple noise): holds
+# for noise or the freezing plateau last 0.1-1 s; a clock stopped outright crosses it after 2 s.
+CLOCK_FILTER_S = 3.0
+STALLED_CLOCK_SPEED = 0.5
 # The chamber walls and the film the chip radiates to: ±5 K here is < 1 % of the term at 200 °C.
 ROOM_K = 298.15
 
@@ -251,6 +257,9 @@ class ChipController:
         self._ref_tc: float | None = None  # the setpoint seen through the thermocouple lag
         self._y_f: float | None = None  # filtered measurement, for the derivative
         self._out = 0.0
+        self._profile: Profile | None = None
+        self._t_profile = 0.0
+        self._clock_speed = 1.0  # filtered profile seconds per second
 
     @property
     def expected_c(self) -> float | None:
@@ -259,6 +268,17 @@ class ChipController:
     @property
     def integral_pct(self) -> float:
         return self._integral
+
+    def _track_clock(self, profile: Profile, t_profile: float, dt: float) -> None:
+        """Filter the profile clock's speed; a new profile starts at full speed."""
+        if profile is not self._profile:
+            self._profile, self._clock_speed = profile, 1.0
+        elif dt > 0:
+            speed = min(1.0, max(0.0, (t_profile - self._t_profile) / dt))
+            self._clock_speed += (speed - self._clock_speed) * (
+                1.0 - math.exp(-dt / CLOCK_FILTER_S)
+            )
+        self._t_profile = t_profile
 
     def feedforward_pct(self, setpoint_c: float, slope_c_s: float, sink_c: float) -> float:
         m = self.model
@@ -281,6 +301,7 @@ class ChipController:
         m, g = self.model, self.gains
         dt = 0.0 if self._last_t is None else max(0.0, t - self._last_t)
         self._last_t = t
+        self._track_clock(profile, t_profile, dt)
         setpoint, slope = profile.at(t_profile)
         # The lamp's power reaches the chip one filament lag late: ask now for the power the
         # setpoint needs then (the profile carries the next step's ramp as its look-ahead).
@@ -300,6 +321,14 @@ class ChipController:
         if slope > 0:
             error = min(error, catch_up_c)
         elif slope < 0:
+            if self._clock_speed < STALLED_CLOCK_SPEED:
+                # The clock has been waiting for the chip most of the last seconds: the chip
+                # is not trailing a moving reference but stalled above a (nearly) still one,
+                # by lamp power the model and the integrator put there (a dead zone's share
+                # made up while heating). Closing the loop on it at up to the ramp's own rate
+                # cannot cool it faster than planned (it was not keeping up), and the
+                # integrator sheds the surplus (ADR 0110).
+                catch_up_c = max(catch_up_c, -slope / (m.gain_c_s_per_pct * g.kp_pct_per_k))
             error = max(error, -catch_up_c)
         # Derivative on the measurement (no kick when the profile turns a corner), less the
         # slope the reference model itself is planned to have: the feedforward owns that.

@@ -13,7 +13,7 @@ no lamps, pump, gauge or O2 analyzer in use, a vacuum-film bond no stage, UV or 
 Sizes (one core, virtual time, ~1-2 s per vacuum-film run; a lead lift that is not stopped
 early runs ~10-20 s of wall time):
 - default: DEFAULT_PAIRS on the vacuum-film recipes (18 cells, every fault kind, device and
-  step at least once) plus DEFAULT_EXTRA on the bump-reflow and lead-lift recipes (8 cells);
+  step at least once) plus DEFAULT_EXTRA on the bump-reflow and lead-lift recipes (9 cells);
 - ``BONDERD_CAMPAIGN=pairs``: every device/kind pair once, rotating over recipes and steps;
 - ``BONDERD_CAMPAIGN=full``: the whole matrix, 45 pairs × 28 steps of the 5 shipped recipes.
 """
@@ -184,6 +184,8 @@ VACUUM_FILM = [r for r in RECIPES if _recipe(r).kind == "vacuum_film_bond"]
 DEFAULT_EXTRA = [
     ("bump-sac305", "reflow", "o2", "fail"),
     ("bump-sac305", "purge", "film", "tear"),
+    # A dead zone before heating once stalled the cool at the solidus (issue 5, ADR 0110).
+    ("bump-sac305", "purge", "lamps.z1", "fail"),
     ("lead-lift-uv", "uv_release", "uv", "fail"),
     ("lead-lift-uv", "uv_release", "uv", "no_response"),  # closed by its line (ADR 0115)
     ("lead-lift-uv", "lead_lift", "zstage", "stall"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from daemon.recipe.model import Segment
@@ -133,3 +135,45 @@ def test_a_ramp_ends_on_temperature_not_on_the_clock() -> None:
     assert _advance(ramp, 10.0, DT, 110.0, 120.0) == 10.0
     # On track, the clock runs.
     assert _advance(ramp, 10.0, DT, 119.5, 119.4) == pytest.approx(10.0 + DT)
+
+
+def _cooling_hold_run(clock_runs: bool, seconds: float) -> list[tuple[float, float, float]]:
+    """A chip 1 °C above a cooling ramp's reference, which the lamps keep from moving (a
+    surplus the loop does not know of); (t, output %, integrator %) each period."""
+    c = ChipController(NAMEPLATE_MODEL)
+    p = Profile(220.0, [Segment(ramp_c_per_s=3.0, to_c=150.0)], catch_up_c_s=0.0)
+    rows = []
+    t = 0.0
+    while t < seconds:
+        t_profile = 5.0 + (t if clock_runs else 0.0)
+        chip = p.at(t_profile)[0] + 1.0
+        out = c.update(t, p, t_profile, measured_c=chip, sink_c=25.0, cap_pct=100.0)
+        rows.append((t, out, c.integral_pct))
+        t += DT
+    return rows
+
+
+def test_a_chip_trailing_a_running_cooling_ramp_is_not_pulled_down() -> None:
+    # The clock runs: the chip follows, late by its lag; catching up would cool it faster
+    # than planned, so neither the P term nor the integrator act on the trailing error.
+    rows = _cooling_hold_run(clock_runs=True, seconds=15.0)
+    start = next(i for t, _, i in rows if t >= 1.0)  # past the lamps' first slew
+    assert all(i == start for t, _, i in rows if t >= 1.0)
+
+
+def test_a_chip_the_lamps_stall_above_a_held_cooling_setpoint_is_brought_down() -> None:
+    rows = _cooling_hold_run(clock_runs=False, seconds=12.0)
+    # A clock held for a moment (noise, the freezing plateau) is a trailing chip: no pull.
+    settled = [out for t, out, _ in rows if 1.0 <= t <= 1.9]
+    assert max(settled) - min(settled) < 0.2
+    start = next(i for t, _, i in rows if t >= 1.0)  # past the lamps' first slew
+    assert all(i == start for t, _, i in rows if 1.0 <= t <= 1.9)
+    # Held for seconds, the chip is stalled: the loop closes on the still setpoint and the
+    # integrator sheds the surplus, steadily.
+    _, out_end, i_end = rows[-1]
+    assert i_end < start - 1.0
+    assert out_end < settled[-1] - 1.0
+    # At most the ramp's own rate of cooling from the P term (the integrator aside).
+    p_share = settled[-1] - out_end + (i_end - start)
+    assert 0.0 < p_share <= 3.0 / NAMEPLATE_MODEL.gain_c_s_per_pct + 1e-6
+    assert all(b[2] <= a[2] for a, b in itertools.pairwise(rows) if a[0] >= 1.0)

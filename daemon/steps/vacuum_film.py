@@ -400,7 +400,8 @@ async def cool(ctx: StepContext, step: Cool) -> None:
         # No catch-up on the way down: a chip that trails the cooling setpoint is held by
         # latent heat or by the lamps' lag, and catching up would mean cooling faster than the
         # plan, the one thing the rate limit forbids (the bump reflow at atmosphere cools
-        # close to the limit on its own).
+        # close to the limit on its own). A chip the lamps stall (the clock kept waiting) is
+        # still brought down, at up to the ramp's rate: the controller's business, ADR 0110.
         catch_up_c_s=0.0,
     )
     if not ctx.lamps_enabled:
