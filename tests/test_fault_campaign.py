@@ -90,7 +90,8 @@ MAY_COMPLETE: dict[tuple[str, str], str] = {
     ("uv", "no_response"): "device not used by this recipe kind",
     ("dispenser", "fail"): "device not used by this recipe kind",
     ("dispenser", "no_response"): "device not used by this recipe kind",
-    # One dead zone of four: the controller makes up for it; every process check still holds.
+    # One dead zone of four: the controller makes up for it; every process check still holds,
+    # and a warning names the zone.
     ("lamps.z1", "fail"): "the other zones carry the profile; the checks prove the result",
     # A frozen analyzer at the good value it had is indistinguishable from a good atmosphere
     # for a single analyzer; the purge step catches it when frozen at a bad value.

@@ -177,6 +177,10 @@ async def test_a_dead_lamp_zone_does_not_stall_the_cool(
     assert [c["check"] for c in doc["conformance"] if not c["ok"]] == []
     # Not a creep either: the cool takes well under three times its shortest allowed time.
     assert _cool_s(doc) < 3.0 * _shortest_cool_s(recipe)
+    # But maintenance hears of it: a warning names the dead zone, and nothing trips.
+    dead = [a for a in doc["alarms"] if a["code"] == "lamp_zone_dead"]
+    assert len(dead) == 1 and "zone 1 " in dead[0]["message"], doc["alarms"]
+    assert dead[0]["severity"] == "warning"
 
 
 # Lamps at 85 % of their rating (a disturbance the false-trip runs take on SnPb only): the

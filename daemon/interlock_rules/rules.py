@@ -206,6 +206,8 @@ class RuleEngine:
         self._lamps_off_since: float | None = None
         self._uncommanded = 0
         self._no_output = 0
+        self._zone_dark: list[int] = []  # per zone: snapshots in a row dark under a command
+        self._dead_zones: set[int] = set()  # zones found dead this run (0-based)
         self._chiller_seen_running = False
         self._z_last: tuple[float, float] | None = None  # (position, since) while not moving
 
@@ -221,6 +223,8 @@ class RuleEngine:
         self._lamps_off_since = None
         self._uncommanded = 0
         self._no_output = 0
+        self._zone_dark = []
+        self._dead_zones = set()
         self._chiller_seen_running = False
         self._z_last = None
 
@@ -429,6 +433,7 @@ class RuleEngine:
                     "failure",
                 )
             )
+        self._dead_zone(snap, run, cmd_low, measured, out)
         if self._uncommanded >= 2:
             out.append(
                 Finding(
@@ -550,6 +555,41 @@ class RuleEngine:
             # A recipe that never pumps (lead lift) is told, not stopped.
             action = Action.TRIP if "pump" in run.limits.used_devices else Action.WARN
             out.append(Finding("pump_fault", action, f"vacuum pump: {pump.detail or 'fault'}"))
+
+    def _dead_zone(
+        self, snap: Snapshot, run: RunView, cmd_low: float, measured: float, out: list[Finding]
+    ) -> None:
+        """One zone dark while the others deliver: a warning naming it.
+
+        The controller makes up for one zone of several, and the checks judge the result, so
+        the run may go on; maintenance must still hear of it. Latched for the run: a dead lamp
+        does not come back by itself, and the warning must not come and go with the command.
+        (All zones get the same command; every zone dark is `lamp_no_output`, a trip.)
+        """
+        zones = snap.lamp_pct
+        lim = self.limits
+        if (
+            zones
+            and run.lamps_enabled()
+            and cmd_low >= lim.lamp_uncommanded_pct
+            and measured >= 1.0
+        ):
+            if len(self._zone_dark) != len(zones):
+                self._zone_dark = [0] * len(zones)
+            for i, value in enumerate(zones):
+                self._zone_dark[i] = self._zone_dark[i] + 1 if value < 1.0 else 0
+                if self._zone_dark[i] >= 3:
+                    self._dead_zones.add(i)
+        if self._dead_zones:
+            names = ", ".join(str(i + 1) for i in sorted(self._dead_zones))
+            out.append(
+                Finding(
+                    "lamp_zone_dead",
+                    Action.WARN,
+                    f"lamp zone {names} delivering nothing while commanded: the other zones "
+                    "carry the profile; lamp or SCR to be serviced",
+                )
+            )
 
     def _zstage(self, snap: Snapshot, run: RunView, out: list[Finding]) -> None:
         """Following error, a stall, and the vacuum holds once the support is lifted."""
