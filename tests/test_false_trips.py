@@ -46,9 +46,14 @@ async def test_clean_runs_do_not_trip(recipe: Path, seed: int, tmp_path: Path) -
     assert sim.interlocks.trip is None and sim.interlocks.cycles > 1000
 
 
+# Every lamp-heated recipe: weak lamps once stalled the cool of the two SAC305 recipes
+# (ADR 0110) while SnPb, the only one disturbed then, was fine.
+LAMP_RECIPES = [r for r in RECIPES if not r.stem.startswith("lead-lift")]
+
+
 @pytest.mark.parametrize("name", sorted(DISTURBANCES))
-async def test_realistic_disturbances_do_not_trip(name: str, tmp_path: Path) -> None:
-    recipe = next(r for r in RECIPES if r.name.startswith("snpb"))  # the tighter Tg margin
+@pytest.mark.parametrize("recipe", LAMP_RECIPES, ids=lambda p: p.stem)
+async def test_realistic_disturbances_do_not_trip(recipe: Path, name: str, tmp_path: Path) -> None:
     doc, sim = await run_recipe(recipe, tmp_path, params=DISTURBANCES[name], seed=7)
     raised = [p for _, e, p in sim.events if e == "AlarmRaised"]
     assert sim.interlocks.trip is None, sim.interlocks.trip
