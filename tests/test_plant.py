@@ -12,6 +12,7 @@ from drivers.protocols import (
     OUT_FILM_CLAMP,
     OUT_LAMP_CONTACTOR,
     OUT_SCR_ENABLE,
+    OUT_UV_ENABLE,
     VALVE_N2_PURGE,
     VALVE_PUMP,
     VALVE_VENT,
@@ -525,6 +526,7 @@ def test_uv_dose_degrades_the_adhesive() -> None:
     plant.uv_set_irradiance(100.0)
     run(plant, clock, 2.0)
     assert plant.state.uv_dose_mj_cm2 == 0.0  # shutter closed
+    plant.set_output(OUT_UV_ENABLE, True)  # the remote-interlock line
     plant.uv_shutter(True)
     run(plant, clock, 4.0)
     s = plant.state

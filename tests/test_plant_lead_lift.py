@@ -13,6 +13,7 @@ from drivers.clock import ManualClock
 from drivers.protocols import (
     OUT_CHUCK_VACUUM,
     OUT_SUPPORT_VACUUM,
+    OUT_UV_ENABLE,
     VALVE_N2_PURGE,
     VALVE_PUMP,
     VALVE_VENT,
@@ -30,6 +31,7 @@ def hold_both(plant: Plant, clock: ManualClock) -> None:
 
 def expose_uv(plant: Plant, clock: ManualClock, mw_cm2: float, seconds: float) -> None:
     plant.uv_set_irradiance(mw_cm2)
+    plant.set_output(OUT_UV_ENABLE, True)  # the remote-interlock line
     plant.uv_shutter(True)
     run(plant, clock, seconds, step=0.1)
     plant.uv_shutter(False)
@@ -134,6 +136,7 @@ def test_uv_and_heat_combine_into_one_bonded_fraction() -> None:
 def test_uv_lamp_failure_mid_exposure_stops_the_dose_at_once() -> None:
     plant, clock = make()
     plant.uv_set_irradiance(100.0)
+    plant.set_output(OUT_UV_ENABLE, True)  # the remote-interlock line
     plant.uv_shutter(True)
     plant.schedule_fault(PlantFault("uv", "fail"), 2.5)
     run(plant, clock, 6.0, step=1.0)  # the plant jumps past the fault time
