@@ -695,6 +695,11 @@ class Plant:
         if not self._contactor_energized():
             return [0.0] * self._p.zones
         enabled = self._outputs[OUT_SCR_ENABLE]
+        faults = self._faults
+        if not faults.lamp_dead and not faults.lamp_stuck_pct:
+            # No lamp fault (every cycle but a fault test's, three calls per cycle): the
+            # commands, as the loop below gives them (max(pct, 0.0) is pct for 0..100).
+            return list(self._lamp_cmd) if enabled else [0.0] * len(self._lamp_cmd)
         out: list[float] = []
         for i, cmd in enumerate(self._lamp_cmd):
             if i in self._faults.lamp_dead:
