@@ -1397,9 +1397,14 @@ class Plant:
         lead_dp = self._lead_dp
         lead_d = self._lead_d if held else lead_dp
         attached = self._tips_attached
-        pull_off = self._tip_pull_off_n() if attached else 0.0
-        if pull_off <= 0.0:
-            attached = False  # the connecting layer no longer holds the tips
+        pull_off = 0.0
+        if attached and z_moving and held:  # the only case the substeps pull on the tips
+            pull_off = self._tip_pull_off_n()
+            if pull_off <= 0.0:
+                attached = False  # the connecting layer no longer holds the tips
+        # Otherwise the check at the end of the span decides alone, as both did: the layer
+        # only degrades (UV dose and heat exposure only grow), so one that holds at the end
+        # held at the start.
         torn = self._torn
         k_lead, f_yield, k_tip = p.k_lead_n_um, p.lead_yield_force_n, p.k_tip_n_um
         d_yield = f_yield / k_lead
