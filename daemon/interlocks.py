@@ -216,6 +216,8 @@ class Interlocks:
 
     async def apply(self, findings: list[Finding]) -> None:
         self._last_findings = findings
+        if not findings and not self.active:
+            return  # nothing to trip, raise or clear: nearly every snapshot
         await self._trip([f for f in findings if f.action is Action.TRIP])
         present = {f.code: f for f in findings if f.action is not Action.TRIP}
         for code, f in present.items():

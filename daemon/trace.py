@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: one is built every control cycle (a frozen dataclass's __init__ costs ~4x a
+# plain one) and nothing mutates or hashes one; they are values, as ``Reading`` (docs/adr/0105).
+@dataclass(slots=True)
 class Sample:
     t_s: float  # seconds since the run started (simulated time under --sim)
     step: str  # name of the step running, "" between steps

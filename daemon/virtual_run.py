@@ -1,8 +1,9 @@
 """Run recipes on the simulated machine in virtual time: the tests, the benchmarks and
 ``bonderd tune`` assemble the machine here, once.
 
-Every run here has the interlocks running, the I/O coupler's watchdog armed, and the plant
-invariants checked after every integration: a violation fails the run (AssertionError).
+Every run here has the interlocks running and the I/O coupler's watchdog armed; unless told
+otherwise (the bench's timed runs), the plant invariants are checked after every integration
+and a violation fails the run (AssertionError).
 """
 
 from __future__ import annotations
@@ -102,7 +103,9 @@ async def run_recipe(
 
     ``thermal_model``: "shipped" = config/sim.toml's identified model, "none" = as a machine
     whose configuration has no model; ``controller_factory`` replaces the chip loop (the
-    bench's baseline PID) and nothing else.
+    bench's baseline PID) and nothing else. ``check_invariants=False`` runs without the
+    plant invariant checker (``SimRun.invariants`` then sees nothing): the interlocks still
+    judge every snapshot, as on the machine.
     """
     model = shipped_sim_model() if thermal_model == "shipped" else thermal_model
     limits = limits or Limits()
@@ -133,7 +136,10 @@ async def run_recipe(
         return ctx is not None and ctx.lamps_enabled and interlocks.trip is None
 
     invariants = InvariantChecker.for_recipe(loaded.recipe, limits.chip_max_c, lamps_allowed)
-    plant.add_observer(invariants)
+    if check_invariants:
+        # After every integration: a test's extra referee, not part of the machine (the
+        # bench's measured runs leave it out).
+        plant.add_observer(invariants)
     injector = FaultInjector(scenario, plant, clock) if scenario is not None else None
     sim = SimRun(
         clock, plant, machine, monitor, executor, interlocks, invariants, store, lamps, [], injector

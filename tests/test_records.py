@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from daemon.records import (
     _MIGRATIONS,
@@ -24,6 +27,7 @@ from daemon.records import (
     RunFinished,
     RunStore,
     UnknownRun,
+    _temps_json,
 )
 from daemon.trace import Sample
 
@@ -371,3 +375,32 @@ def test_sigkill_mid_run_leaves_a_readable_aborted_run(tmp_path: Path) -> None:
         assert len(samples) % 5 == 0
         assert [s.temps_c["chip"] for s in samples] == [float(i) for i in range(len(samples))]
         assert rec.steps[0].ended_t_s == samples[-1].t_s
+
+
+_CHANNEL = st.text(min_size=1, max_size=12)  # any name, quotes and non-ASCII included
+_VALUE = st.none() | st.floats(allow_nan=True, allow_infinity=True) | st.integers(-5, 5)
+
+
+@given(temps=st.dictionaries(_CHANNEL, _VALUE, max_size=6))
+@settings(max_examples=300, deadline=None)
+def test_the_trace_temperature_column_is_written_as_json_dumps_writes_it(
+    temps: dict[str, Any],
+) -> None:
+    # The trace writes its temperature column without the JSON encoder's per-call set-up
+    # (twenty samples a second): what lands in the record must be byte for byte the same.
+    assert _temps_json(temps) == json.dumps(temps, separators=(",", ":"))
+
+
+def test_the_stored_temperature_column_is_compact_json(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "data")
+    new_run(store)
+    temps = {"chip": 250.125, "component 'a'": None, "chuck": -0.0, 'é"x': 1e-7, "big": 1e22}
+    s = Sample(0.0, "reflow", None, temps, None, None, 0.0, lamp_zones_pct=(0.0, 12.5))
+    store.add_samples("run-1", [s])
+    got = store.samples("run-1")[0].temps_c
+    store.close()
+    db = sqlite3.connect(tmp_path / "data" / DB_NAME)
+    row = db.execute("SELECT temps_json, lamp_zones_json FROM samples").fetchone()
+    db.close()
+    assert row == (json.dumps(temps, separators=(",", ":")), "[0.0,12.5]")
+    assert got == temps

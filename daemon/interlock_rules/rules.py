@@ -189,6 +189,11 @@ class _Window:
         return self.points[-1][1] - self.points[0][1] if self.points else 0.0
 
 
+# Thermocouple channel -> (its stuck-rule key, its label in messages): formatted once per
+# channel, not on every snapshot (a handful of channels, twenty snapshots a second).
+_TC_NAMES: dict[str, tuple[str, str]] = {}
+
+
 class RuleEngine:
     """Evaluates every rule on a snapshot; keeps the little history some rules need."""
 
@@ -239,7 +244,7 @@ class RuleEngine:
         run = self.run
         if run is not None:
             step = run.step_type()
-            self._devices(snap, run, out)
+            self._devices(snap, run, step, out)
             self._thermocouples(snap, step, out)
             self._temperatures(snap, run, out)
             self._lamps(snap, run, step, out)
@@ -282,19 +287,24 @@ class RuleEngine:
                 )
             )
 
-    def _devices(self, snap: Snapshot, run: RunView, out: list[Finding]) -> None:
-        used_now = run.limits.devices_for(run.step_type())
+    def _devices(self, snap: Snapshot, run: RunView, step: str | None, out: list[Finding]) -> None:
         # With the lamps enabled a device the step needs trips at its first miss: every miss
         # is a read timeout of blindness with energy on. With no energy source on, one lost
         # frame or one stall of the host is not a lost device: it trips once it has missed
         # DEVICE_LOST_MISSES snapshots in a row.
-        self._missed = {d: self._missed.get(d, 0) + 1 for d in snap.errors}
-        energy_on = run.lamps_enabled()
-        for device, why in snap.errors.items():
-            used = device in used_now
-            lost = used and (energy_on or self._missed[device] >= DEVICE_LOST_MISSES)
-            action = Action.TRIP if lost else Action.WARN
-            out.append(Finding("device_lost", action, f"{device} not answering: {why}"))
+        errors = snap.errors
+        if not errors:  # every device answered (nearly every snapshot): no miss to count
+            if self._missed:
+                self._missed = {}
+        else:
+            self._missed = {d: self._missed.get(d, 0) + 1 for d in errors}
+            used_now = run.limits.devices_for(step)
+            energy_on = run.lamps_enabled()
+            for device, why in errors.items():
+                used = device in used_now
+                lost = used and (energy_on or self._missed[device] >= DEVICE_LOST_MISSES)
+                action = Action.TRIP if lost else Action.WARN
+                out.append(Finding("device_lost", action, f"{device} not answering: {why}"))
         for name, status in (("Z stage", snap.stage), ("UV source", snap.uv)):
             if status is not None and status.fault:
                 out.append(Finding("device_fault", Action.WARN, f"{name}: {status.detail}"))
@@ -321,8 +331,11 @@ class RuleEngine:
 
     def _thermocouples(self, snap: Snapshot, step: str | None, out: list[Finding]) -> None:
         lim = self.limits
+        names = _TC_NAMES
         for ch, r in snap.temps.items():
-            label = f"thermocouple '{ch}'"
+            if (kl := names.get(ch)) is None:
+                kl = names[ch] = (f"tc_{ch}", f"thermocouple '{ch}'")
+            key, label = kl
             if r.status is Status.FAULT:
                 out.append(
                     Finding("tc_open", Action.TRIP, f"{label} failed: {r.detail or 'fault'}")
@@ -341,7 +354,7 @@ class RuleEngine:
                     )
                 )
                 continue
-            self._stuck(f"tc_{ch}", r, snap.t, label, out)
+            self._stuck(key, r, snap.t, label, out)
         if step in PRE_HEAT_STEPS and not self._heated:
             # Before any heat the parts sit on the chuck and follow it: a channel far from the
             # others is drifting or has come off its part.

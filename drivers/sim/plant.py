@@ -696,6 +696,11 @@ class Plant:
         if not self._contactor_energized():
             return [0.0] * self._p.zones
         enabled = self._outputs[OUT_SCR_ENABLE]
+        faults = self._faults
+        if not faults.lamp_dead and not faults.lamp_stuck_pct:
+            # No lamp fault (every cycle but a fault test's, three calls per cycle): the
+            # commands, as the loop below gives them (max(pct, 0.0) is pct for 0..100).
+            return list(self._lamp_cmd) if enabled else [0.0] * len(self._lamp_cmd)
         out: list[float] = []
         for i, cmd in enumerate(self._lamp_cmd):
             if i in self._faults.lamp_dead:
@@ -1403,9 +1408,14 @@ class Plant:
         lead_dp = self._lead_dp
         lead_d = self._lead_d if held else lead_dp
         attached = self._tips_attached
-        pull_off = self._tip_pull_off_n() if attached else 0.0
-        if pull_off <= 0.0:
-            attached = False  # the connecting layer no longer holds the tips
+        pull_off = 0.0
+        if attached and z_moving and held:  # the only case the substeps pull on the tips
+            pull_off = self._tip_pull_off_n()
+            if pull_off <= 0.0:
+                attached = False  # the connecting layer no longer holds the tips
+        # Otherwise the check at the end of the span decides alone, as both did: the layer
+        # only degrades (UV dose and heat exposure only grow), so one that holds at the end
+        # held at the start.
         torn = self._torn
         k_lead, f_yield, k_tip = p.k_lead_n_um, p.lead_yield_force_n, p.k_tip_n_um
         d_yield = f_yield / k_lead
