@@ -50,6 +50,7 @@ SAFE_STATE_STEP = "safe_state"  # the trace's step name while the safe state run
 # The safe state's stop action for the stage (daemon/safe_state.py), and the time a stage
 # that did not take the stop is given past its commanded move's end.
 STAGE_STOP_ACTION = "Z stage stopped"
+DISPENSER_STOP_ACTION = "dispenser stopped"
 STAGE_SETTLE_S = 0.5
 # Where the safe state brings a chuck heated by a lead-lift step: handling temperature.
 LEAD_LIFT_COOL_TO_C = 25.0
@@ -449,6 +450,19 @@ class Executor:
                     "alarm",
                     f"Z stage did not answer the stop: waiting {wait:.1f} s for its commanded "
                     f"move to {pending.target_um:.0f} µm to end",
+                )
+                await asyncio.shield(self.clock.sleep(wait))
+        # The same for a timed shot: the dispenser ends it by itself at its set time.
+        shot_end, ctx.shot_end_t = ctx.shot_end_t, None
+        stop_failed = any(p.startswith(DISPENSER_STOP_ACTION) for p in report.problems)
+        if shot_end is not None and stop_failed:
+            wait = shot_end + STAGE_SETTLE_S - self.clock.now()
+            if wait > 0:
+                self._alarm(
+                    "dispenser_unstoppable",
+                    "alarm",
+                    f"dispenser did not answer the stop: waiting {wait:.1f} s for its timed "
+                    "shot to end",
                 )
                 await asyncio.shield(self.clock.sleep(wait))
         for problem in report.problems:

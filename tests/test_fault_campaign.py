@@ -192,6 +192,8 @@ DEFAULT_EXTRA = [
     ("lead-lift-uv", "lead_lift", "zstage", "stall"),
     ("lead-lift-uv", "lead_lift", "zstage", "no_response"),
     ("lead-lift-uv", "encapsulate", "dispenser", "fail"),
+    ("lead-lift-uv", "encapsulate", "dispenser", "no_response"),  # its shot is waited for
+    ("lead-lift-uv", "encapsulate", "zstage", "fail"),  # the lifted support's drive: a trip
     ("lead-lift-uv", "cure", "support_vacuum", "fail"),
     ("lead-lift-heat", "heat_release", "chiller", "fail"),
     ("lead-lift-heat", "heat_release", "zstage", "stall"),  # jammed before homing (ADR 0099)

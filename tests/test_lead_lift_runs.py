@@ -134,6 +134,29 @@ async def test_a_uv_source_silent_mid_exposure_is_closed_by_its_interlock_line(
     assert 0.0 < state.uv_dose_mj_cm2 < 1500.0
 
 
+async def test_a_dispenser_silent_mid_shot_is_waited_for_not_left_dispensing(
+    tmp_path: Path,
+) -> None:
+    # The stop cannot reach it; its timed shot ends by itself at its set time. The run must
+    # not end (and invite the operator in) while encapsulant is still being pushed out.
+    scenario = parse_scenario(_fault("encapsulate", "dispenser", "no_response", 0.5))
+    doc, sim = await run_recipe(UV, tmp_path, scenario=scenario)
+    assert doc["result"] == "aborted"
+    assert "dispenser" in doc["reason"], doc["reason"]
+    codes = [a["code"] for a in doc["alarms"]]
+    assert "dispenser_unstoppable" in codes, codes
+    assert not sim.plant.state.dispensing
+
+
+async def test_a_stage_drive_fault_with_the_support_lifted_stops_the_run(tmp_path: Path) -> None:
+    # After the lift the stage holds the support and the bent leads: a faulted drive is not a
+    # warning any more (it is one in a step that does not use the stage).
+    scenario = parse_scenario(_fault("encapsulate", "zstage", "fail", 0.5))
+    doc, _ = await run_recipe(UV, tmp_path, scenario=scenario)
+    assert doc["result"] == "aborted"
+    assert "Z stage" in doc["reason"], doc["reason"]
+
+
 async def test_a_stage_stalled_before_homing_stops_the_run_naming_the_stall(
     tmp_path: Path,
 ) -> None:

@@ -305,9 +305,12 @@ class RuleEngine:
                 lost = used and (energy_on or self._missed[device] >= DEVICE_LOST_MISSES)
                 action = Action.TRIP if lost else Action.WARN
                 out.append(Finding("device_lost", action, f"{device} not answering: {why}"))
-        for name, status in (("Z stage", snap.stage), ("UV source", snap.uv)):
+        for key, name, status in (("zstage", "Z stage", snap.stage), ("uv", "UV source", snap.uv)):
             if status is not None and status.fault:
-                out.append(Finding("device_fault", Action.WARN, f"{name}: {status.detail}"))
+                # A faulted drive holding the lifted support, or a faulted source the step is
+                # using, stops the run; in a step that does not need it, it is a warning.
+                action = Action.TRIP if key in run.limits.devices_for(step) else Action.WARN
+                out.append(Finding("device_fault", action, f"{name}: {status.detail}"))
 
     def _stuck(self, key: str, r: Reading, now: float, label: str, out: list[Finding]) -> None:
         # A live sensor never repeats one value for long: noise moves the last digit. A frozen

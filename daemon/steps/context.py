@@ -116,6 +116,9 @@ class StepContext:
     # The last move commanded, kept when the daemon stops the stage: if the stage did not
     # take the stop, the safe state knows how long it may still be moving.
     z_last_move: ZCommand | None = None
+    # When the dispenser's timed shot under way ends by itself (clock time): if the dispenser
+    # does not take the stop, the safe state waits for that rather than end the run mid-shot.
+    shot_end_t: float | None = None
     # The chuck loop over the chiller's setpoint (ADR 0090): set by chuck_stabilize, then
     # serviced on every tick for the rest of the run.
     chuck_hold: ChuckHold | None = None

@@ -394,6 +394,7 @@ async def encapsulate(ctx: StepContext, step: Encapsulate) -> None:
     start_ul = ctx.estimates.dispensed_ul
     fired = ctx.clock.now()
     try:
+        ctx.shot_end_t = fired + shot
         await ctx.command("dispense", disp.dispense(shot, CMD_TIMEOUT_S))
         seen = False
         while True:
@@ -406,6 +407,7 @@ async def encapsulate(ctx: StepContext, step: Encapsulate) -> None:
             seen = seen or d.dispensing
             ctx.progress = min(0.9, 0.9 * (snap.t - fired) / shot)
             if seen and not d.dispensing:
+                ctx.shot_end_t = None
                 break
             if snap.t - fired > shot + SHOT_END_MARGIN_S:
                 raise StepFailed(
