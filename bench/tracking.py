@@ -29,7 +29,7 @@ from daemon.recipe.model import Cool, Reflow
 from daemon.steps.vacuum_film import planned_descent_rate
 from daemon.thermal import ControllerFactory, Profile
 from daemon.trace import Sample
-from daemon.virtual_run import RECIPES, run_recipe
+from daemon.virtual_run import BOND_RECIPES, run_recipe
 from drivers.sim.plant import PlantParams
 
 # The first half second after a step starts is the thermocouple catching up with a hand-over
@@ -156,7 +156,8 @@ def measure(recipe: pathlib.Path, *, seed: int = 0) -> dict[str, float | str | N
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("recipes", nargs="*", type=pathlib.Path, default=RECIPES)
+    # Only recipes with a reflow have a profile to track: the bond recipes by default.
+    ap.add_argument("recipes", nargs="*", type=pathlib.Path, default=BOND_RECIPES)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     for recipe in args.recipes:
