@@ -200,10 +200,12 @@ class StepContext:
     def note_lamp_cmd(self, pct: float) -> None:
         now = self.clock.now()
         self.lamp_cmd_pct = pct
-        self.lamp_cmd_log.append((now, pct))
+        log = self.lamp_cmd_log
+        log.append((now, pct))
         # Keep the entry in force at the horizon: it is the command a reading taken then saw.
-        while len(self.lamp_cmd_log) > 1 and self.lamp_cmd_log[1][0] <= now - LAMP_CMD_LOG_S:
-            self.lamp_cmd_log.popleft()
+        horizon = now - LAMP_CMD_LOG_S
+        while len(log) > 1 and log[1][0] <= horizon:
+            log.popleft()
 
     def lamp_cmd_since(self, t: float) -> tuple[float, float]:
         """The lowest and highest power commanded at any time from clock time ``t`` to now.
