@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import compress
 from typing import Final
 
 from daemon.recipe.model import (
@@ -87,13 +88,6 @@ def _valid(v: float | None) -> float | None:
     return None if v is None or math.isnan(v) else v
 
 
-def _hottest(s: Sample, prefix: str) -> float | None:
-    vals = [
-        x for k, v in s.temps_c.items() if k.startswith(prefix) and (x := _valid(v)) is not None
-    ]
-    return max(vals) if vals else None
-
-
 def _window(lo: float, hi: float) -> str:
     return f"[{lo:g}, {hi:g}]"
 
@@ -115,21 +109,57 @@ class _Trace:
         self.phase = [step_type.get(s.step) for s in samples]
         self.heating = [p in HEATING_TYPES for p in self.phase]
         self.cooling = [p in COOLING_TYPES for p in self.phase]
-        self.chip: Series = [_valid(s.temps_c.get(self.chip_channel)) for s in samples]
-        self.component: Series = [_valid(s.component_avg_c()) for s in samples]
+        self.chip: Series = []
+        self.component: Series = []  # Sample.component_avg_c
         # The chuck must be below Tg everywhere, so its hottest channel is what counts.
-        self.chuck: Series = [_hottest(s, "chuck") for s in samples]
+        self.chuck: Series = []  # the hottest valid ``chuck*`` channel
+        self._temperature_columns(samples)
         self.pressure: Series = [_valid(s.pressure_mbar) for s in samples]
         self.o2: Series = [_valid(s.o2_ppm) for s in samples]
         self.o2_partial: Series = [_valid(s.o2_partial_mbar()) for s in samples]
         # A rate belongs to the step it was measured in: at a boundary the next step may
-        # legitimately change pace (lamps off for venting once the cool is done).
+        # legitimately change pace (lamps off for venting once the cool is done). Rates are
+        # read only in heating and cooling steps (the ramp and cooling-rate checks, their
+        # metrics): the other steps' windows are not computed.
         self.rate: Series = []
         start = 0
         for end in range(1, len(samples) + 1):
             if end == len(samples) or samples[end].step != samples[start].step:
-                self.rate += _rates(self.t[start:end], self.chip[start:end])
+                if self.heating[start] or self.cooling[start]:
+                    self.rate += _rates(self.t[start:end], self.chip[start:end])
+                else:
+                    self.rate += [None] * (end - start)
                 start = end
+
+    def _temperature_columns(self, samples: Sequence[Sample]) -> None:
+        """The chip, component-average and hottest-chuck columns in one pass.
+
+        The same values as ``_valid`` of the chip channel, ``_valid(component_avg_c())`` and
+        the largest valid ``chuck*`` reading, sample by sample (tests/test_conformance.py
+        compares them), without a method call and a scan of every channel name per sample:
+        the channels of each prefix are picked once per layout of the temperature dict (one
+        layout per run, as a rule), in the dict's order, so the average adds up in the same
+        order as ``component_avg_c``.
+        """
+        channel = self.chip_channel
+        chip, component, chuck = self.chip, self.component, self.chuck
+        layouts: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        for s in samples:
+            temps = s.temps_c
+            names = tuple(temps)
+            layout = layouts.get(names)
+            if layout is None:
+                layout = layouts[names] = (
+                    tuple(k for k in names if k.startswith("component")),
+                    tuple(k for k in names if k.startswith("chuck")),
+                )
+            v = temps.get(channel)
+            chip.append(None if v is None or math.isnan(v) else v)
+            comp = [x for k in layout[0] if (x := temps[k]) is not None]
+            avg = sum(comp) / len(comp) if comp else None
+            component.append(None if avg is None or math.isnan(avg) else avg)
+            hot = [x for k in layout[1] if (x := temps[k]) is not None and not math.isnan(x)]
+            chuck.append(max(hot) if hot else None)
 
     def mask(self, pred: Callable[[int], bool]) -> Mask:
         return [pred(i) for i in range(len(self.samples))]
@@ -157,17 +187,25 @@ class _Extreme:
 
 
 def _extreme(span: Mask, values: Series, *, highest: bool = True) -> _Extreme:
+    # Whole-list passes in C (compress, count, max, index): the checks run over the complete
+    # trace at the run's end, 13 passes of ~5000 samples. Same answer as a loop that keeps
+    # the first strictly greater (smaller) value: max() and min() keep the first extreme
+    # element, and index() finds that element again (the first equal one is it).
+    if len(span) != len(values):
+        raise ValueError(f"span has {len(span)} samples, the series {len(values)}")
     ext = _Extreme()
-    for i, (inside, v) in enumerate(zip(span, values, strict=True)):
-        if not inside:
-            continue
-        ext.seen += 1
-        if v is None:
-            ext.missing += 1
-            if ext.first_missing < 0:
-                ext.first_missing = i
-        elif ext.value is None or (v > ext.value if highest else v < ext.value):
-            ext.value, ext.at = v, i
+    inside = list(compress(values, span))
+    ext.seen = len(inside)
+    ext.missing = inside.count(None)
+    present = [v for v in inside if v is not None] if ext.missing else inside
+    if not ext.missing and not present:
+        return ext
+    where = list(compress(range(len(span)), span))  # sample index of each inside value
+    if ext.missing:
+        ext.first_missing = where[inside.index(None)]
+    if present:
+        value = max(present) if highest else min(present)  # type: ignore[type-var]
+        ext.value, ext.at = value, where[inside.index(value)]
     return ext
 
 
@@ -202,6 +240,7 @@ def _rates(t: Sequence[float], values: Series) -> Series:
     """Per sample: least-squares slope (°C/s) of the series over a centred window."""
     ts = [x for x, v in zip(t, values, strict=True) if v is not None]
     vs = [v for v in values if v is not None]
+    n_valid = len(ts)
     half = RATE_WINDOW_S / 2.0
     out: Series = []
     lo = hi = 0
@@ -209,23 +248,24 @@ def _rates(t: Sequence[float], values: Series) -> Series:
         if v is None:
             out.append(None)
             continue
-        while lo < len(ts) and ts[lo] < tc - half:
+        while lo < n_valid and ts[lo] < tc - half:
             lo += 1
         hi = max(hi, lo)
-        while hi < len(ts) and ts[hi] <= tc + half:
+        while hi < n_valid and ts[hi] <= tc + half:
             hi += 1
         n = hi - lo
         if n < _RATE_MIN_POINTS or ts[hi - 1] - ts[lo] < _RATE_MIN_SPAN_S:
             out.append(None)
             continue
-        # Times relative to the window's centre keep the sums small: no cancellation.
+        # Times relative to the window's centre keep the sums small: no cancellation. Added
+        # one by one in time order (not sum(), whose rounding differs between versions).
         sx = sy = sxx = sxy = 0.0
-        for j in range(lo, hi):
-            dx = ts[j] - tc
+        for tj, vj in zip(ts[lo:hi], vs[lo:hi], strict=True):
+            dx = tj - tc
             sx += dx
-            sy += vs[j]
+            sy += vj
             sxx += dx * dx
-            sxy += dx * vs[j]
+            sxy += dx * vj
         den = n * sxx - sx * sx
         out.append((n * sxy - sx * sy) / den if den > 0 else None)
     return out

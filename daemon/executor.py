@@ -42,6 +42,7 @@ from daemon.thermal import ThermalModel
 from daemon.trace import Sample
 from drivers.clock import Clock
 from drivers.protocols import Machine
+from drivers.reading import Status
 
 log = structlog.get_logger(__name__)
 
@@ -552,15 +553,21 @@ class Executor:
     def _sample(self, snap: Snapshot) -> Sample:
         ctx = self.ctx
         stage = snap.stage
-        est = ctx.estimates if ctx is not None else None
+        # The daemon's estimates (UV dose, dispensed volume, cure conversion) are a lead-lift
+        # recipe's: nothing else reads them (its steps, these columns, the progress line), so
+        # a bond run does not integrate them on every snapshot.
+        lead_lift = ctx is not None and isinstance(ctx.recipe, LeadLiftRecipe)
+        est = ctx.estimates if ctx is not None and lead_lift else None
         if est is not None:
             est.update(snap)
-        lead_lift = ctx is not None and isinstance(ctx.recipe, LeadLiftRecipe)
         return Sample(
             t_s=round(snap.t - self._run_t0, 3),
             step=self.current_step or "",
             setpoint_c=ctx.setpoint_c if ctx is not None else None,
-            temps_c={ch: (r.value if r.ok else None) for ch, r in snap.temps.items()},
+            # Reading.ok, inlined: every channel, every sample.
+            temps_c={
+                ch: (r.value if r.status is Status.OK else None) for ch, r in snap.temps.items()
+            },
             pressure_mbar=snap.pressure_mbar(),
             o2_ppm=snap.o2_ppm(),
             lamp_pct=snap.lamp_mean_pct(),
@@ -568,7 +575,7 @@ class Executor:
             lamp_zones_pct=snap.lamp_pct,
             z_force_n=stage.force_n.value if stage is not None and stage.force_n.ok else None,
             uv_mw_cm2=ProcessEstimates.irradiance(snap) if snap.uv is not None else None,
-            uv_dose_mj_cm2=est.uv_dose_mj_cm2 if est is not None and lead_lift else None,
-            cure_conversion=est.cure_conversion if est is not None and lead_lift else None,
-            dispensed_ul=est.dispensed_ul if est is not None and lead_lift else None,
+            uv_dose_mj_cm2=est.uv_dose_mj_cm2 if est is not None else None,
+            cure_conversion=est.cure_conversion if est is not None else None,
+            dispensed_ul=est.dispensed_ul if est is not None else None,
         )

@@ -6,14 +6,18 @@ import copy
 import dataclasses
 import itertools
 import json
+import math
 import random
+import struct
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from daemon.conformance import Check, StepOutcome, evaluate
+from daemon.conformance import Check, StepOutcome, _extreme, _rates, _Trace, evaluate
 from daemon.recipe.model import VacuumFilmBondRecipe
 from daemon.result import build_result, decide_result
 from daemon.trace import Sample
@@ -573,3 +577,107 @@ def test_o2_ppm_is_judged_where_there_is_gas_and_partial_pressure_under_vacuum()
     )
     assert checks["o2_ppm"].ok
     assert not checks["o2_partial_pressure"].ok  # 150 000 ppm × 5 mbar = 0.75 mbar
+
+
+# ---------------------------------------------------------------- the judge's fast paths
+# evaluate() runs at the end of every run (ADR 0106): its columns and extremes are computed
+# in whole-list passes, and they must give what the plain per-sample definitions give.
+
+
+def _reference_extreme(
+    span: list[bool], values: list[float | None], highest: bool
+) -> tuple[float | None, int, int, int, int]:
+    value: float | None = None
+    at, seen, missing, first_missing = -1, 0, 0, -1
+    for i, (inside, v) in enumerate(zip(span, values, strict=True)):
+        if not inside:
+            continue
+        seen += 1
+        if v is None:
+            missing += 1
+            first_missing = i if first_missing < 0 else first_missing
+        elif value is None or (v > value if highest else v < value):
+            value, at = v, i
+    return value, at, seen, missing, first_missing
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.booleans(),
+            st.one_of(st.none(), st.sampled_from([-1.5, -0.0, 0.0, 2.0, 7.25, 7.25])),
+        ),
+        max_size=40,
+    ),
+    st.booleans(),
+)
+def test_extreme_finds_the_first_extreme_sample_and_counts_the_gaps(
+    pairs: list[tuple[bool, float | None]], highest: bool
+) -> None:
+    span = [inside for inside, _ in pairs]
+    values = [v for _, v in pairs]
+    ext = _extreme(span, values, highest=highest)
+    got = (ext.value, ext.at, ext.seen, ext.missing, ext.first_missing)
+    want = _reference_extreme(span, values, highest)
+    assert got == want
+    # The same sample, not only an equal value: -0.0 and 0.0 tie, the first one is reported.
+    if ext.value is not None and want[0] is not None:
+        assert math.copysign(1.0, ext.value) == math.copysign(1.0, want[0])
+
+
+def test_extreme_refuses_a_span_of_another_length() -> None:
+    with pytest.raises(ValueError, match="span has 2 samples, the series 3"):
+        _extreme([True, True], [1.0, 2.0, 3.0])
+
+
+def test_trace_columns_are_the_per_sample_readings() -> None:
+    """Chip, component average and hottest chuck, with gaps, NaN and a changed channel set."""
+    rng = random.Random(7)
+    nan = float("nan")
+    layouts = [
+        ("chip", "component", "chuck"),
+        ("chip", "component", "component2", "component3", "chuck", "chuck2"),
+        ("chuck2", "component3", "chip", "component", "chuck"),
+        ("chip",),
+    ]
+    samples = []
+    for i in range(400):
+        names = layouts[(i // 37) % len(layouts)]
+        temps = {
+            k: rng.choice([None, nan, rng.uniform(20.0, 260.0), rng.uniform(20.0, 260.0)])
+            for k in names
+        }
+        samples.append(
+            Sample(i * 0.05, "reflow", None, temps, pressure_mbar=5.0, o2_ppm=3.0, lamp_pct=0.0)
+        )
+    tr = _Trace(make_recipe(), samples)
+
+    def valid(v: float | None) -> float | None:
+        return None if v is None or math.isnan(v) else v
+
+    def same(a: float | None, b: float | None) -> bool:  # bit for bit, None for None
+        return (a is None and b is None) or (
+            a is not None and b is not None and struct.pack("d", a) == struct.pack("d", b)
+        )
+
+    for s, chip, comp, chuck in zip(samples, tr.chip, tr.component, tr.chuck, strict=True):
+        assert same(chip, valid(s.temps_c.get("chip")))
+        assert same(comp, valid(s.component_avg_c()))
+        hot = [
+            x for k, v in s.temps_c.items() if k.startswith("chuck") and (x := valid(v)) is not None
+        ]
+        assert same(chuck, max(hot) if hot else None)
+
+
+def test_rates_are_computed_in_heating_and_cooling_steps_only() -> None:
+    tr = _Trace(make_recipe(), profile().samples)
+    rated = {s.step for s, r in zip(tr.samples, tr.rate, strict=True) if r is not None}
+    assert rated == {"reflow", "cool"}
+    # Inside them, the rate is the step's own least-squares slope, sample for sample.
+    start = 0
+    for end in range(1, len(tr.samples) + 1):
+        if end == len(tr.samples) or tr.samples[end].step != tr.samples[start].step:
+            if tr.samples[start].step in ("reflow", "cool"):
+                assert tr.rate[start:end] == _rates(tr.t[start:end], tr.chip[start:end])
+            start = end

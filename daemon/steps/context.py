@@ -122,6 +122,8 @@ class StepContext:
     # The chuck loop over the chiller's setpoint (ADR 0090): set by chuck_stabilize, then
     # serviced on every tick for the rest of the run.
     chuck_hold: ChuckHold | None = None
+    # The wall-time bound on a device command (None on virtual time): see ``command``.
+    _cmd_guard_s: float | None = field(default=None, init=False, repr=False)
 
     async def tick(self) -> Snapshot:
         """The next fresh snapshot; fails the step once its timeout has passed."""
@@ -141,14 +143,30 @@ class StepContext:
                 await self.command("chiller setpoint", chiller.set_setpoint(cmd, CMD_TIMEOUT_S))
         return snap
 
+    def __post_init__(self) -> None:
+        self._cmd_guard_s = CMD_TIMEOUT_S * 2 if math.isfinite(self.clock.speed) else None
+
     async def command(self, what: str, aw: Awaitable[None]) -> None:
-        """Await a device command; a device error fails the step with the device named."""
+        """Await a device command; a device error fails the step with the device named.
+
+        Every driver bounds its own calls (the timeout each command passes it); on a clock
+        that follows the wall (real, scaled or paced time: the drivers may be real) the
+        command is bounded once more, on the event loop's clock, in case a driver does not
+        keep to its own. On virtual time (infinite speed) only simulated devices can answer,
+        and they time out on the plant's clock (drivers/sim/devices.py): a wall-time bound
+        there measures the host, not the machine, and its timer, set and cancelled for
+        every lamp command, was ~3 % of a simulated run (docs/adr/0106).
+        """
+        guard_s = self._cmd_guard_s
         try:
-            # asyncio.timeout, not wait_for: on 3.11 wait_for wraps every command in a new
-            # task (a task object and a loop iteration per lamp command, 20x/s), and can
-            # swallow a cancellation that lands as the command completes.
-            async with asyncio.timeout(CMD_TIMEOUT_S * 2):
+            if guard_s is None:
                 await aw
+            else:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for wraps every command in a
+                # new task (a task object and a loop iteration per lamp command, 20x/s), and
+                # can swallow a cancellation that lands as the command completes.
+                async with asyncio.timeout(guard_s):
+                    await aw
         except (DeviceError, TimeoutError) as exc:
             raise StepFailed(f"{what} failed: {str(exc) or 'timeout'}") from exc
 
@@ -185,10 +203,12 @@ class StepContext:
     def note_lamp_cmd(self, pct: float) -> None:
         now = self.clock.now()
         self.lamp_cmd_pct = pct
-        self.lamp_cmd_log.append((now, pct))
+        log = self.lamp_cmd_log
+        log.append((now, pct))
         # Keep the entry in force at the horizon: it is the command a reading taken then saw.
-        while len(self.lamp_cmd_log) > 1 and self.lamp_cmd_log[1][0] <= now - LAMP_CMD_LOG_S:
-            self.lamp_cmd_log.popleft()
+        horizon = now - LAMP_CMD_LOG_S
+        while len(log) > 1 and log[1][0] <= horizon:
+            log.popleft()
 
     def lamp_cmd_since(self, t: float) -> tuple[float, float]:
         """The lowest and highest power commanded at any time from clock time ``t`` to now.
@@ -201,11 +221,18 @@ class StepContext:
         """
         low = high = self.lamp_cmd_pct
         in_force = 0.0
-        for when, pct in self.lamp_cmd_log:
+        # The log is in clock order (note_lamp_cmd appends at now()): the commands since
+        # ``t`` are its tail and the entry before them was in force at ``t``. Walked from the
+        # newest, a snapshot judged a cycle after its read looks at a few entries, not the
+        # whole LAMP_CMD_LOG_S of them (~80 at 20 Hz).
+        for when, pct in reversed(self.lamp_cmd_log):
             if when <= t:
                 in_force = pct
-            else:
-                low, high = min(low, pct), max(high, pct)
+                break
+            if pct < low:
+                low = pct
+            elif pct > high:
+                high = pct
         return min(low, in_force), max(high, in_force)
 
     async def set_lamps(self, pct: float) -> None:

@@ -64,7 +64,22 @@ PLANT_MODEL = "2"  # 2: lead lift, holds, encapsulant, heat release, coalescence
 
 def _quantize(value: float, step: float) -> float:
     # The second round removes the binary noise of the multiplication (0.30000000000000004).
-    return round(round(value / step) * step, 6)
+    k = round(value / step)
+    exact = _DECIMAL_STEPS.get(step)
+    if exact is not None and -exact[1] < k < exact[1]:
+        return k / exact[0]
+    return round(k * step, 6)
+
+
+# Steps of 1/d, d a power of ten (0.1 °C, the usual resolution): (d, the bound on k). For
+# such a step, round(k * step, 6) is the double nearest the decimal k/d (the product is
+# within ~1e-16 relative of it, far inside the 0.5e-6 that rounding to six decimals
+# forgives, for |k/d| < 1e6), and so is k / d: Python divides two ints correctly rounded.
+# The same number, bit for bit (tests/test_sim_devices_quantize.py), without the decimal
+# conversion round(x, 6) makes: ~0.7 µs, for every thermocouple reading (docs/adr/0106).
+_DECIMAL_STEPS: dict[float, tuple[int, int]] = {
+    1.0 / d: (d, d * 10**6) for d in (1, 10, 100, 1000, 10**4, 10**5, 10**6)
+}
 
 
 def _finite(value: object) -> float | None:
@@ -179,7 +194,16 @@ class SimLampBank(_SimDevice):
         now = self._clock.now()
         dead = self._plant.lamp_dead
         if not dead:
-            return [Reading(round(pct, 2), now) for pct in self._plant.lamp_output_pct()]
+            # Zones commanded alike hold one float object (set_power([pct] * zones)): rounded
+            # once, the same number for each.
+            readings: list[Reading] = []
+            last: float | None = None
+            shown = 0.0
+            for pct in self._plant.lamp_output_pct():
+                if pct is not last:
+                    last, shown = pct, round(pct, 2)
+                readings.append(Reading(shown, now))
+            return readings
         out: list[Reading] = []
         for i, pct in enumerate(self._plant.lamp_output_pct()):
             if i in dead:
@@ -209,13 +233,18 @@ class SimThermocouples(_SimDevice):
         now = self._clock.now()
         junctions, faults = self._plant.tc_junctions, self._plant.tc_faults
         gauss, noise, res = self._rng.gauss, p.tc_noise_c, p.tc_resolution_c
+        exact = _DECIMAL_STEPS.get(res)
         out: dict[str, Reading] = {}
         for ch in TC_CHANNELS:
             # Every channel draws its noise, faulty or not: the stream stays aligned.
             noisy = junctions[ch] + gauss(0.0, noise)
             fault = faults.get(ch) if faults else None
             if fault is None:
-                out[ch] = Reading(round(round(noisy / res) * res, 6), now)  # _quantize
+                k = round(noisy / res)  # _quantize, inlined: three channels, 20 times a second
+                if exact is not None and -exact[1] < k < exact[1]:
+                    out[ch] = Reading(k / exact[0], now)
+                else:
+                    out[ch] = Reading(round(k * res, 6), now)
             elif fault.kind == "open":
                 out[ch] = Reading(p.tc_open_value_c, now, Status.FAULT, "open thermocouple")
             elif fault.kind == "stuck":
@@ -349,6 +378,10 @@ class SimChiller(_SimDevice):
 class SimOxygenAnalyzer(_SimDevice):
     def __init__(self, plant: Plant) -> None:
         super().__init__(plant, "o2")
+        # The last streamed value and its rounding: between the analyzer's updates the plant
+        # hands back the same float object, and it is not rounded again (see _sample_power).
+        self._raw: float | None = None
+        self._shown = 0.0
 
     async def read(self, timeout: float = DEFAULT_TIMEOUT_S) -> Reading:
         self._begin(timeout)
@@ -358,8 +391,10 @@ class SimOxygenAnalyzer(_SimDevice):
     def _sample(self) -> Reading:
         # The analyzer streams one value per period: between updates the last value keeps
         # its own timestamp, so a consumer can judge its age.
-        value, ts = self._plant.o2_sample()
-        value = round(value, 2)
+        raw, ts = self._plant.o2_sample()
+        if raw is not self._raw:
+            self._raw, self._shown = raw, round(raw, 2)
+        value = self._shown
         if not self._plant.o2_measuring:
             return Reading(value, ts, Status.STALE, "analyzer not measuring")
         return Reading(value, ts)
@@ -368,6 +403,12 @@ class SimOxygenAnalyzer(_SimDevice):
 class SimZStage(_SimDevice):
     def __init__(self, plant: Plant) -> None:
         super().__init__(plant, "zstage")
+        # Position and force as last rounded, by the plant's float object: a stage at rest
+        # (most of a run) reports the same objects cycle after cycle (see _sample_power).
+        self._z_raw: float | None = None
+        self._z_shown = 0.0
+        self._f_raw: float | None = None
+        self._f_shown = 0.0
 
     def _check_fault(self) -> None:
         if self._plant.zstage_failed:
@@ -422,9 +463,14 @@ class SimZStage(_SimDevice):
     def _sample(self) -> StageStatus:
         now = self._clock.now()
         failed = self._plant.zstage_failed
+        z, f = self._plant.z_um, self._plant.force_n
+        if z is not self._z_raw:
+            self._z_raw, self._z_shown = z, round(z, 2)
+        if f is not self._f_raw:
+            self._f_raw, self._f_shown = f, round(f, 4)
         return StageStatus(
-            position_um=Reading(round(self._plant.z_um, 2), now),
-            force_n=Reading(round(self._plant.force_n, 4), now),
+            position_um=Reading(self._z_shown, now),
+            force_n=Reading(self._f_shown, now),
             busy=self._plant.z_moving,
             homed=self._plant.z_homed,
             fault=failed,
