@@ -48,11 +48,11 @@ log = structlog.get_logger(__name__)
 
 Listener = Callable[[str, dict[str, Any]], None]
 SAFE_STATE_STEP = "safe_state"  # the trace's step name while the safe state runs
-# The safe state's stop action for the stage (daemon/safe_state.py), and the time a stage
-# that did not take the stop is given past its commanded move's end.
+# The safe state's stop actions for the stage and the dispenser (daemon/safe_state.py), and
+# the time a device that did not take the stop is given past its move's or shot's end.
 STAGE_STOP_ACTION = "Z stage stopped"
 DISPENSER_STOP_ACTION = "dispenser stopped"
-STAGE_SETTLE_S = 0.5
+STOP_SETTLE_S = 0.5
 # Where the safe state brings a chuck heated by a lead-lift step: handling temperature.
 LEAD_LIFT_COOL_TO_C = 25.0
 TRACE_FLUSH_EVERY = 5  # samples; at 20 Hz a crash loses at most a quarter of a second
@@ -432,6 +432,15 @@ class Executor:
         self._emit("AlarmRaised", run_id=self.run_id, step=self.current_step, **alarm)
         log.error("alarm", run_id=self.run_id, step=self.current_step, **alarm)
 
+    def _unstoppable(self, code: str, device: str, what: str, end: float) -> None:
+        """Alarm that the run waits for ``device`` to end its ``what`` by itself at ``end``."""
+        wait = end + STOP_SETTLE_S - self.clock.now()
+        if wait > 0:
+            message = (
+                f"{device} did not answer the stop: waiting {wait:.1f} s for its {what} to end"
+            )
+            self._alarm(code, "alarm", message)
+
     async def _end_energy(self, ctx: StepContext, completed: bool) -> None:
         # Shielded: a second cancellation (Ctrl-C twice) must not stop the lamps going off.
         pending = ctx.z_last_move
@@ -441,31 +450,24 @@ class Executor:
         ctx.uv_exposing = False
         # The stage has been stopped: no move is outstanding any more.
         ctx.z_command = None
-        if pending is not None and any(p.startswith(STAGE_STOP_ACTION) for p in report.problems):
-            # The stage did not take the stop (not answering): it runs its commanded move to
-            # the end. The run is not over, and nobody may reach in, before that move is.
-            end = pending.t0 + pending.duration_s() + STAGE_SETTLE_S
-            if (wait := end - self.clock.now()) > 0:
-                self._alarm(
-                    "zstage_unstoppable",
-                    "alarm",
-                    f"Z stage did not answer the stop: waiting {wait:.1f} s for its commanded "
-                    f"move to {pending.target_um:.0f} µm to end",
-                )
-                await asyncio.shield(self.clock.sleep(wait))
-        # The same for a timed shot: the dispenser ends it by itself at its set time.
+
+        # A stage or a dispenser that did not take the stop (not answering) runs its
+        # commanded move, or its timed shot, to the end by itself. The run is not over, and
+        # nobody may reach in, before both have ended: one wait, to the later end.
+        def stop_failed(action: str) -> bool:
+            return any(p.startswith(action) for p in report.problems)
+
+        ends: list[float] = []
+        if pending is not None and stop_failed(STAGE_STOP_ACTION):
+            ends.append(pending.t0 + pending.duration_s())
+            what = f"commanded move to {pending.target_um:.0f} µm"
+            self._unstoppable("zstage_unstoppable", "Z stage", what, ends[-1])
         shot_end, ctx.shot_end_t = ctx.shot_end_t, None
-        stop_failed = any(p.startswith(DISPENSER_STOP_ACTION) for p in report.problems)
-        if shot_end is not None and stop_failed:
-            wait = shot_end + STAGE_SETTLE_S - self.clock.now()
-            if wait > 0:
-                self._alarm(
-                    "dispenser_unstoppable",
-                    "alarm",
-                    f"dispenser did not answer the stop: waiting {wait:.1f} s for its timed "
-                    "shot to end",
-                )
-                await asyncio.shield(self.clock.sleep(wait))
+        if shot_end is not None and stop_failed(DISPENSER_STOP_ACTION):
+            ends.append(shot_end)
+            self._unstoppable("dispenser_unstoppable", "dispenser", "timed shot", shot_end)
+        if ends and (wait := max(ends) + STOP_SETTLE_S - self.clock.now()) > 0:
+            await asyncio.shield(self.clock.sleep(wait))
         for problem in report.problems:
             self._alarm("safe_state_incomplete", "alarm", problem)
 
