@@ -255,11 +255,7 @@ class Monitor:
                     values.append(None)
         # The record read_all returns (self._reads is in its field order): one place turns
         # readings into a snapshot.
-        tc, gauge, o2, lamps, pump, valves, chiller, ins, outs, stage, uv, disp = values
-        readings = MachineReadings(
-            tc, gauge, o2, lamps, pump, valves, chiller, ins, outs, stage, uv, disp, errs
-        )
-        return self._snapshot(started, readings)
+        return self._snapshot(started, MachineReadings.of(values, errs))
 
     async def _read_concurrently(self, budget: float, errs: dict[str, str]) -> list[Any]:
         """Every device at once; the readings in by the budget, the others missing.

@@ -10,7 +10,7 @@ machine has it and reads sequentially (drivers/sim/devices.py: ``SimMachine``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from drivers.protocols import ChillerStatus, DispenserStatus, PumpStatus, StageStatus, UvStatus
 from drivers.reading import Reading
@@ -50,6 +50,12 @@ class MachineReadings:
     uv: UvStatus | None
     dispenser: DispenserStatus | None
     errors: dict[str, str]  # READ_KEYS entry -> why it gave no reading (the DeviceError text)
+
+    @classmethod
+    def of(cls, values: list[Any], errors: dict[str, str]) -> MachineReadings:
+        """From one value per read in READ_KEYS order (None where it gave no reading)."""
+        tc, gauge, o2, lamps, pump, valves, chiller, ins, outs, stage, uv, disp = values
+        return cls(tc, gauge, o2, lamps, pump, valves, chiller, ins, outs, stage, uv, disp, errors)
 
 
 @runtime_checkable

@@ -703,22 +703,7 @@ class SimMachine(Machine):
                 else:
                     errors[key] = str(dev._not_connected_error())
                     append(None)
-            temps, pressure, o2, lamps, pump, valves, chiller, ins, outs, stage, uv, disp = values
-            return MachineReadings(
-                temps,
-                pressure,
-                o2,
-                lamps,
-                pump,
-                valves,
-                chiller,
-                ins,
-                outs,
-                stage,
-                uv,
-                disp,
-                errors,
-            )
+            return MachineReadings.of(values, errors)
         late = False  # a device read through its own method let the clock move
         wait = False
         for key, dev, method, sample, answered in reads:
@@ -746,24 +731,7 @@ class SimMachine(Machine):
                 values.append(sample())
         if wait:
             await plant.clock.sleep(timeout)
-        (temps, pressure, o2, lamps, pump, valves, chiller, inputs, outputs, stage, uv, disp) = (
-            values
-        )
-        return MachineReadings(
-            temps=temps,
-            pressure=pressure,
-            o2=o2,
-            lamps=lamps,
-            pump=pump,
-            valves=valves,
-            chiller=chiller,
-            inputs=inputs,
-            outputs=outputs,
-            stage=stage,
-            uv=uv,
-            dispenser=disp,
-            errors=errors,
-        )
+        return MachineReadings.of(values, errors)
 
 
 def build_sim_machine(plant: Plant) -> SimMachine:
