@@ -558,26 +558,49 @@ class Executor:
         # The daemon's estimates (UV dose, dispensed volume, cure conversion) are a lead-lift
         # recipe's: nothing else reads them (its steps, these columns, the progress line), so
         # a bond run does not integrate them on every snapshot.
-        lead_lift = ctx is not None and isinstance(ctx.recipe, LeadLiftRecipe)
-        est = ctx.estimates if ctx is not None and lead_lift else None
+        est = ctx.estimates if ctx is not None and isinstance(ctx.recipe, LeadLiftRecipe) else None
         if est is not None:
             est.update(snap)
+        # Reading.ok and the snapshot's accessors (pressure_mbar, o2_ppm, lamp_mean_pct)
+        # inlined, the same expressions: every channel, every sample.
+        ok = Status.OK
+        p, o2, lamps = snap.pressure, snap.o2, snap.lamp_pct
+        if stage is not None:
+            pos, force = stage.position_um, stage.force_n
+            z_um = pos.value if pos.status is ok else None
+            z_force_n = force.value if force.status is ok else None
+        else:
+            z_um = z_force_n = None
+        # Positional, in the field order (t_s, step, setpoint_c, temps_c, pressure_mbar,
+        # o2_ppm, lamp_pct, z_um, lamp_zones_pct, z_force_n, uv_mw_cm2, uv_dose_mj_cm2,
+        # cure_conversion, dispensed_ul): one a cycle.
+        if est is None:
+            return Sample(
+                round(snap.t - self._run_t0, 3),
+                self.current_step or "",
+                ctx.setpoint_c if ctx is not None else None,
+                {ch: (r.value if r.status is ok else None) for ch, r in snap.temps.items()},
+                p.value if p is not None and p.status is ok else None,
+                o2.value if o2 is not None and o2.status is ok else None,
+                sum(lamps) / len(lamps) if lamps else 0.0,
+                z_um,
+                lamps,
+                z_force_n,
+                ProcessEstimates.irradiance(snap) if snap.uv is not None else None,
+            )
         return Sample(
-            t_s=round(snap.t - self._run_t0, 3),
-            step=self.current_step or "",
-            setpoint_c=ctx.setpoint_c if ctx is not None else None,
-            # Reading.ok, inlined: every channel, every sample.
-            temps_c={
-                ch: (r.value if r.status is Status.OK else None) for ch, r in snap.temps.items()
-            },
-            pressure_mbar=snap.pressure_mbar(),
-            o2_ppm=snap.o2_ppm(),
-            lamp_pct=snap.lamp_mean_pct(),
-            z_um=stage.position_um.value if stage is not None and stage.position_um.ok else None,
-            lamp_zones_pct=snap.lamp_pct,
-            z_force_n=stage.force_n.value if stage is not None and stage.force_n.ok else None,
-            uv_mw_cm2=ProcessEstimates.irradiance(snap) if snap.uv is not None else None,
-            uv_dose_mj_cm2=est.uv_dose_mj_cm2 if est is not None else None,
-            cure_conversion=est.cure_conversion if est is not None else None,
-            dispensed_ul=est.dispensed_ul if est is not None else None,
+            round(snap.t - self._run_t0, 3),
+            self.current_step or "",
+            ctx.setpoint_c if ctx is not None else None,
+            {ch: (r.value if r.status is ok else None) for ch, r in snap.temps.items()},
+            p.value if p is not None and p.status is ok else None,
+            o2.value if o2 is not None and o2.status is ok else None,
+            sum(lamps) / len(lamps) if lamps else 0.0,
+            z_um,
+            lamps,
+            z_force_n,
+            ProcessEstimates.irradiance(snap) if snap.uv is not None else None,
+            est.uv_dose_mj_cm2,
+            est.cure_conversion,
+            est.dispensed_ul,
         )

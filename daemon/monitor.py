@@ -25,9 +25,10 @@ from drivers.protocols import (
     StageStatus,
     UvStatus,
 )
-from drivers.reading import Reading
+from drivers.reading import Reading, Status
 
 log = structlog.get_logger(__name__)
+_perf_counter = time.perf_counter  # a global, not an attribute, looked up per snapshot
 
 
 # The real machine's read budget: each cycle publishes its snapshot at most this long (plus
@@ -119,10 +120,29 @@ class Snapshot:
     uv: UvStatus | None
     dispenser: DispenserStatus | None = None
     errors: dict[str, str] = field(default_factory=dict)  # device -> why it gave no reading
+    # (component_avg_c,) once worked out: the interlocks and the chip loop's cap both ask.
+    _component_avg: tuple[float | None] | None = field(default=None, init=False, repr=False)
 
     def temp(self, channel: str) -> float | None:
         r = self.temps.get(channel)
-        return r.value if r is not None and r.ok else None
+        # Reading.ok, inlined: several channels are asked for on every snapshot.
+        return r.value if r is not None and r.status is Status.OK else None
+
+    def component_avg_c(self) -> float | None:
+        """Average of the ``component*`` channels that read valid (None: none does).
+
+        The same sum as ``Sample.component_avg_c``, in channel order; worked out once per
+        snapshot however many consumers ask.
+        """
+        done = self._component_avg
+        if done is None:
+            comp = [
+                r.value
+                for ch, r in self.temps.items()
+                if ch.startswith("component") and r.status is Status.OK
+            ]
+            done = self._component_avg = (sum(comp) / len(comp) if comp else None,)
+        return done[0]
 
     def pressure_mbar(self) -> float | None:
         return self.pressure.value if self.pressure is not None and self.pressure.ok else None
@@ -218,21 +238,24 @@ class Monitor:
 
     @staticmethod
     def _snapshot(started: float, r: MachineReadings) -> Snapshot:
+        # Positional, in the field order (t, temps, pressure, o2, lamp_pct, pump, valves,
+        # chiller, inputs, outputs, stage, uv, dispenser, errors): twenty times a second.
+        lamps = r.lamps
         return Snapshot(
-            t=started,
-            temps=r.temps or {},
-            pressure=r.pressure,
-            o2=r.o2,
-            lamp_pct=tuple([x.value for x in r.lamps]) if r.lamps else (),
-            pump=r.pump,
-            valves=r.valves,
-            chiller=r.chiller,
-            inputs=r.inputs,
-            outputs=r.outputs,
-            stage=r.stage,
-            uv=r.uv,
-            dispenser=r.dispenser,
-            errors=r.errors,
+            started,
+            r.temps or {},
+            r.pressure,
+            r.o2,
+            tuple([x.value for x in lamps]) if lamps else (),
+            r.pump,
+            r.valves,
+            r.chiller,
+            r.inputs,
+            r.outputs,
+            r.stage,
+            r.uv,
+            r.dispenser,
+            r.errors,
         )
 
     async def _read_each(self, started: float) -> Snapshot:
@@ -329,11 +352,13 @@ class Monitor:
     def _publish(self, snap: Snapshot) -> None:
         self.latest = snap
         self.latest_published_t = self._clock.now()
-        self.latest_wall = time.perf_counter()
-        waiters, self._waiters = self._waiters, []
-        for fut in waiters:
-            if not fut.done():  # a cancelled next()
-                fut.set_result(None)
+        self.latest_wall = _perf_counter()
+        waiters = self._waiters
+        if waiters:
+            self._waiters = []
+            for fut in waiters:
+                if not fut.done():  # a cancelled next()
+                    fut.set_result(None)
 
     async def run(self) -> None:
         """Read forever every ``period_s`` of clock time; cancel to stop.
