@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -145,13 +146,48 @@ class Snapshot:
         return done[0]
 
     def pressure_mbar(self) -> float | None:
-        return self.pressure.value if self.pressure is not None and self.pressure.ok else None
+        return (
+            self.pressure.value
+            if self.pressure is not None and self.pressure.status is Status.OK
+            else None
+        )
 
     def o2_ppm(self) -> float | None:
-        return self.o2.value if self.o2 is not None and self.o2.ok else None
+        return self.o2.value if self.o2 is not None and self.o2.status is Status.OK else None
 
     def lamp_mean_pct(self) -> float:
         return sum(self.lamp_pct) / len(self.lamp_pct) if self.lamp_pct else 0.0
+
+
+class _Waiter(Protocol):
+    """What a publication wakes: a ``next()`` caller's future, or a ``NextCall``."""
+
+    def done(self) -> bool: ...
+
+    def set_result(self, result: None, /) -> None: ...
+
+
+class NextCall:
+    """A callback asked for with ``Monitor.call_on_next``: ``cancel()`` withdraws it."""
+
+    __slots__ = ("_cancelled", "_fn", "_handle")
+
+    def __init__(self, fn: Callable[[], object]) -> None:
+        self._fn = fn
+        self._handle: asyncio.Handle | None = None
+        self._cancelled = False
+
+    def done(self) -> bool:
+        return self._cancelled or self._handle is not None
+
+    def set_result(self, result: None, /) -> None:
+        # Where a woken future queues its task's wake-up: the same place in the loop's queue.
+        self._handle = asyncio.get_running_loop().call_soon(self._fn)
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        if self._handle is not None:
+            self._handle.cancel()
 
 
 class Monitor:
@@ -178,7 +214,8 @@ class Monitor:
         # measured against these (bench/interlock_reaction.py).
         self.latest_published_t = 0.0
         self.latest_wall = 0.0
-        self._waiters: list[asyncio.Future[None]] = []  # next() callers, woken on publish
+        # next() callers and call_on_next() callbacks, woken on publish in the order they asked.
+        self._waiters: list[_Waiter] = []
         self._reads = self._read_table(machine)
         # Concurrent path: a device's read that outlived its cycle and ignored cancellation.
         # At most one outstanding read per device: the next cycles report it missing rather
@@ -398,3 +435,16 @@ class Monitor:
         await fut
         assert self.latest is not None
         return self.latest
+
+    def call_on_next(self, fn: Callable[[], object]) -> NextCall:
+        """Have the event loop call ``fn()`` once the next snapshot is published.
+
+        ``next()`` for a consumer that does not await: ``fn`` is queued where a ``next()``
+        caller's wake-up would be, in the order of asking, and reads ``latest`` as a woken
+        caller does; it runs when the loop gets to it, as the task would. One loop callback
+        where a task costs a future, a wake-up and a step (docs/adr/0125). Once: ask again
+        from ``fn`` to follow every snapshot.
+        """
+        call = NextCall(fn)
+        self._waiters.append(call)
+        return call

@@ -387,7 +387,7 @@ class RuleEngine:
         if step in PRE_HEAT_STEPS and not self._heated:
             # Before any heat the parts sit on the chuck and follow it: a channel far from the
             # others is drifting or has come off its part.
-            ok = {ch: r.value for ch, r in snap.temps.items() if r.ok}
+            ok = {ch: r.value for ch, r in snap.temps.items() if r.status is Status.OK}
             if len(ok) >= 2:
                 lo, hi = min(ok, key=ok.__getitem__), max(ok, key=ok.__getitem__)
                 if ok[hi] - ok[lo] > lim.tc_disagree_max_c:
@@ -538,7 +538,7 @@ class RuleEngine:
         if p is not None and p.status is Status.FAULT:
             out.append(Finding("gauge_fault", Action.TRIP, f"vacuum gauge: {p.detail or 'fault'}"))
             return
-        if p is None or not p.ok:
+        if p is None or p.status is not Status.OK:
             return
         self._stuck("gauge", p, snap.t, "vacuum gauge", out)
         if step not in HEAT_STEPS:
@@ -567,7 +567,7 @@ class RuleEngine:
             return
         action = Action.TRIP if step in HEAT_STEPS and energy_on else Action.SUSPEND
         o2 = snap.o2
-        if o2 is None or not o2.ok or snap.t - o2.ts > self.limits.o2_stale_s:
+        if o2 is None or o2.status is not Status.OK or snap.t - o2.ts > self.limits.o2_stale_s:
             why = (o2.detail or "old value") if o2 is not None else "no reading"
             out.append(Finding("o2_stale", action, f"O2 analyzer gives no fresh reading ({why})"))
             return
@@ -666,7 +666,7 @@ class RuleEngine:
                     )
                 )
         stage = snap.stage
-        if stage is None or not stage.position_um.ok:
+        if stage is None or stage.position_um.status is not Status.OK:
             return
         z = stage.position_um.value
         expected = cmd.position_at(snap.t)
