@@ -609,36 +609,19 @@ class Executor:
             z_force_n = force.value if force.status is ok else None
         else:
             z_um = z_force_n = None
-        # Positional, in the field order (t_s, step, setpoint_c, temps_c, pressure_mbar,
-        # o2_ppm, lamp_pct, z_um, lamp_zones_pct, z_force_n, uv_mw_cm2, uv_dose_mj_cm2,
-        # cure_conversion, dispensed_ul): one a cycle.
-        if est is None:
-            return Sample(
-                round(snap.t - self._run_t0, 3),
-                self.current_step or "",
-                ctx.setpoint_c if ctx is not None else None,
-                {ch: (r.value if r.status is ok else None) for ch, r in snap.temps.items()},
-                p.value if p is not None and p.status is ok else None,
-                o2.value if o2 is not None and o2.status is ok else None,
-                sum(lamps) / len(lamps) if lamps else 0.0,
-                z_um,
-                lamps,
-                z_force_n,
-                ProcessEstimates.irradiance(snap) if snap.uv is not None else None,
-            )
         return Sample(
-            round(snap.t - self._run_t0, 3),
-            self.current_step or "",
-            ctx.setpoint_c if ctx is not None else None,
-            {ch: (r.value if r.status is ok else None) for ch, r in snap.temps.items()},
-            p.value if p is not None and p.status is ok else None,
-            o2.value if o2 is not None and o2.status is ok else None,
-            sum(lamps) / len(lamps) if lamps else 0.0,
-            z_um,
-            lamps,
-            z_force_n,
-            ProcessEstimates.irradiance(snap) if snap.uv is not None else None,
-            est.uv_dose_mj_cm2,
-            est.cure_conversion,
-            est.dispensed_ul,
+            t_s=round(snap.t - self._run_t0, 3),
+            step=self.current_step or "",
+            setpoint_c=ctx.setpoint_c if ctx is not None else None,
+            temps_c={ch: (r.value if r.status is ok else None) for ch, r in snap.temps.items()},
+            pressure_mbar=p.value if p is not None and p.status is ok else None,
+            o2_ppm=o2.value if o2 is not None and o2.status is ok else None,
+            lamp_pct=sum(lamps) / len(lamps) if lamps else 0.0,
+            z_um=z_um,
+            lamp_zones_pct=lamps,
+            z_force_n=z_force_n,
+            uv_mw_cm2=ProcessEstimates.irradiance(snap) if snap.uv is not None else None,
+            uv_dose_mj_cm2=est.uv_dose_mj_cm2 if est is not None else None,
+            cure_conversion=est.cure_conversion if est is not None else None,
+            dispensed_ul=est.dispensed_ul if est is not None else None,
         )

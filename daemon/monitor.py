@@ -275,24 +275,22 @@ class Monitor:
 
     @staticmethod
     def _snapshot(started: float, r: MachineReadings) -> Snapshot:
-        # Positional, in the field order (t, temps, pressure, o2, lamp_pct, pump, valves,
-        # chiller, inputs, outputs, stage, uv, dispenser, errors): twenty times a second.
         lamps = r.lamps
         return Snapshot(
-            started,
-            r.temps or {},
-            r.pressure,
-            r.o2,
-            tuple([x.value for x in lamps]) if lamps else (),
-            r.pump,
-            r.valves,
-            r.chiller,
-            r.inputs,
-            r.outputs,
-            r.stage,
-            r.uv,
-            r.dispenser,
-            r.errors,
+            t=started,
+            temps=r.temps or {},
+            pressure=r.pressure,
+            o2=r.o2,
+            lamp_pct=tuple([x.value for x in lamps]) if lamps else (),
+            pump=r.pump,
+            valves=r.valves,
+            chiller=r.chiller,
+            inputs=r.inputs,
+            outputs=r.outputs,
+            stage=r.stage,
+            uv=r.uv,
+            dispenser=r.dispenser,
+            errors=r.errors,
         )
 
     async def _read_each(self, started: float) -> Snapshot:

@@ -248,16 +248,7 @@ class StepContext:
         if pct > self.lamp_cmd_pct:
             self.note_lamp_cmd(pct)
         lamps = self.machine.lamps
-        aw = lamps.set_power([pct] * lamps.zones, CMD_TIMEOUT_S)
-        if self._cmd_guard_s is None:
-            # ``command`` on virtual time, inlined (20 lamp commands a second): no bound but
-            # the driver's own.
-            try:
-                await aw
-            except (DeviceError, TimeoutError) as exc:
-                raise StepFailed(f"lamp power failed: {str(exc) or 'timeout'}") from exc
-        else:
-            await self.command("lamp power", aw)
+        await self.command("lamp power", lamps.set_power([pct] * lamps.zones, CMD_TIMEOUT_S))
         self.note_lamp_cmd(pct)
 
     async def disable_lamps(self) -> None:
