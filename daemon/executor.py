@@ -27,7 +27,7 @@ from daemon.conformance import Check, Metrics, StepOutcome, evaluate
 from daemon.errors import CommandRefused, SafetyStop, StepFailed
 from daemon.interlock_rules.rules import RunLimits, RunView
 from daemon.interlocks import Alarm, InterlockLatched, Interlocks
-from daemon.monitor import Monitor, Snapshot
+from daemon.monitor import Monitor, NextCall, Snapshot
 from daemon.recipe.load import LoadedRecipe
 from daemon.recipe.model import AnyRecipe, LeadLiftRecipe
 from daemon.records import RunStore
@@ -311,7 +311,7 @@ class Executor:
         own_interlocks = not self.interlocks.running
         if own_interlocks:
             self.interlocks.start()
-        trace_task = asyncio.create_task(self._trace(run_id, samples), name="trace")
+        stop_trace = self._start_trace(run_id, samples)
         self._steps_task = asyncio.create_task(self._steps(outcomes), name="steps")
         completed = False
         me = asyncio.current_task()
@@ -357,8 +357,7 @@ class Executor:
             self.interlocks.disarm()
             if own_interlocks:
                 await self.interlocks.stop()
-            trace_task.cancel()
-            await asyncio.gather(trace_task, return_exceptions=True)
+            stop_trace()
             self.store.add_samples(run_id, samples[self._flushed :])
 
         checks, metrics = await judge(self.clock, recipe, samples, outcomes)
@@ -538,19 +537,58 @@ class Executor:
         log.info("held", run_id=self.run_id, before_step=self.step_index + 1)
         await self._resume.wait()
 
-    async def _trace(self, run_id: str, samples: list[Sample]) -> None:
+    def _start_trace(self, run_id: str, samples: list[Sample]) -> Callable[[], None]:
+        """Record a sample of every snapshot published from now on; returns ``stop``.
+
+        A monitor callback (``call_on_next``), not a task: it appends a row and, every few,
+        writes them; it never waits. It takes each snapshot exactly where a task awaiting
+        ``monitor.next()`` would (the same place in the loop's queue, after and before the
+        same consumers), so a sample's step and setpoint are the same (docs/adr/0125).
+        """
+        monitor = self.monitor
         self._flushed = 0
         last_commit = time.monotonic()
-        while True:
-            snap = await self.monitor.next()
-            samples.append(self._sample(snap))
-            if (
-                len(samples) - self._flushed >= TRACE_FLUSH_EVERY
-                and time.monotonic() - last_commit >= TRACE_FLUSH_WALL_S
-            ):
-                self.store.add_samples(run_id, samples[self._flushed :])
-                self._flushed = len(samples)
-                last_commit = time.monotonic()
+        pending: NextCall | None = None
+        stopped = False
+
+        def on_snapshot() -> None:
+            nonlocal last_commit, pending
+            if stopped:
+                return
+            snap = monitor.latest
+            assert snap is not None
+            try:
+                samples.append(self._sample(snap))
+                if (
+                    len(samples) - self._flushed >= TRACE_FLUSH_EVERY
+                    and time.monotonic() - last_commit >= TRACE_FLUSH_WALL_S
+                ):
+                    self.store.add_samples(run_id, samples[self._flushed :])
+                    self._flushed = len(samples)
+                    last_commit = time.monotonic()
+            except Exception:
+                # As the trace task it replaces: the trace stops, the run goes on; what is not
+                # yet written is written (or fails) once more at the end of the run.
+                log.exception("trace_failed", run_id=run_id)
+                return
+            pending = monitor.call_on_next(on_snapshot)
+
+        def follow() -> None:
+            nonlocal pending
+            if not stopped:
+                pending = monitor.call_on_next(on_snapshot)
+
+        # Queued as a new task's first step is: the trace starts following where it did.
+        first = asyncio.get_running_loop().call_soon(follow)
+
+        def stop() -> None:
+            nonlocal stopped
+            stopped = True
+            first.cancel()
+            if pending is not None:
+                pending.cancel()
+
+        return stop
 
     def _sample(self, snap: Snapshot) -> Sample:
         ctx = self.ctx
@@ -558,24 +596,30 @@ class Executor:
         # The daemon's estimates (UV dose, dispensed volume, cure conversion) are a lead-lift
         # recipe's: nothing else reads them (its steps, these columns, the progress line), so
         # a bond run does not integrate them on every snapshot.
-        lead_lift = ctx is not None and isinstance(ctx.recipe, LeadLiftRecipe)
-        est = ctx.estimates if ctx is not None and lead_lift else None
+        est = ctx.estimates if ctx is not None and isinstance(ctx.recipe, LeadLiftRecipe) else None
         if est is not None:
             est.update(snap)
+        # Reading.ok and the snapshot's accessors (pressure_mbar, o2_ppm, lamp_mean_pct)
+        # inlined, the same expressions: every channel, every sample.
+        ok = Status.OK
+        p, o2, lamps = snap.pressure, snap.o2, snap.lamp_pct
+        if stage is not None:
+            pos, force = stage.position_um, stage.force_n
+            z_um = pos.value if pos.status is ok else None
+            z_force_n = force.value if force.status is ok else None
+        else:
+            z_um = z_force_n = None
         return Sample(
             t_s=round(snap.t - self._run_t0, 3),
             step=self.current_step or "",
             setpoint_c=ctx.setpoint_c if ctx is not None else None,
-            # Reading.ok, inlined: every channel, every sample.
-            temps_c={
-                ch: (r.value if r.status is Status.OK else None) for ch, r in snap.temps.items()
-            },
-            pressure_mbar=snap.pressure_mbar(),
-            o2_ppm=snap.o2_ppm(),
-            lamp_pct=snap.lamp_mean_pct(),
-            z_um=stage.position_um.value if stage is not None and stage.position_um.ok else None,
-            lamp_zones_pct=snap.lamp_pct,
-            z_force_n=stage.force_n.value if stage is not None and stage.force_n.ok else None,
+            temps_c={ch: (r.value if r.status is ok else None) for ch, r in snap.temps.items()},
+            pressure_mbar=p.value if p is not None and p.status is ok else None,
+            o2_ppm=o2.value if o2 is not None and o2.status is ok else None,
+            lamp_pct=sum(lamps) / len(lamps) if lamps else 0.0,
+            z_um=z_um,
+            lamp_zones_pct=lamps,
+            z_force_n=z_force_n,
             uv_mw_cm2=ProcessEstimates.irradiance(snap) if snap.uv is not None else None,
             uv_dose_mj_cm2=est.uv_dose_mj_cm2 if est is not None else None,
             cure_conversion=est.cure_conversion if est is not None else None,

@@ -165,7 +165,11 @@ class Interlocks:
         try:
             snap = await self.monitor.next()
             while True:
-                await self.apply(self.rules.evaluate(snap))
+                findings = self.rules.evaluate(snap)
+                if findings or self.active:
+                    await self.apply(findings)
+                else:  # apply's own early return, without a coroutine: nearly every snapshot
+                    self._last_findings = findings
                 self.last_cycle_t = self.clock.now()
                 self.cycles += 1
                 latest = self.monitor.latest

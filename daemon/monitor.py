@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -25,9 +26,10 @@ from drivers.protocols import (
     StageStatus,
     UvStatus,
 )
-from drivers.reading import Reading
+from drivers.reading import Reading, Status
 
 log = structlog.get_logger(__name__)
+_perf_counter = time.perf_counter  # a global, not an attribute, looked up per snapshot
 
 
 # The real machine's read budget: each cycle publishes its snapshot at most this long (plus
@@ -119,19 +121,73 @@ class Snapshot:
     uv: UvStatus | None
     dispenser: DispenserStatus | None = None
     errors: dict[str, str] = field(default_factory=dict)  # device -> why it gave no reading
+    # (component_avg_c,) once worked out: the interlocks and the chip loop's cap both ask.
+    _component_avg: tuple[float | None] | None = field(default=None, init=False, repr=False)
 
     def temp(self, channel: str) -> float | None:
         r = self.temps.get(channel)
-        return r.value if r is not None and r.ok else None
+        # Reading.ok, inlined: several channels are asked for on every snapshot.
+        return r.value if r is not None and r.status is Status.OK else None
+
+    def component_avg_c(self) -> float | None:
+        """Average of the ``component*`` channels that read valid (None: none does).
+
+        The same sum as ``Sample.component_avg_c``, in channel order; worked out once per
+        snapshot however many consumers ask.
+        """
+        done = self._component_avg
+        if done is None:
+            comp = [
+                r.value
+                for ch, r in self.temps.items()
+                if ch.startswith("component") and r.status is Status.OK
+            ]
+            done = self._component_avg = (sum(comp) / len(comp) if comp else None,)
+        return done[0]
 
     def pressure_mbar(self) -> float | None:
-        return self.pressure.value if self.pressure is not None and self.pressure.ok else None
+        return (
+            self.pressure.value
+            if self.pressure is not None and self.pressure.status is Status.OK
+            else None
+        )
 
     def o2_ppm(self) -> float | None:
-        return self.o2.value if self.o2 is not None and self.o2.ok else None
+        return self.o2.value if self.o2 is not None and self.o2.status is Status.OK else None
 
     def lamp_mean_pct(self) -> float:
         return sum(self.lamp_pct) / len(self.lamp_pct) if self.lamp_pct else 0.0
+
+
+class _Waiter(Protocol):
+    """What a publication wakes: a ``next()`` caller's future, or a ``NextCall``."""
+
+    def done(self) -> bool: ...
+
+    def set_result(self, result: None, /) -> None: ...
+
+
+class NextCall:
+    """A callback asked for with ``Monitor.call_on_next``: ``cancel()`` withdraws it."""
+
+    __slots__ = ("_cancelled", "_fn", "_handle")
+
+    def __init__(self, fn: Callable[[], object]) -> None:
+        self._fn = fn
+        self._handle: asyncio.Handle | None = None
+        self._cancelled = False
+
+    def done(self) -> bool:
+        return self._cancelled or self._handle is not None
+
+    def set_result(self, result: None, /) -> None:
+        # Where a woken future queues its task's wake-up: the same place in the loop's queue.
+        self._handle = asyncio.get_running_loop().call_soon(self._fn)
+
+    def cancel(self) -> None:
+        self._cancelled = True
+        if self._handle is not None:
+            self._handle.cancel()
 
 
 class Monitor:
@@ -158,7 +214,8 @@ class Monitor:
         # measured against these (bench/interlock_reaction.py).
         self.latest_published_t = 0.0
         self.latest_wall = 0.0
-        self._waiters: list[asyncio.Future[None]] = []  # next() callers, woken on publish
+        # next() callers and call_on_next() callbacks, woken on publish in the order they asked.
+        self._waiters: list[_Waiter] = []
         self._reads = self._read_table(machine)
         # Concurrent path: a device's read that outlived its cycle and ignored cancellation.
         # At most one outstanding read per device: the next cycles report it missing rather
@@ -218,12 +275,13 @@ class Monitor:
 
     @staticmethod
     def _snapshot(started: float, r: MachineReadings) -> Snapshot:
+        lamps = r.lamps
         return Snapshot(
             t=started,
             temps=r.temps or {},
             pressure=r.pressure,
             o2=r.o2,
-            lamp_pct=tuple([x.value for x in r.lamps]) if r.lamps else (),
+            lamp_pct=tuple([x.value for x in lamps]) if lamps else (),
             pump=r.pump,
             valves=r.valves,
             chiller=r.chiller,
@@ -329,11 +387,13 @@ class Monitor:
     def _publish(self, snap: Snapshot) -> None:
         self.latest = snap
         self.latest_published_t = self._clock.now()
-        self.latest_wall = time.perf_counter()
-        waiters, self._waiters = self._waiters, []
-        for fut in waiters:
-            if not fut.done():  # a cancelled next()
-                fut.set_result(None)
+        self.latest_wall = _perf_counter()
+        waiters = self._waiters
+        if waiters:
+            self._waiters = []
+            for fut in waiters:
+                if not fut.done():  # a cancelled next()
+                    fut.set_result(None)
 
     async def run(self) -> None:
         """Read forever every ``period_s`` of clock time; cancel to stop.
@@ -373,3 +433,16 @@ class Monitor:
         await fut
         assert self.latest is not None
         return self.latest
+
+    def call_on_next(self, fn: Callable[[], object]) -> NextCall:
+        """Have the event loop call ``fn()`` once the next snapshot is published.
+
+        ``next()`` for a consumer that does not await: ``fn`` is queued where a ``next()``
+        caller's wake-up would be, in the order of asking, and reads ``latest`` as a woken
+        caller does; it runs when the loop gets to it, as the task would. One loop callback
+        where a task costs a future, a wake-up and a step (docs/adr/0125). Once: ask again
+        from ``fn`` to follow every snapshot.
+        """
+        call = NextCall(fn)
+        self._waiters.append(call)
+        return call

@@ -133,14 +133,22 @@ class Profile:
 
     def at(self, t: float) -> tuple[float, float]:
         """(setpoint °C, setpoint slope °C/s) at ``t`` seconds into the profile."""
-        piece = self.piece_at(t)
-        if piece is None and self._then is not None and t < self._then.t1:
-            piece = self._then
-        if piece is None:
-            return self._end_c(), 0.0
-        span = piece.t1 - piece.t0
-        frac = max(0.0, (t - piece.t0) / span)
-        return piece.from_c + (piece.to_c - piece.from_c) * frac, (piece.to_c - piece.from_c) / span
+        # piece_at inlined (asked three times a control period), the same arithmetic.
+        for piece in self.pieces:
+            if t < piece.t1:
+                break
+        else:
+            then = self._then
+            if then is None or not t < then.t1:
+                return self._end_c(), 0.0
+            piece = then
+        t0, from_c = piece.t0, piece.from_c
+        span = piece.t1 - t0
+        rise = piece.to_c - from_c
+        frac = (t - t0) / span
+        if not frac > 0.0:  # max(0.0, frac), NaN and -0.0 included
+            frac = 0.0
+        return from_c + rise * frac, rise / span
 
     def time_above(self, level_c: float, then_rate_c_s: float | None = None) -> float:
         """Seconds the setpoint spends above ``level_c``; ``then_rate_c_s`` adds the tail of a

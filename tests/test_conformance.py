@@ -632,7 +632,8 @@ def test_extreme_refuses_a_span_of_another_length() -> None:
 
 
 def test_trace_columns_are_the_per_sample_readings() -> None:
-    """Chip, component average and hottest chuck, with gaps, NaN and a changed channel set."""
+    """Chip, component average and hottest chuck, with gaps, NaN, -0.0 and a changed channel
+    set."""
     rng = random.Random(7)
     nan = float("nan")
     layouts = [
@@ -645,7 +646,7 @@ def test_trace_columns_are_the_per_sample_readings() -> None:
     for i in range(400):
         names = layouts[(i // 37) % len(layouts)]
         temps = {
-            k: rng.choice([None, nan, rng.uniform(20.0, 260.0), rng.uniform(20.0, 260.0)])
+            k: rng.choice([None, nan, -0.0, rng.uniform(20.0, 260.0), rng.uniform(20.0, 260.0)])
             for k in names
         }
         samples.append(
@@ -681,3 +682,53 @@ def test_rates_are_computed_in_heating_and_cooling_steps_only() -> None:
             if tr.samples[start].step in ("reflow", "cool"):
                 assert tr.rate[start:end] == _rates(tr.t[start:end], tr.chip[start:end])
             start = end
+
+
+def _fit_each_window(t: list[float], values: list[float | None]) -> list[float | None]:
+    """The rate as its definition says: a fresh least-squares fit of every centred window."""
+    pts = [(x, v) for x, v in zip(t, values, strict=True) if v is not None]
+    out: list[float | None] = []
+    for tc, v in zip(t, values, strict=True):
+        win = [(x - tc, y) for x, y in pts if tc - 1.0 <= x <= tc + 1.0] if v is not None else []
+        if len(win) < 5 or win[-1][0] - win[0][0] < 1.2:
+            out.append(None)
+            continue
+        n = len(win)
+        sx = math.fsum(x for x, _ in win)
+        sy = math.fsum(y for _, y in win)
+        sxx = math.fsum(x * x for x, _ in win)
+        sxy = math.fsum(x * y for x, y in win)
+        den = n * sxx - sx * sx
+        out.append((n * sxy - sx * sy) / den if den > 0 else None)
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    t0=st.floats(0.0, 1000.0),
+    n=st.integers(0, 700),
+    line=st.tuples(st.floats(-50.0, 400.0), st.floats(-20.0, 20.0)),
+    gaps=st.lists(st.integers(0, 699), max_size=40),
+    jitter=st.integers(0, 2**32 - 1),
+)
+def test_sliding_rate_window_equals_a_fresh_fit_of_each_window(
+    t0: float, n: int, line: tuple[float, float], gaps: list[int], jitter: int
+) -> None:
+    # The sums slide over thousands of samples; they must not drift from what a fresh fit of
+    # each window gives: missing readings, gaps in time and noise included.
+    level, slope = line
+    rng = random.Random(jitter)
+    t: list[float] = []
+    x = t0
+    for i in range(n):
+        x += 0.05 if i % 97 else rng.choice([0.05, 0.3, 2.5])  # now and then a gap in time
+        t.append(x)
+    values: list[float | None] = [
+        None if i in gaps else level + slope * (ti - t0) + rng.gauss(0.0, 0.1)
+        for i, ti in enumerate(t)
+    ]
+    got, want = _rates(t, values), _fit_each_window(t, values)
+    assert [g is None for g in got] == [w is None for w in want]
+    for g, w in zip(got, want, strict=True):
+        if g is not None and w is not None:
+            assert g == pytest.approx(w, rel=1e-9, abs=1e-9)

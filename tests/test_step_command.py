@@ -110,3 +110,71 @@ def test_lamp_commands_since_a_reading_walk_back_from_the_newest(
     for age in ages:
         t = clock.t - age  # a reading from before now, or (a foreign clock) from after it
         assert ctx.lamp_cmd_since(t) == _since_reference(ctx, t)
+
+
+class _Lamps:
+    """A lamp bank that takes a command at once, the time it takes on the test's clock."""
+
+    zones = 4
+
+    def __init__(self, clock: ManualClock, took: list[float]) -> None:
+        self._clock, self._took = clock, took
+
+    async def set_power(self, pct: list[float], timeout: float) -> None:
+        self._clock.t += self._took.pop(0) if self._took else 0.0
+
+
+class _Machine:
+    def __init__(self, lamps: _Lamps) -> None:
+        self.lamps = lamps
+
+
+def _two_entry_reference(
+    log: list[tuple[float, float]], now_pct: float, t: float
+) -> tuple[float, float]:
+    """lamp_cmd_since over the log as set_lamps kept it before ADR 0125: an entry of the
+    higher of the old and the new command when the command leaves, whether or not it is
+    the old one, then the new one's when it has been taken."""
+    low = high = now_pct
+    in_force = 0.0
+    for when, pct in log:
+        if when <= t:
+            in_force = pct
+        else:
+            low, high = min(low, pct), max(high, pct)
+    return min(low, in_force), max(high, in_force)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([0.0, 0.01, 0.05, 0.5]),  # clock time before the command
+            st.sampled_from([0.0, 0.0, 0.02]),  # how long the lamps take to take it
+            st.sampled_from([0.0, 5.0, 15.0, 40.0, 100.0]),
+        ),
+        max_size=60,
+    ),
+    st.lists(st.floats(0.0, 1.5), min_size=1, max_size=5),
+)
+async def test_a_lamp_command_logs_only_what_changes_an_answer(
+    commands: list[tuple[float, float, float]], ages: list[float]
+) -> None:
+    """set_lamps leaves out the entry of a command already in force (ADR 0125): every reading
+    is judged against the same lowest and highest command as with the entry, and the log
+    keeps to the commands' time order (lamp_cmd_since walks it back)."""
+    clock = ManualClock(100.0)
+    took = [d for _, d, _ in commands]
+    ctx = _context(clock, _Machine(_Lamps(clock, took)))
+    ctx.lamps_enabled = True
+    full: list[tuple[float, float]] = []  # the log as it was kept before, never trimmed
+    for before, _, pct in commands:
+        clock.t += before
+        full.append((clock.t, max(ctx.lamp_cmd_pct, pct)))
+        await ctx.set_lamps(pct)
+        full.append((clock.t, pct))
+        for age in ages:
+            t = clock.t - age
+            assert ctx.lamp_cmd_since(t) == _two_entry_reference(full, ctx.lamp_cmd_pct, t)
+    times = [when for when, _ in ctx.lamp_cmd_log]
+    assert times == sorted(times)

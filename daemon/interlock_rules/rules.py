@@ -244,13 +244,15 @@ class RuleEngine:
         run = self.run
         if run is not None:
             step = run.step_type()
-            self._devices(snap, run, step, out)
+            # Asked once: the rules are plain functions, nothing changes it while they judge.
+            energy_on = run.lamps_enabled()
+            self._devices(snap, run, step, energy_on, out)
             self._thermocouples(snap, step, out)
             self._temperatures(snap, run, out)
-            self._lamps(snap, run, step, out)
+            self._lamps(snap, run, step, energy_on, out)
             if "gauge" in run.limits.used_devices:  # a lead lift has no working space
                 self._vacuum(snap, step if run.limits.vacuum_process else None, out)
-            self._oxygen(snap, run, step, out)
+            self._oxygen(snap, run, step, energy_on, out)
             self._utilities(snap, run, out)
             self._zstage(snap, run, out)
         else:
@@ -266,17 +268,19 @@ class RuleEngine:
                 out.append(Finding("estop", Action.TRIP, "E-stop pressed"))
             if self.run is not None and not inputs.get(IN_DOOR_CLOSED, False):
                 out.append(Finding("door_open", Action.TRIP, "door opened during the run"))
+        run = self.run
         uv = snap.uv
-        exposing = self.run is not None and self.run.uv_exposing()
-        if uv is not None and uv.shutter_open and not exposing:
+        if uv is not None and uv.shutter_open and not (run is not None and run.uv_exposing()):
             out.append(
                 Finding("uv_shutter_open", Action.TRIP, "UV shutter open outside an exposure")
             )
         stage = snap.stage
+        if stage is None:
+            return
         force_max = self.limits.z_force_max_n
-        if self.run is not None and self.run.limits.z_force_max_n is not None:
-            force_max = min(force_max, self.run.limits.z_force_max_n)
-        if stage is not None and stage.force_n.ok and stage.force_n.value > force_max:
+        if run is not None and run.limits.z_force_max_n is not None:
+            force_max = min(force_max, run.limits.z_force_max_n)
+        if stage.force_n.status is Status.OK and stage.force_n.value > force_max:
             out.append(
                 Finding(
                     "z_force",
@@ -287,7 +291,9 @@ class RuleEngine:
                 )
             )
 
-    def _devices(self, snap: Snapshot, run: RunView, step: str | None, out: list[Finding]) -> None:
+    def _devices(
+        self, snap: Snapshot, run: RunView, step: str | None, energy_on: bool, out: list[Finding]
+    ) -> None:
         # With the lamps enabled a device the step needs trips at its first miss: every miss
         # is a read timeout of blindness with energy on. With no energy source on, one lost
         # frame or one stall of the host is not a lost device: it trips once it has missed
@@ -299,18 +305,19 @@ class RuleEngine:
         else:
             self._missed = {d: self._missed.get(d, 0) + 1 for d in errors}
             used_now = run.limits.devices_for(step)
-            energy_on = run.lamps_enabled()
             for device, why in errors.items():
                 used = device in used_now
                 lost = used and (energy_on or self._missed[device] >= DEVICE_LOST_MISSES)
                 action = Action.TRIP if lost else Action.WARN
                 out.append(Finding("device_lost", action, f"{device} not answering: {why}"))
-        for key, name, status in (("zstage", "Z stage", snap.stage), ("uv", "UV source", snap.uv)):
-            if status is not None and status.fault:
-                # A faulted drive holding the lifted support, or a faulted source the step is
-                # using, stops the run; in a step that does not need it, it is a warning.
-                action = Action.TRIP if key in run.limits.devices_for(step) else Action.WARN
-                out.append(Finding("device_fault", action, f"{name}: {status.detail}"))
+        stage, uv = snap.stage, snap.uv
+        if (stage is not None and stage.fault) or (uv is not None and uv.fault):
+            for key, name, status in (("zstage", "Z stage", stage), ("uv", "UV source", uv)):
+                if status is not None and status.fault:
+                    # A faulted drive holding the lifted support, or a faulted source the step
+                    # is using, stops the run; in a step that does not need it, a warning.
+                    action = Action.TRIP if key in run.limits.devices_for(step) else Action.WARN
+                    out.append(Finding("device_fault", action, f"{name}: {status.detail}"))
 
     def _stuck(self, key: str, r: Reading, now: float, label: str, out: list[Finding]) -> None:
         # A live sensor never repeats one value for long: noise moves the last digit. A frozen
@@ -335,33 +342,52 @@ class RuleEngine:
     def _thermocouples(self, snap: Snapshot, step: str | None, out: list[Finding]) -> None:
         lim = self.limits
         names = _TC_NAMES
+        now = snap.t
+        stale_s, lo_c, hi_c, stuck_s = lim.tc_stale_s, lim.tc_min_c, lim.tc_max_c, lim.tc_stuck_s
+        same_since = self._same_since
         for ch, r in snap.temps.items():
             if (kl := names.get(ch)) is None:
                 kl = names[ch] = (f"tc_{ch}", f"thermocouple '{ch}'")
             key, label = kl
-            if r.status is Status.FAULT:
+            status = r.status
+            if status is Status.FAULT:
                 out.append(
                     Finding("tc_open", Action.TRIP, f"{label} failed: {r.detail or 'fault'}")
                 )
                 continue
-            if r.status is Status.STALE or snap.t - r.ts > lim.tc_stale_s:
-                why = r.detail or f"last value {snap.t - r.ts:.1f} s old"
+            if status is Status.STALE or now - r.ts > stale_s:
+                why = r.detail or f"last value {now - r.ts:.1f} s old"
                 out.append(Finding("tc_stale", Action.TRIP, f"{label} not updating: {why}"))
                 continue
-            if not lim.tc_min_c <= r.value <= lim.tc_max_c:
+            value = r.value
+            if not lo_c <= value <= hi_c:
                 out.append(
                     Finding(
                         "tc_range",
                         Action.TRIP,
-                        f"{label} reads {r.value:.1f} °C, outside {lim.tc_min_c:g}..{lim.tc_max_c:g} °C",
+                        f"{label} reads {value:.1f} °C, outside {lo_c:g}..{hi_c:g} °C",
                     )
                 )
                 continue
-            self._stuck(key, r, snap.t, label, out)
+            # _stuck, inlined for the channels (every channel, every snapshot).
+            prev = same_since.get(key)
+            if prev is None or prev[0] != value:
+                same_since[key] = (value, now, 1)
+                continue
+            n = prev[2] + 1
+            same_since[key] = (prev[0], prev[1], n)
+            if now - prev[1] >= stuck_s and n >= STUCK_MIN_READINGS:
+                out.append(
+                    Finding(
+                        f"{key}_stuck",
+                        Action.TRIP,
+                        f"{label} stuck at {value:g} for {now - prev[1]:.1f} s (no noise)",
+                    )
+                )
         if step in PRE_HEAT_STEPS and not self._heated:
             # Before any heat the parts sit on the chuck and follow it: a channel far from the
             # others is drifting or has come off its part.
-            ok = {ch: r.value for ch, r in snap.temps.items() if r.ok}
+            ok = {ch: r.value for ch, r in snap.temps.items() if r.status is Status.OK}
             if len(ok) >= 2:
                 lo, hi = min(ok, key=ok.__getitem__), max(ok, key=ok.__getitem__)
                 if ok[hi] - ok[lo] > lim.tc_disagree_max_c:
@@ -376,7 +402,9 @@ class RuleEngine:
 
     def _temperatures(self, snap: Snapshot, run: RunView, out: list[Finding]) -> None:
         rl = run.limits
-        chip = snap.temp("chip")
+        temps = snap.temps
+        r = temps.get("chip")
+        chip = r.value if r is not None and r.status is Status.OK else None  # snap.temp, inlined
         if chip is not None and chip > rl.chip_max_c:
             out.append(
                 Finding(
@@ -385,9 +413,8 @@ class RuleEngine:
                     f"chip {chip:.1f} °C above the limit {rl.chip_max_c:g} °C",
                 )
             )
-        comp = [r.value for ch, r in snap.temps.items() if ch.startswith("component") and r.ok]
-        if comp:
-            avg = sum(comp) / len(comp)
+        avg = snap.component_avg_c()
+        if avg is not None:
             if avg > rl.component_max_c:
                 out.append(
                     Finding(
@@ -410,7 +437,8 @@ class RuleEngine:
                 )
             else:
                 self._suspended.discard("component_near_tg")
-        chuck = snap.temp("chuck")
+        r = temps.get("chuck")
+        chuck = r.value if r is not None and r.status is Status.OK else None
         if chuck is not None and chuck > rl.chuck_max_c:
             out.append(
                 Finding(
@@ -420,13 +448,17 @@ class RuleEngine:
                 )
             )
 
-    def _lamps(self, snap: Snapshot, run: RunView, step: str | None, out: list[Finding]) -> None:
+    def _lamps(
+        self, snap: Snapshot, run: RunView, step: str | None, energy_on: bool, out: list[Finding]
+    ) -> None:
         lim = self.limits
         # What the lamps were told while this reading was taken and since: a stuck SCR is an
         # output above every command of that time, dead lamps no output under any of them.
         cmd_low, cmd = run.lamp_cmd_pct(snap.t)
-        measured = max(snap.lamp_pct) if snap.lamp_pct else 0.0
-        chip = snap.temp("chip")
+        zones = snap.lamp_pct
+        measured = max(zones) if zones else 0.0
+        r = snap.temps.get("chip")
+        chip = r.value if r is not None and r.status is Status.OK else None
         if step in HEAT_STEPS:
             self._heated = True
         # Stuck SCR: a zone delivers more than it was told to while it was read (the command
@@ -436,7 +468,7 @@ class RuleEngine:
         else:
             self._uncommanded = 0
         # Dead lamps: told to deliver and delivering nothing (the SCRs measure load current).
-        if run.lamps_enabled() and cmd_low >= lim.lamp_uncommanded_pct and measured < 1.0:
+        if energy_on and cmd_low >= lim.lamp_uncommanded_pct and measured < 1.0:
             self._no_output += 1
         else:
             self._no_output = 0
@@ -449,7 +481,8 @@ class RuleEngine:
                     "failure",
                 )
             )
-        self._dead_zone(snap, run, cmd_low, measured, out)
+        if self._dead_zones or (energy_on and zones and cmd_low >= lim.lamp_uncommanded_pct):
+            self._dead_zone(zones, energy_on, cmd_low, measured, out)
         if self._uncommanded >= 2:
             out.append(
                 Finding(
@@ -463,7 +496,8 @@ class RuleEngine:
             self._gain.clear()
             self._lamps_off.clear()
             return
-        # Heating gain: lamps driven hard for the whole window must raise the chip.
+        # Heating gain: lamps driven hard for the whole window must raise the chip. (The
+        # windows are cleared only when they hold points: most snapshots they are empty.)
         if cmd_low >= lim.heat_gain_min_pct:
             self._gain.add(snap.t, chip)
             if self._gain.full() and self._gain.rise() < lim.heat_gain_min_rise_c:
@@ -475,10 +509,10 @@ class RuleEngine:
                         f"{self._gain.rise():.1f} °C: lamp failure or thermocouple off the chip",
                     )
                 )
-        else:
+        elif self._gain.points:
             self._gain.clear()
         # Lamps commanded off (for longer than the filaments glow) and the chip still heating.
-        if cmd <= 0.0 and not run.lamps_enabled():
+        if cmd <= 0.0 and not energy_on:
             self._lamps_off_since = self._lamps_off_since or snap.t
             if snap.t - self._lamps_off_since >= 1.0:
                 self._lamps_off.add(snap.t, chip)
@@ -496,14 +530,15 @@ class RuleEngine:
                     )
         else:
             self._lamps_off_since = None
-            self._lamps_off.clear()
+            if self._lamps_off.points:
+                self._lamps_off.clear()
 
     def _vacuum(self, snap: Snapshot, step: str | None, out: list[Finding]) -> None:
         p = snap.pressure
         if p is not None and p.status is Status.FAULT:
             out.append(Finding("gauge_fault", Action.TRIP, f"vacuum gauge: {p.detail or 'fault'}"))
             return
-        if p is None or not p.ok:
+        if p is None or p.status is not Status.OK:
             return
         self._stuck("gauge", p, snap.t, "vacuum gauge", out)
         if step not in HEAT_STEPS:
@@ -522,15 +557,17 @@ class RuleEngine:
                 )
             )
 
-    def _oxygen(self, snap: Snapshot, run: RunView, step: str | None, out: list[Finding]) -> None:
+    def _oxygen(
+        self, snap: Snapshot, run: RunView, step: str | None, energy_on: bool, out: list[Finding]
+    ) -> None:
         # Guarded from the pump-down before heating through the end of cooling. Before the
         # lamps are on, bad oxygen suspends heating (the pump may still bring it down); once
         # they are on, it trips.
         if step != "pump_down" and step not in HEAT_STEPS:
             return
-        action = Action.TRIP if step in HEAT_STEPS and run.lamps_enabled() else Action.SUSPEND
+        action = Action.TRIP if step in HEAT_STEPS and energy_on else Action.SUSPEND
         o2 = snap.o2
-        if o2 is None or not o2.ok or snap.t - o2.ts > self.limits.o2_stale_s:
+        if o2 is None or o2.status is not Status.OK or snap.t - o2.ts > self.limits.o2_stale_s:
             why = (o2.detail or "old value") if o2 is not None else "no reading"
             out.append(Finding("o2_stale", action, f"O2 analyzer gives no fresh reading ({why})"))
             return
@@ -573,7 +610,12 @@ class RuleEngine:
             out.append(Finding("pump_fault", action, f"vacuum pump: {pump.detail or 'fault'}"))
 
     def _dead_zone(
-        self, snap: Snapshot, run: RunView, cmd_low: float, measured: float, out: list[Finding]
+        self,
+        zones: tuple[float, ...],
+        energy_on: bool,
+        cmd_low: float,
+        measured: float,
+        out: list[Finding],
     ) -> None:
         """One zone dark while the others deliver: a warning naming it.
 
@@ -582,14 +624,8 @@ class RuleEngine:
         does not come back by itself, and the warning must not come and go with the command.
         (All zones get the same command; every zone dark is `lamp_no_output`, a trip.)
         """
-        zones = snap.lamp_pct
         lim = self.limits
-        if (
-            zones
-            and run.lamps_enabled()
-            and cmd_low >= lim.lamp_uncommanded_pct
-            and measured >= 1.0
-        ):
+        if zones and energy_on and cmd_low >= lim.lamp_uncommanded_pct and measured >= 1.0:
             if len(self._zone_dark) != len(zones):
                 self._zone_dark = [0] * len(zones)
             for i, value in enumerate(zones):
@@ -630,7 +666,7 @@ class RuleEngine:
                     )
                 )
         stage = snap.stage
-        if stage is None or not stage.position_um.ok:
+        if stage is None or stage.position_um.status is not Status.OK:
             return
         z = stage.position_um.value
         expected = cmd.position_at(snap.t)

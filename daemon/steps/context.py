@@ -238,11 +238,17 @@ class StepContext:
     async def set_lamps(self, pct: float) -> None:
         if not self.lamps_enabled and pct > 0:
             raise StepFailed("lamp power requested while the lamps are not enabled")
-        if self.aborting or self.inhibited() is not None:
+        inhibit = self.inhibit
+        if self.aborting or (inhibit is not None and inhibit() is not None):
             pct = 0.0  # an abort or a suspension may land between a reading and this command
-        zones = self.machine.lamps.zones
-        self.note_lamp_cmd(max(self.lamp_cmd_pct, pct))  # while the command is on its way
-        await self.command("lamp power", self.machine.lamps.set_power([pct] * zones, CMD_TIMEOUT_S))
+        # While the command is on its way the higher of the old and the new one is in force.
+        # When that is the old one, the log's newest entry already says so (note_lamp_cmd
+        # writes lamp_cmd_pct and that entry together): a second entry of the same value
+        # would change no answer of lamp_cmd_since.
+        if pct > self.lamp_cmd_pct:
+            self.note_lamp_cmd(pct)
+        lamps = self.machine.lamps
+        await self.command("lamp power", lamps.set_power([pct] * lamps.zones, CMD_TIMEOUT_S))
         self.note_lamp_cmd(pct)
 
     async def disable_lamps(self) -> None:

@@ -30,6 +30,7 @@ from daemon.thermal import (
     radiation_term,
 )
 from drivers.protocols import OUT_FILM_CLAMP, VALVE_N2_PURGE, VALVE_PUMP, VALVE_VENT
+from drivers.reading import Status
 
 O2_FRESH_WAIT_S = 6.0  # the analyzer reports every 2 s; allow a few lines after backfill
 
@@ -69,10 +70,11 @@ def _chip(snap: Snapshot, channel: str) -> float:
 
 def _sink(snap: Snapshot) -> float:
     """Where the chip's heat goes: the component, else the chuck, else ambient."""
+    temps = snap.temps
     for ch in ("component", "chuck"):
-        v = snap.temp(ch)
-        if v is not None:
-            return v
+        r = temps.get(ch)
+        if r is not None and r.status is Status.OK:  # snap.temp, inlined: every period
+            return r.value
     return 25.0
 
 
@@ -198,16 +200,23 @@ COOL_OVERRUN_C = 2.0
 log = structlog.get_logger(__name__)
 
 
-def _component_cap_pct(ctx: StepContext, snap: Snapshot) -> float:
-    comp = [r.value for ch, r in snap.temps.items() if ch.startswith("component") and r.ok]
-    if not comp:
-        return 100.0  # the interlocks act on a lost component reading; the chip loop need not
-    # Other recipe kinds (lead-lift) may name no polymer component: then no cap.
+def _component_suspend_c(ctx: StepContext) -> float | None:
+    """Where the interlocks start holding the lamps off for the component (None: no polymer
+    component named, as in a lead-lift recipe: no cap). Fixed for a run: worked out once per
+    profile followed, not every period."""
     component = getattr(getattr(ctx.recipe, "materials", None), "component", None)
     if component is None:
+        return None
+    return float(component.tg_c - component.tg_margin_c) - ctx.limits.component_approach_c
+
+
+def _component_cap_pct(suspend_c: float | None, snap: Snapshot) -> float:
+    avg = snap.component_avg_c()  # the one the interlocks judged
+    if avg is None:
+        return 100.0  # the interlocks act on a lost component reading; the chip loop need not
+    if suspend_c is None:
         return 100.0
-    suspend_c = float(component.tg_c - component.tg_margin_c) - ctx.limits.component_approach_c
-    headroom = suspend_c - sum(comp) / len(comp)
+    headroom = suspend_c - avg
     return 100.0 * min(1.0, max(0.0, headroom / COMPONENT_SOFT_K))
 
 
@@ -281,6 +290,7 @@ async def _follow(
     # ``continued``: this profile takes over where the last one ended (the reflow announced
     # it); the periods the executor took to change steps count as profile time.
     last: float | None = ctx.follow_ended_t if continued else None
+    suspend_c = _component_suspend_c(ctx)
     while True:
         snap = await ctx.tick()
         measured = _chip(snap, channel)
@@ -300,7 +310,7 @@ async def _follow(
             t_profile,
             measured_c=measured,
             sink_c=_sink(snap),
-            cap_pct=_component_cap_pct(ctx, snap),
+            cap_pct=_component_cap_pct(suspend_c, snap),
         )
         ctx.setpoint_c = profile.at(t_profile)[0]
         await ctx.set_lamps(pct)
