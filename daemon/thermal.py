@@ -361,7 +361,18 @@ class ChipController:
             # a large transient is the feedforward's and the P term's business.
             near = abs(error) <= INTEGRATE_BAND_C
             gain = g.kp_pct_per_k * error / g.ti_s if near else 0.0
-            self._integral += (gain + (out - wanted) / g.tt_s) * dt
+            self._integral += gain * dt
+            # The bleed takes back the integrator's own windup, toward zero and never past
+            # it: a saturation the feedforward causes (the latent heat's step as the setpoint
+            # crosses a solder's band, a few periods) is not the integrator's to make up.
+            # Pushed the other way it kept a surplus the cool step's clamped error could not
+            # shed: lamp power the chip carried down its whole cooling ramp (ADR 0122).
+            bleed = (out - wanted) / g.tt_s * dt
+            if bleed > 0.0:
+                bleed = min(bleed, max(0.0, -self._integral))
+            else:
+                bleed = max(bleed, min(0.0, -self._integral))
+            self._integral += bleed
             # The integrator corrects what the model gets wrong, a few % of full power; beyond
             # this bound it could only be holding windup from a long saturation.
             self._integral = max(-INTEGRAL_LIMIT_PCT, min(INTEGRAL_LIMIT_PCT, self._integral))

@@ -112,6 +112,52 @@ def test_pump_down_time_matches_volume_over_pump_speed() -> None:
     assert t_1 == pytest.approx(expected, rel=0.05)
 
 
+@pytest.mark.parametrize("dt_s", [0.002, 0.025, 0.05])
+def test_pump_down_follows_volume_over_pump_speed_at_any_substep(dt_s: float) -> None:
+    # The pump and the leak are linear in the pressure: p relaxes toward the base pressure
+    # with τ = V / (S + leak / p_atm), whatever the integration substep (docs/adr/0121).
+    plant, clock = make(PlantParams(dt_s=dt_s))
+    pump_down(plant)
+    run(plant, clock, 4.0)
+    p = plant.params
+    g = p.pump_speed_l_s + p.leak_mbar_l_s / p.p_atm_mbar
+    base = (p.leak_mbar_l_s + p.pump_speed_l_s * p.pump_ultimate_mbar) / g
+    expected = base + (p.p_atm_mbar - base) * math.exp(-4.0 * g / p.volume_l)
+    assert plant.pressure_mbar == pytest.approx(expected, rel=1e-9)
+    assert plant.o2_ppm == pytest.approx(p.o2_air_ppm, rel=1e-6)  # pumped as it is mixed
+
+
+@pytest.mark.parametrize("dt_s", [0.002, 0.025, 0.05])
+def test_vent_fills_with_the_vent_line_time_constant_at_any_substep(dt_s: float) -> None:
+    plant, clock = make(PlantParams(dt_s=dt_s))
+    pump_down(plant)
+    run(plant, clock, 10.0)
+    plant.set_valve(VALVE_PUMP, False)
+    p0 = plant.pressure_mbar
+    plant.set_valve(VALVE_VENT, True)
+    run(plant, clock, 0.4)  # two time constants of the 5 L/s vent line into 1 L
+    p = plant.params
+    g = p.vent_conductance_l_s + p.leak_mbar_l_s / p.p_atm_mbar
+    expected = p.p_atm_mbar - (p.p_atm_mbar - p0) * math.exp(-0.4 * g / p.volume_l)
+    assert plant.pressure_mbar == pytest.approx(expected, rel=1e-9)
+
+
+def test_n2_backfill_does_not_depend_on_the_substep() -> None:
+    # The N2 inflow is not linear in the pressure near the supply's: its substep mean.
+    def backfill(dt_s: float) -> float:
+        plant, clock = make(PlantParams(dt_s=dt_s))
+        pump_down(plant)
+        run(plant, clock, 10.0)
+        plant.set_valve(VALVE_PUMP, False)
+        plant.set_valve(VALVE_N2_PURGE, True)
+        run(plant, clock, 4.0)  # through the choked range well into the elliptic one
+        return plant.pressure_mbar
+
+    fine = backfill(0.001)
+    assert 900.0 < fine < 1100.0
+    assert backfill(0.025) == pytest.approx(fine, abs=0.05)
+
+
 def test_pump_needs_its_isolation_valve_open() -> None:
     plant, clock = make()
     plant.pump_start()

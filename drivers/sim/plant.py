@@ -89,7 +89,7 @@ FAULT_VALUE_OPTIONAL: Final = frozenset({"stuck", "stuck_on"})
 class PlantParams:
     """Physical constants of the simulated bonder. Units are in the names."""
 
-    dt_s: float = 0.01  # longest integration substep
+    dt_s: float = 0.025  # longest integration substep (docs/adr/0121)
     ambient_c: float = 23.0
     p_atm_mbar: float = 1013.0
 
@@ -1518,6 +1518,29 @@ class Plant:
         vent_c = vent_g if self._valves[VALVE_VENT] else 0.0
         s_pump = pump_s if self._pump_running and self._valves[VALVE_PUMP] else 0.0
 
+        def n2_flow(p_mbar: float) -> float:
+            """N2 backfill throughput, ISO 6358: choked up to the critical pressure ratio,
+            then an elliptic fall to zero at the supply pressure."""
+            ratio = p_mbar * inv_sup
+            if ratio <= n2_b:
+                return n2_max
+            if ratio >= 1.0:
+                return 0.0
+            r = (ratio - n2_b) * n2_inv_span
+            return n2_max * math.sqrt(1.0 - r * r)
+
+        # Conductance to the outside (leak, tear, vent), what it brings in as O2 below the
+        # atmosphere, and the pressure's relaxation factors over one substep.
+        g_out = leak * inv_patm + tear_c + vent_c
+        g_in_o2 = (leak * inv_patm + tear_c) * x_air + vent_c * x_n2
+        inv_g_out = 1.0 / g_out if g_out else 0.0
+        e_out = math.exp(-g_out * h * inv_v)
+        # The mean over the substep of a pressure relaxing with factor e: (1 − e) / (h/τ).
+        m_out = (1.0 - e_out) / (g_out * h * inv_v) if g_out else 1.0
+        inv_g_pump = 1.0 / (g_out + s_pump) if s_pump else 0.0
+        e_pump = math.exp(-(g_out + s_pump) * h * inv_v)
+        m_pump = (1.0 - e_pump) / ((g_out + s_pump) * h * inv_v) if s_pump else 1.0
+
         # Z stage and leads. The leads follow the stage only while both holds hold; without
         # them the support stays behind (or rides along with the chip) and the leads spring
         # back to their plastic set.
@@ -1597,6 +1620,57 @@ class Plant:
                     fil[i] += (w - fil[i]) * k_fil
                     fil_sum += fil[i]
 
+            # Working-space gas: throughputs in mbar·L/s; outflows carry the current mixture.
+            # The leak, the tear, the vent and the pump are linear in the pressure: over the
+            # substep the pressure relaxes exactly toward where they (and the N2 inflow, held
+            # at its start value) balance. An explicit step would pump down or vent 2–7 %
+            # too fast per time constant (vent τ 0.2 s, pump 0.67 s; docs/adr/0121).
+            if n2_on:
+                # The N2 inflow falls with the pressure near the supply's: its mean over the
+                # substep (Heun: at the start and at the end predicted with the start value).
+                q_n2 = n2_flow(pr)
+                if s_pump and pr > p_ult:
+                    p_pred = pr + (pr - (g_out * p_atm + s_pump * p_ult + q_n2) * inv_g_pump) * (
+                        e_pump - 1.0
+                    )
+                elif g_out:
+                    p_pred = pr + (pr - (g_out * p_atm + q_n2) * inv_g_out) * (e_out - 1.0)
+                else:
+                    p_pred = pr + h * q_n2 * inv_v
+                q_n2 = 0.5 * (q_n2 + n2_flow(p_pred))
+                # Nor can it fill past the supply pressure, where it stops (its slope is
+                # infinite there: a step would overshoot).
+                q_fill = (1.0 - pr * inv_sup) / (h * inv_v * inv_sup)
+                q_n2 = q_fill if q_n2 > q_fill else q_n2
+            else:
+                q_n2 = 0.0
+            x = po2 / pr
+            if s_pump and pr > p_ult:
+                p_inf = (g_out * p_atm + s_pump * p_ult + q_n2) * inv_g_pump
+                p_mean = p_inf + (pr - p_inf) * m_pump
+                pr = p_inf + (pr - p_inf) * e_pump
+            elif g_out:
+                p_inf = (g_out * p_atm + q_n2) * inv_g_out
+                p_mean = p_inf + (pr - p_inf) * m_out
+                pr = p_inf + (pr - p_inf) * e_out
+            else:
+                p_mean = pr + 0.5 * h * q_n2 * inv_v
+                pr += h * q_n2 * inv_v
+            # O2: what flowed in over the substep brings its own mixture (air through the leak
+            # and the tear, N2 through the vent line and the backfill); what left (the pump, the
+            # leak and the vent above the atmosphere) took the mixture of the substep's start.
+            # po2 = x·(p_end − gas in) + O2 in: mixing is exact, pumping keeps the fraction.
+            dp_atm = p_atm - p_mean
+            if dp_atm > 0.0:
+                gas_in = (g_out * dp_atm + q_n2) * h * inv_v
+                po2 = x * (pr - gas_in) + (g_in_o2 * dp_atm + q_n2 * x_n2) * h * inv_v
+            else:
+                gas_in = q_n2 * h * inv_v
+                po2 = x * (pr - gas_in) + q_n2 * x_n2 * h * inv_v
+            # max() without the call: the same result (NaN and -0.0 included), 10x a cycle.
+            pr = 1e-9 if pr < 1e-9 else pr
+            po2 = 0.0 if po2 < 0.0 else po2
+
             if hc <= h_sol:
                 tcp = hc / c_chip
                 melt = 0.0
@@ -1609,11 +1683,13 @@ class Plant:
             if melt and coal < 1.0:
                 coal += (1.0 - coal) * melt * coal_k * h
 
-            pressed = (p_atm - pr) * inv_patm
+            # The film and the gas act on the chip at the substep's mean pressure: a vent
+            # releases the film within a few substeps (τ 0.2 s).
+            pressed = (p_atm - p_mean) * inv_patm
             pressed = 0.0 if pressed < 0.0 else (1.0 if pressed > 1.0 else pressed)
             q_cc = (g_atm + g_vac_extra * pressed + g_melt * melt) * (tcp - tm)
             tck = tcp + KELVIN
-            q_chip_loss = rad * (tck * tck * tck * tck - amb_k4) + g_gas * pr * inv_patm * (
+            q_chip_loss = rad * (tck * tck * tck * tck - amb_k4) + g_gas * p_mean * inv_patm * (
                 tcp - amb
             )
             q_mk = g_mk * (tm - tk)
@@ -1646,38 +1722,6 @@ class Plant:
             tc_chip += (tcp - tc_chip) * k_tc_chip
             tc_comp += (tm - tc_comp) * k_tc_other
             tc_chuck += (tk - tc_chuck) * k_tc_other
-
-            # Working-space gas: throughputs in mbar·L/s; outflows carry the current mixture.
-            x = po2 / pr
-            dp_atm = p_atm - pr
-            q_leak = leak * dp_atm * inv_patm + tear_c * dp_atm
-            q_o2 = q_leak * (x_air if q_leak > 0.0 else x)
-            q_gas = q_leak
-            if n2_on:
-                # ISO 6358: choked up to the critical ratio, then an elliptic fall to zero.
-                ratio = pr * inv_sup
-                if ratio <= n2_b:
-                    q_n2 = n2_max
-                elif ratio >= 1.0:
-                    q_n2 = 0.0
-                else:
-                    r = (ratio - n2_b) * n2_inv_span
-                    q_n2 = n2_max * math.sqrt(1.0 - r * r)
-                q_gas += q_n2
-                q_o2 += q_n2 * x_n2
-            if vent_c:
-                q_vent = vent_c * dp_atm
-                q_gas += q_vent
-                q_o2 += q_vent * (x_n2 if q_vent > 0.0 else x)
-            if s_pump and pr > p_ult:
-                q_pump = s_pump * (pr - p_ult)
-                q_gas -= q_pump
-                q_o2 -= q_pump * x
-            pr += h * q_gas * inv_v
-            # max() without the call: the same result (NaN and -0.0 included), 10x a cycle.
-            pr = 1e-9 if pr < 1e-9 else pr
-            po2 += h * q_o2 * inv_v
-            po2 = 0.0 if po2 < 0.0 else po2
 
             if z_moving:
                 z_prev = z
