@@ -343,8 +343,7 @@ class RuleEngine:
         lim = self.limits
         names = _TC_NAMES
         now = snap.t
-        stale_s, lo_c, hi_c, stuck_s = lim.tc_stale_s, lim.tc_min_c, lim.tc_max_c, lim.tc_stuck_s
-        same_since = self._same_since
+        stale_s, lo_c, hi_c = lim.tc_stale_s, lim.tc_min_c, lim.tc_max_c
         for ch, r in snap.temps.items():
             if (kl := names.get(ch)) is None:
                 kl = names[ch] = (f"tc_{ch}", f"thermocouple '{ch}'")
@@ -369,21 +368,7 @@ class RuleEngine:
                     )
                 )
                 continue
-            # _stuck, inlined for the channels (every channel, every snapshot).
-            prev = same_since.get(key)
-            if prev is None or prev[0] != value:
-                same_since[key] = (value, now, 1)
-                continue
-            n = prev[2] + 1
-            same_since[key] = (prev[0], prev[1], n)
-            if now - prev[1] >= stuck_s and n >= STUCK_MIN_READINGS:
-                out.append(
-                    Finding(
-                        f"{key}_stuck",
-                        Action.TRIP,
-                        f"{label} stuck at {value:g} for {now - prev[1]:.1f} s (no noise)",
-                    )
-                )
+            self._stuck(key, r, now, label, out)
         if step in PRE_HEAT_STEPS and not self._heated:
             # Before any heat the parts sit on the chuck and follow it: a channel far from the
             # others is drifting or has come off its part.
