@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 
 from bench.interlock_reaction import print_table as print_reaction
-from bench.suite import FIGURES, TARGETS, Suite
+from bench.suite import FIGURES, TARGETS, Suite, read_cpu_steal, steal_pct
 
 
 def _fmt(v: Any) -> str:
@@ -35,7 +35,8 @@ def print_human(out: dict[str, Any]) -> None:
     m = out["machine"]
     print(
         f"bonderd bench — {m['cpu_model']}, {m['cores']} cores, Python {m['python']}, "
-        f"load {m['load_avg_at_start']}{' (quick)' if out['quick'] else ''}"
+        f"load {m['load_avg_at_start']}, hypervisor steal {_fmt(m.get('steal_pct_during'))} % "
+        f"during the run{' (quick)' if out['quick'] else ''}"
     )
     print()
     print(f"{'figure':28s} {'value':>10s}  {'target':>10s}  met")
@@ -111,9 +112,12 @@ def main(argv: list[str] | None = None) -> int:
         wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
     )
-    t0 = time.monotonic()
+    t0, steal0 = time.monotonic(), read_cpu_steal()
     out = Suite(quick=args.quick, progress=lambda s: print(s, file=sys.stderr, flush=True)).run()
     out["bench_wall_s"] = round(time.monotonic() - t0, 1)
+    # How quiet the shared host was: its neighbours' bursts, not this code, swing the timed
+    # figures (sim_speedup 170-320x for the same tree within an hour).
+    out["machine"]["steal_pct_during"] = steal_pct(steal0, read_cpu_steal())
     if args.json:
         print(json.dumps(out, allow_nan=False, default=str))
     else:

@@ -79,6 +79,34 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def cpu_steal(stat: str) -> tuple[int, int]:
+    """(steal, all) CPU ticks since boot from the text of Linux's ``/proc/stat``.
+
+    Steal is the time the hypervisor ran something else while this VM's CPUs wanted to run:
+    on a shared host it, not this code, is what moves the timed figures (ADR 0106).
+    """
+    for line in stat.splitlines():
+        fields = line.split()
+        if fields and fields[0] == "cpu":
+            ticks = [int(x) for x in fields[1:9]]  # user nice system idle iowait irq softirq steal
+            return (ticks[7] if len(ticks) == 8 else 0), sum(ticks)
+    raise ValueError("no aggregate 'cpu' line")
+
+
+def read_cpu_steal() -> tuple[int, int] | None:
+    try:
+        return cpu_steal(Path("/proc/stat").read_text())
+    except (OSError, ValueError):
+        return None  # not Linux: the share is then left out
+
+
+def steal_pct(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """Share of all CPU time between the two readings that the hypervisor stole, %."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return round(100.0 * (after[0] - before[0]) / (after[1] - before[1]), 2)
+
+
 SIM_RUNS = 3  # whole virtual-time runs per recipe for sim_speedup (the fastest counts)
 
 

@@ -19,7 +19,7 @@ from bench.cycle_bound import (
     pump_time_s,
     vent_time_s,
 )
-from bench.suite import FIGURES, TRACKING_KEYS
+from bench.suite import FIGURES, TRACKING_KEYS, cpu_steal, steal_pct
 from daemon.config import Limits
 from daemon.recipe.load import load_recipe_file
 from daemon.virtual_run import BOND_RECIPES, REPO
@@ -43,6 +43,9 @@ def test_bench_json_has_every_figure_or_a_reason() -> None:
     assert isinstance(out, dict)
     for key in ("cpu_model", "cores", "python"):
         assert out["machine"][key], out["machine"]
+    # How quiet the shared host was during the run (Linux: a share in %; elsewhere null).
+    steal = out["machine"]["steal_pct_during"]
+    assert steal is None or 0.0 <= steal <= 100.0, steal
     for figure in FIGURES:
         assert figure in out, figure
         value = out[figure]
@@ -132,3 +135,15 @@ def test_no_chiller_setpoint_beats_the_chuck_bound() -> None:
     while plant.state.chuck_c > p.ambient_c - 7.0:
         clock.t += 0.05
     assert clock.t >= chuck_reach_time_s(p, p.chiller_cool_max_w, 7.0)
+
+
+def test_steal_share_is_read_from_proc_stat() -> None:
+    # user nice system idle iowait irq softirq steal (guest columns after it are not counted)
+    before = cpu_steal("cpu  100 0 50 800 10 0 5 35 0 0\ncpu0 50 0 25 400 5 0 2 18 0 0\n")
+    after = cpu_steal("cpu  200 0 100 1500 20 0 10 170 0 0\ncpu0 1 1 1 1 1 1 1 1\n")
+    assert before == (35, 1000)
+    assert after == (170, 2000)
+    assert steal_pct(before, after) == 13.5  # 135 of 1000 ticks
+    assert steal_pct(before, None) is None
+    with pytest.raises(ValueError, match="no aggregate"):
+        cpu_steal("intr 1 2 3\n")
