@@ -59,7 +59,9 @@ if TYPE_CHECKING:
 
 # Names the plant model in device identities; bump it when the physics changes, so a record
 # says which simulation produced it.
-PLANT_MODEL = "2"  # 2: lead lift, holds, encapsulant, heat release, coalescence
+# 2: lead lift, holds, encapsulant, heat release, coalescence. 3: the working-space gas
+# integrated exactly, 0.025 s substep (ADR 0121): the same physics, different numbers.
+PLANT_MODEL = "3"
 
 
 def _quantize(value: float, step: float) -> float:
