@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -75,12 +76,14 @@ async def test_a_cancelled_command_is_cancelled(clock: Clock) -> None:
     assert task.cancelled()
 
 
-def _since_reference(ctx: StepContext, t: float) -> tuple[float, float]:
+def _since_reference(
+    log: Iterable[tuple[float, float]], now_pct: float, t: float
+) -> tuple[float, float]:
     """ADR 0098's definition, over the whole log: the lowest and highest command in force at
-    any time from ``t`` to now."""
-    low = high = ctx.lamp_cmd_pct
+    any time from ``t`` to now (``now_pct``: the command in force now)."""
+    low = high = now_pct
     in_force = 0.0
-    for when, pct in ctx.lamp_cmd_log:
+    for when, pct in log:
         if when <= t:
             in_force = pct
         else:
@@ -109,7 +112,7 @@ def test_lamp_commands_since_a_reading_walk_back_from_the_newest(
         ctx.note_lamp_cmd(pct)
     for age in ages:
         t = clock.t - age  # a reading from before now, or (a foreign clock) from after it
-        assert ctx.lamp_cmd_since(t) == _since_reference(ctx, t)
+        assert ctx.lamp_cmd_since(t) == _since_reference(ctx.lamp_cmd_log, ctx.lamp_cmd_pct, t)
 
 
 class _Lamps:
@@ -127,22 +130,6 @@ class _Lamps:
 class _Machine:
     def __init__(self, lamps: _Lamps) -> None:
         self.lamps = lamps
-
-
-def _two_entry_reference(
-    log: list[tuple[float, float]], now_pct: float, t: float
-) -> tuple[float, float]:
-    """lamp_cmd_since over the log as set_lamps kept it before ADR 0125: an entry of the
-    higher of the old and the new command when the command leaves, whether or not it is
-    the old one, then the new one's when it has been taken."""
-    low = high = now_pct
-    in_force = 0.0
-    for when, pct in log:
-        if when <= t:
-            in_force = pct
-        else:
-            low, high = min(low, pct), max(high, pct)
-    return min(low, in_force), max(high, in_force)
 
 
 @settings(max_examples=200, deadline=None)
@@ -167,7 +154,9 @@ async def test_a_lamp_command_logs_only_what_changes_an_answer(
     took = [d for _, d, _ in commands]
     ctx = _context(clock, _Machine(_Lamps(clock, took)))
     ctx.lamps_enabled = True
-    full: list[tuple[float, float]] = []  # the log as it was kept before, never trimmed
+    # The log as set_lamps kept it before ADR 0125, never trimmed: an entry of the higher of
+    # the old and the new command as the command leaves, then the new one once it is taken.
+    full: list[tuple[float, float]] = []
     for before, _, pct in commands:
         clock.t += before
         full.append((clock.t, max(ctx.lamp_cmd_pct, pct)))
@@ -175,6 +164,6 @@ async def test_a_lamp_command_logs_only_what_changes_an_answer(
         full.append((clock.t, pct))
         for age in ages:
             t = clock.t - age
-            assert ctx.lamp_cmd_since(t) == _two_entry_reference(full, ctx.lamp_cmd_pct, t)
+            assert ctx.lamp_cmd_since(t) == _since_reference(full, ctx.lamp_cmd_pct, t)
     times = [when for when, _ in ctx.lamp_cmd_log]
     assert times == sorted(times)
