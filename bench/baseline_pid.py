@@ -27,9 +27,9 @@ from simple_pid import PID
 
 from daemon.config import Limits
 from daemon.recipe.load import parse_recipe
-from daemon.thermal import ChipLoop, ControllerFactory, Profile, ThermalModel
-from daemon.tune import DEFAULT_MELT, experiment_recipe
-from daemon.virtual_run import run_recipe
+from daemon.run.virtual import run_recipe
+from daemon.thermal.loop import ChipLoop, ControllerFactory, Profile, ThermalModel
+from daemon.thermal.tune import DEFAULT_MELT, experiment_recipe
 
 RELAY_SETPOINT_C = 150.0  # the soak level of both shipped recipes' neighbourhood
 RELAY_HIGH_PCT = 40.0

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from daemon.config import load_settings
-from daemon.machine_factory import build, close_all, connect_all
-from daemon.monitor import CONTROL_PERIOD_S, Monitor
+from daemon.machine.factory import build, close_all, connect_all
+from daemon.machine.monitor import CONTROL_PERIOD_S, Monitor
 from drivers.clock import ScaledClock
 from drivers.emulators.runner import EmulatedMachine, EmulatorSet
 from drivers.sim.plant import Plant

@@ -37,7 +37,7 @@ import structlog
 
 from daemon.config import Limits
 from daemon.recipe.load import LoadedRecipe, parse_recipe
-from daemon.virtual_run import RECIPES, SimRun, run_recipe
+from daemon.run.virtual import RECIPES, SimRun, run_recipe
 from drivers.sim.faults import parse_scenario
 
 FAULTS: list[tuple[str, str, float | None]] = [
@@ -59,7 +59,7 @@ FAULTS: list[tuple[str, str, float | None]] = [
     ("valves", "no_response", None),
 ]
 AFTER_S = 30.0  # into reflow: lamps well on
-PERIOD_S = 0.05  # the monitor's period (daemon/monitor.py), over which injections spread
+PERIOD_S = 0.05  # the monitor's period (daemon/machine/monitor.py), over which injections spread
 
 
 def bench_recipe(path: Path | None = None) -> LoadedRecipe:

@@ -20,7 +20,7 @@ from typing import Any
 
 import structlog
 
-from daemon import virtual_run
+from daemon.run import virtual as virtual_run
 from drivers.clock import VirtualClock
 from drivers.sim.plant import Plant, PlantParams
 

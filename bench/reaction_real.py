@@ -34,11 +34,11 @@ from pathlib import Path
 import structlog
 
 from daemon.config import Limits, load_settings
-from daemon.interlock_rules.rules import RunLimits, RunView
-from daemon.interlocks import InterlockLatched, Interlocks
-from daemon.machine_factory import build, close_all, connect_all
-from daemon.monitor import Monitor
+from daemon.machine.factory import build, close_all, connect_all
+from daemon.machine.monitor import Monitor
 from daemon.recipe.load import load_recipe_file
+from daemon.safety.interlocks import InterlockLatched, Interlocks
+from daemon.safety.rules import RunLimits, RunView
 from drivers.clock import ScaledClock
 from drivers.emulators.modbus_devices import Gfx4Context
 from drivers.emulators.runner import EmulatorSet

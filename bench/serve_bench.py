@@ -7,7 +7,7 @@ One daemon session gives:
    4 clients subscribed to everything, 2 Hz telemetry, a recipe dropped into the watch
    folder every 2 s (valid and invalid in turn), a `status` request every second;
 3. the 20 Hz control loop's lateness p99 over that busy window, read where a maintenance
-   tech reads it: the `status` reply's `control_loop` (daemon/monitor.py LoopJitter).
+   tech reads it: the `status` reply's `control_loop` (daemon/machine/monitor.py LoopJitter).
 
 The daemon runs at the priority the service unit gives it (``Nice=`` in
 systemd/bonderd.service) when the bench may raise it (root or CAP_SYS_NICE), else at the
@@ -33,8 +33,8 @@ from typing import Any
 
 from bench.interlock_reaction import bench_recipe
 from daemon.config import MqttSettings
-from daemon.mqtt import CommandClient
-from daemon.virtual_run import RECIPES
+from daemon.mes.mqtt import CommandClient
+from daemon.run.virtual import RECIPES
 from tests.mqtt_broker import REPO, Serve, running_broker, write_config
 
 EQ = "bonder-bench"
@@ -86,7 +86,7 @@ class QuietServe(Serve):
             [
                 sys.executable,
                 "-m",
-                "daemon.cli",
+                "daemon.app.cli",
                 "--log-level",
                 "INFO",
                 "serve",

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import device_poll, interlock_reaction, reaction_real, serve_bench, virtual
-from daemon.virtual_run import BOND_RECIPES as RECIPES  # the figures are per bond recipe
+from daemon.run.virtual import BOND_RECIPES as RECIPES  # the figures are per bond recipe
 
 TRACKING_KEYS = (
     "tracking_rms_c",

@@ -26,10 +26,10 @@ from bench.baseline_pid import baseline_factory
 from daemon.config import Limits
 from daemon.recipe.load import load_recipe_file
 from daemon.recipe.model import Cool, Reflow
+from daemon.run.virtual import BOND_RECIPES, run_recipe
 from daemon.steps.vacuum_film import planned_descent_rate
-from daemon.thermal import ControllerFactory, Profile
-from daemon.trace import Sample
-from daemon.virtual_run import BOND_RECIPES, run_recipe
+from daemon.store.trace import Sample
+from daemon.thermal.loop import ControllerFactory, Profile
 from drivers.sim.plant import PlantParams
 
 # The first half second after a step starts is the thermocouple catching up with a hand-over

@@ -1,6 +1,6 @@
 """Whole recipes on the simulated machine in virtual time: cycle time and simulation speed.
 
-Each shipped bond recipe runs once, as the tests run it (``daemon.virtual_run``: interlocks
+Each shipped bond recipe runs once, as the tests run it (``daemon.run.virtual``: interlocks
 on, every rule judging every snapshot) but without the tests' plant-invariant referee, which
 is no part of the machine or the daemon (it runs after every integration; the tests run the
 same recipes with it). The cycle time is clock time from ``RunStarted`` to
@@ -19,7 +19,7 @@ from bench.cycle_bound import cycle_bound
 from daemon.config import Limits
 from daemon.recipe.load import load_recipe_file
 from daemon.recipe.model import VacuumFilmBondRecipe
-from daemon.virtual_run import run_recipe
+from daemon.run.virtual import run_recipe
 
 
 async def measure_recipe(path: Path) -> dict[str, Any]:

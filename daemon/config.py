@@ -95,7 +95,7 @@ class Limits(_Section):
     recipe_max_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 65536
     run_duration_max_s: Annotated[float, Field(gt=0.0)] = 7200.0
     o2_max_ppm_ceiling: Annotated[float, Field(gt=0.0)] = 1000.0
-    # Interlock limits (daemon/interlocks.py, docs/safety.md). Each sits outside what a clean
+    # Interlock limits (daemon/safety/interlocks.py, docs/safety.md). Each sits outside what a clean
     # run of a shipped recipe reaches, with the margin measured in tests/test_false_trips.py.
     chip_over_peak_c: Annotated[float, Field(gt=0.0)] = 20.0  # trip above recipe peak max + this
     # Lamps held off (suspended) this close below Tg − margin.

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from daemon.config import Settings, load_settings
-from daemon.machine_factory import BuiltMachine, build, close_all, connect_all
+from daemon.machine.factory import BuiltMachine, build, close_all, connect_all
 from drivers.clock import ScaledClock
 from drivers.emulators.runner import EmulatorSet
 from drivers.sim.plant import Plant

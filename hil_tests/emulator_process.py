@@ -59,7 +59,7 @@ async def emulator_process(
 ) -> AsyncIterator[EmulatorProcess]:
     cfg = tmp / "emulated.toml"
     cfg.write_text(config_text(tmp / "data", EmulatedMachine(gfx4_baudrate=38400)))
-    args = [sys.executable, "-m", "daemon.cli", "emulate", "--config", str(cfg)]
+    args = [sys.executable, "-m", "daemon.app.cli", "emulate", "--config", str(cfg)]
     args += ["--speed", f"{speed:g}"]
     if recipe is not None:
         args += ["--recipe", str(recipe)]

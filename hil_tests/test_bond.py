@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 
 from daemon.config import Limits, load_settings
-from daemon.executor import Executor
-from daemon.interlocks import Interlocks
-from daemon.machine_factory import build, close_all, connect_all
-from daemon.monitor import Monitor
+from daemon.machine.factory import build, close_all, connect_all
+from daemon.machine.monitor import Monitor
 from daemon.recipe.load import load_recipe_file
-from daemon.records import RunStore
-from daemon.thermal_source import shipped_sim_model
+from daemon.run.executor import Executor
+from daemon.safety.interlocks import Interlocks
+from daemon.store.records import RunStore
+from daemon.thermal.source import shipped_sim_model
 from drivers.clock import ScaledClock
 from hil_tests.emulator_process import emulator_process
 

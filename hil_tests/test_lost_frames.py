@@ -14,9 +14,9 @@ import time
 
 import pytest
 
-from daemon.interlock_rules.rules import Action, RuleEngine, RunLimits, RunView
-from daemon.machine_factory import BuiltMachine
+from daemon.machine.factory import BuiltMachine
 from daemon.recipe.load import load_recipe_file
+from daemon.safety.rules import Action, RuleEngine, RunLimits, RunView
 from hil_tests.conftest import Rig, emulated
 from hil_tests.watch import (
     LIMITS,

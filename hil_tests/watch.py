@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daemon.config import Limits
-from daemon.interlock_rules.rules import Action, RuleEngine, RunLimits, RunView
-from daemon.interlocks import Interlocks
-from daemon.machine_factory import BuiltMachine
-from daemon.monitor import Monitor, Snapshot
+from daemon.machine.factory import BuiltMachine
+from daemon.machine.monitor import Monitor, Snapshot
 from daemon.recipe.load import load_recipe_file
+from daemon.safety.interlocks import Interlocks
+from daemon.safety.rules import Action, RuleEngine, RunLimits, RunView
 from drivers.clock import Clock
 from drivers.modbus import ModbusBus
 

@@ -163,7 +163,7 @@ class Serve:
             [
                 sys.executable,
                 "-m",
-                "daemon.cli",
+                "daemon.app.cli",
                 "--log-level",
                 "DEBUG",
                 "serve",

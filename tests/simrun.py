@@ -1,6 +1,6 @@
 """The virtual-time harness, under the name the tests have always imported."""
 
-from daemon.virtual_run import (
+from daemon.run.virtual import (
     BOND_RECIPES,
     DIO_WATCHDOG_S,
     RECIPES,

@@ -22,7 +22,7 @@ from bench.cycle_bound import (
 from bench.suite import FIGURES, TRACKING_KEYS, cpu_steal, steal_pct
 from daemon.config import Limits
 from daemon.recipe.load import load_recipe_file
-from daemon.virtual_run import BOND_RECIPES, REPO
+from daemon.run.virtual import BOND_RECIPES, REPO
 from drivers.clock import ManualClock
 from drivers.protocols import OUT_FILM_CLAMP
 from drivers.sim.plant import Plant, PlantParams

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.cli import main
+from daemon.app.cli import main
 from tests.simrun import RECIPES, REPO
 
 SAC = REPO / "recipes" / "sac305-polyimide.toml"
@@ -19,7 +19,7 @@ SAC = REPO / "recipes" / "sac305-polyimide.toml"
 
 def bonderd(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "daemon.cli", *args],
+        [sys.executable, "-m", "daemon.app.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,

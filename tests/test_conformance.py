@@ -17,10 +17,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.conformance import Check, StepOutcome, _extreme, _rates, _Trace, evaluate
+from daemon.judge.reflow import Check, StepOutcome, _extreme, _rates, _Trace, evaluate
 from daemon.recipe.model import VacuumFilmBondRecipe
-from daemon.result import build_result, decide_result
-from daemon.trace import Sample
+from daemon.run.result import build_result, decide_result
+from daemon.store.trace import Sample
 
 LIQUIDUS, SOLIDUS, TG, MARGIN = 220.0, 217.0, 150.0, 20.0
 DT = 0.1  # 10 Hz, as the executor records

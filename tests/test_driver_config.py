@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from daemon.config import ConfigError, DeviceConfig, Settings
-from daemon.machine_factory import build
+from daemon.machine.factory import build
 from drivers.clock import ManualClock
 from drivers.gefran.driver import Gfx4Lamps
 from drivers.nordson.driver import UltimusDispenser

@@ -1,4 +1,4 @@
-"""The event loop `bonderd serve` runs on (daemon/event_loop.py, ADR 0095)."""
+"""The event loop `bonderd serve` runs on (daemon/app/event_loop.py, ADR 0095)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from daemon.event_loop import _PreciseEpollSelector, new_event_loop
+from daemon.app.event_loop import _PreciseEpollSelector, new_event_loop
 
 pytestmark = pytest.mark.skipif(
     not hasattr(selectors, "EpollSelector"), reason="the precise wait is built on epoll (Linux)"

@@ -11,7 +11,7 @@ import pytest
 from daemon.config import Limits
 from daemon.errors import CommandRefused
 from daemon.recipe.load import load_recipe_file
-from daemon.run_state import RunState
+from daemon.run.run_state import RunState
 from drivers.sim.faults import parse_scenario
 from tests.simrun import RECIPES, SimRun, run_recipe
 

@@ -7,9 +7,9 @@ import io
 from datetime import UTC, datetime
 from pathlib import Path
 
-from daemon.export import write_csv
-from daemon.records import RunStore
-from daemon.trace import Sample
+from daemon.store.export import write_csv
+from daemon.store.records import RunStore
+from daemon.store.trace import Sample
 
 NOT_MEASURED = [""] * 5  # the lead-lift columns of a bond run
 

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from daemon.config import Limits
-from daemon.interlock_rules.rules import Action, RuleEngine, RunLimits, RunView
-from daemon.interlocks import InterlockLatched, Interlocks
-from daemon.machine_factory import close_all, connect_all
-from daemon.monitor import Monitor, Snapshot
+from daemon.machine.factory import close_all, connect_all
+from daemon.machine.monitor import Monitor, Snapshot
 from daemon.recipe.load import load_recipe_file
+from daemon.safety.interlocks import InterlockLatched, Interlocks
+from daemon.safety.rules import Action, RuleEngine, RunLimits, RunView
 from daemon.steps.context import StepContext
 from drivers.clock import ManualClock, VirtualClock
 from drivers.protocols import (

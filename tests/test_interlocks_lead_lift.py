@@ -7,9 +7,9 @@ from dataclasses import replace
 from typing import Any
 
 from daemon.config import Limits
-from daemon.interlock_rules.rules import Action, RuleEngine, RunLimits, RunView
-from daemon.monitor import Snapshot
+from daemon.machine.monitor import Snapshot
 from daemon.recipe.load import load_recipe_file
+from daemon.safety.rules import Action, RuleEngine, RunLimits, RunView
 from daemon.steps.context import ZCommand
 from drivers.protocols import (
     IN_CHILLER_FLOW,

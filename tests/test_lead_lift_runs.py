@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from daemon.cli import main
+from daemon.app.cli import main
 from daemon.config import Limits
 from daemon.errors import CommandRefused
 from daemon.recipe.load import LoadedRecipe, parse_recipe

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from daemon import monitor as monitor_module
 from daemon.config import Limits
-from daemon.machine_factory import close_all, connect_all
-from daemon.monitor import READ_GRACE_S, READ_TIMEOUT_S, Monitor
+from daemon.machine import monitor as monitor_module
+from daemon.machine.factory import close_all, connect_all
+from daemon.machine.monitor import READ_GRACE_S, READ_TIMEOUT_S, Monitor
 from drivers.clock import ScaledClock
 from drivers.errors import DeviceTimeout
 from drivers.modbus import ModbusBus

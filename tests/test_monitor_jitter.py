@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 from daemon.config import MqttSettings
-from daemon.machine_factory import close_all, connect_all
-from daemon.monitor import LoopJitter, Monitor
-from daemon.mqtt import CommandClient
+from daemon.machine.factory import close_all, connect_all
+from daemon.machine.monitor import LoopJitter, Monitor
+from daemon.mes.mqtt import CommandClient
 from drivers.clock import VirtualClock
 from drivers.sim.devices import build_sim_machine
 from drivers.sim.plant import Plant

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from daemon.monitor import Monitor
+from daemon.machine.monitor import Monitor
 from drivers.clock import VirtualClock
 from drivers.sim.devices import build_sim_machine
 from drivers.sim.plant import Plant

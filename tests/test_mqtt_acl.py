@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from daemon.config import MqttSettings
-from daemon.mqtt import CommandClient, CommandTimeout, is_mqtt_error
+from daemon.mes.mqtt import CommandClient, CommandTimeout, is_mqtt_error
 from tests.mqtt_broker import REPO, Serve, running_broker, write_config
 
 ACL = REPO / "systemd" / "mosquitto" / "bonderd.acl"

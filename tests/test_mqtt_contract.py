@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from daemon import bonderctl
+from daemon.app import bonderctl
 from daemon.config import MqttSettings
-from daemon.mqtt import CommandClient, Received
+from daemon.mes.mqtt import CommandClient, Received
 from tests.mqtt_broker import RECIPES, Broker, Serve, running_broker, serving_daemon
 
 EQ = "bonder-c1"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from daemon.config import MqttSettings
-from daemon.mqtt import CommandClient, CommandTimeout, is_mqtt_error
+from daemon.mes.mqtt import CommandClient, CommandTimeout, is_mqtt_error
 from tests.mqtt_broker import Serve, free_port, running_broker, wait_port, write_config
 
 EQ = "bonder-tls"

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.records import (
+from daemon.store.records import (
     _MIGRATIONS,
     DB_NAME,
     INTERRUPTED_REASON,
@@ -29,7 +29,7 @@ from daemon.records import (
     UnknownRun,
     _temps_json,
 )
-from daemon.trace import Sample
+from daemon.store.trace import Sample
 
 REPO = Path(__file__).resolve().parents[1]
 T0 = datetime(2024, 5, 1, 8, 0, 0, 123456, tzinfo=UTC)
@@ -319,8 +319,8 @@ _CHILD = textwrap.dedent(
     import sys
     from datetime import UTC, datetime
     from pathlib import Path
-    from daemon.records import RunStore
-    from daemon.trace import Sample
+    from daemon.store.records import RunStore
+    from daemon.store.trace import Sample
 
     store = RunStore(Path(sys.argv[1]))
     store.create_run(

@@ -24,15 +24,15 @@ from typing import Any
 
 import pytest
 
-from daemon.cli import main
+from daemon.app.cli import main
 from daemon.config import Limits
+from daemon.machine.identity import NOT_REPORTED, identify_machine
 from daemon.recipe.load import load_recipe_file
-from daemon.records import _MIGRATIONS, DB_NAME, RunStore
 from daemon.report import write_report
 from daemon.report.html import BAD, CHIP, COMPONENT
-from daemon.report.identity import NOT_REPORTED, identify_machine
 from daemon.report.svgplot import Chart, Series, linear_ticks, log_ticks, thin
-from daemon.trace import Sample
+from daemon.store.records import _MIGRATIONS, DB_NAME, RunStore
+from daemon.store.trace import Sample
 from drivers.clock import VirtualClock
 from drivers.errors import DeviceTimeout
 from drivers.sim.devices import build_sim_machine

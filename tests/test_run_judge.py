@@ -1,4 +1,4 @@
-"""Where a finished run's trace is judged (daemon/executor.py: judge, ADR 0097)."""
+"""Where a finished run's trace is judged (daemon/run/executor.py: judge, ADR 0097)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from typing import Any, cast
 
 import pytest
 
-import daemon.executor as executor_module
-from daemon.conformance import Check, Metrics, StepOutcome
-from daemon.executor import judge
+import daemon.run.executor as executor_module
+from daemon.judge.reflow import Check, Metrics, StepOutcome
 from daemon.recipe.model import AnyRecipe
-from daemon.trace import Sample
+from daemon.run.executor import judge
+from daemon.store.trace import Sample
 from drivers.clock import Clock, ScaledClock, VirtualClock
 
 

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from daemon.run_state import TRANSITIONS, RunState, TransitionRefused, Trigger, next_state
+from daemon.run.run_state import TRANSITIONS, RunState, TransitionRefused, Trigger, next_state
 
 
 @pytest.mark.parametrize(

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from daemon import bonderctl
+from daemon.app import bonderctl
 from daemon.config import MqttSettings
-from daemon.mqtt import CommandClient
+from daemon.mes.mqtt import CommandClient
 from tests.mqtt_broker import RECIPES, Broker, Serve, running_broker, serving_daemon
 
 EQ = "bonder-r1"

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from daemon.config import MqttSettings
-from daemon.mqtt import CommandClient
-from daemon.records import INTERRUPTED_REASON, RunStore
+from daemon.mes.mqtt import CommandClient
+from daemon.store.records import INTERRUPTED_REASON, RunStore
 from tests.mqtt_broker import RECIPES, Serve, running_broker, write_config
 
 SNPB = (RECIPES / "snpb-low-tg.toml").read_text()

@@ -8,7 +8,7 @@ import socket
 import time
 from pathlib import Path
 
-from daemon.sdnotify import Notifier
+from daemon.app.sdnotify import Notifier
 from tests.mqtt_broker import Serve, running_broker, write_config
 
 

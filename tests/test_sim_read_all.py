@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from daemon.machine_factory import connect_all
-from daemon.monitor import CONTROL_PERIOD_S, READ_TIMEOUT_S, Monitor
-from daemon.virtual_run import BOND_RECIPES, run_recipe
+from daemon.machine.factory import connect_all
+from daemon.machine.monitor import CONTROL_PERIOD_S, READ_TIMEOUT_S, Monitor
+from daemon.run.virtual import BOND_RECIPES, run_recipe
 from drivers.clock import ManualClock, VirtualClock
 from drivers.errors import DeviceTimeout, InvalidCommand
 from drivers.machine_read import READ_KEYS, MachineReadings, ReadsAll

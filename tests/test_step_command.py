@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from daemon.config import Limits
 from daemon.errors import StepFailed
-from daemon.machine_factory import connect_all
+from daemon.machine.factory import connect_all
 from daemon.steps import context
 from daemon.steps.context import StepContext
 from drivers.clock import Clock, ManualClock, PacedClock, ScaledClock, VirtualClock

@@ -8,7 +8,7 @@ import pytest
 
 from daemon.recipe.model import Segment
 from daemon.steps.vacuum_film import SOAK_BAND_C, TRAIL_BAND_C, _advance
-from daemon.thermal import ChipController, Profile, ThermalModel, melt_fraction
+from daemon.thermal.loop import ChipController, Profile, ThermalModel, melt_fraction
 
 DT = 0.05  # the control period
 

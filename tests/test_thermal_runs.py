@@ -12,8 +12,8 @@ from daemon.config import Limits
 from daemon.recipe.load import load_recipe_file, parse_recipe
 from daemon.recipe.model import Cool, Reflow
 from daemon.steps.vacuum_film import COMPONENT_SOFT_K, SOAK_BAND_C, planned_descent_rate
-from daemon.thermal import ChipController, ChipLoop, Profile, ThermalModel
-from daemon.trace import Sample
+from daemon.store.trace import Sample
+from daemon.thermal.loop import ChipController, ChipLoop, Profile, ThermalModel
 from drivers.sim.faults import parse_scenario
 from drivers.sim.plant import PlantParams
 from tests.simrun import RECIPES, REFLOW_RECIPES, SimRun, run_recipe

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from daemon.cli import main
+from daemon.app.cli import main
+from daemon.app.tune_cli import write_model
 from daemon.config import ConfigError, Limits, load_settings
 from daemon.recipe.load import parse_recipe
-from daemon.thermal import radiation_term
-from daemon.tune import DEFAULT_MELT, IdentificationLoop, experiment_recipe, replace_section
-from daemon.tune_cli import write_model
-from daemon.tune_fit import identify
-from daemon.virtual_run import run_recipe
+from daemon.run.virtual import run_recipe
+from daemon.thermal.fit import identify
+from daemon.thermal.loop import radiation_term
+from daemon.thermal.tune import DEFAULT_MELT, IdentificationLoop, experiment_recipe, replace_section
 from drivers.sim.plant import STEFAN_BOLTZMANN, PlantParams
 
 CONFIG = """\

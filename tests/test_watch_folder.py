@@ -15,11 +15,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from daemon.config import Limits
-from daemon.library import RecipeLibrary
-from daemon.outbox import ServeDb
+from daemon.mes.library import RecipeLibrary
+from daemon.mes.outbox import ServeDb
+from daemon.mes.watch_folder import REJECTED, Rejection, WatchFolder
 from daemon.recipe.load import LoadedRecipe, parse_recipe
-from daemon.records import RunStore
-from daemon.watch_folder import REJECTED, Rejection, WatchFolder
+from daemon.store.records import RunStore
 from tests.mqtt_broker import RECIPES
 
 SNPB = (RECIPES / "snpb-low-tg.toml").read_bytes()

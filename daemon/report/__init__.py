@@ -6,8 +6,8 @@ import os
 import secrets
 from pathlib import Path
 
-from daemon.records import RunStore, UnknownRun
 from daemon.report.html import render_report
+from daemon.store.records import RunStore, UnknownRun
 
 __all__ = ["render_report", "write_report"]
 

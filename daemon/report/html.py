@@ -23,7 +23,7 @@ from typing import Any, Final
 from pydantic import TypeAdapter, ValidationError
 
 from daemon import __version__
-from daemon.conformance import O2_PPM_MIN_PRESSURE_MBAR, StepOutcome, evaluate
+from daemon.judge.reflow import O2_PPM_MIN_PRESSURE_MBAR, StepOutcome, evaluate
 from daemon.recipe.model import (
     AnyRecipe,
     BumpMaterials,
@@ -35,9 +35,9 @@ from daemon.recipe.model import (
     atmosphere_of,
     component_max_c,
 )
-from daemon.records import RunRecord, StepRecord
 from daemon.report.svgplot import Chart, HBand, HLine, Marker, Series, VSpan
-from daemon.trace import Sample
+from daemon.store.records import RunRecord, StepRecord
+from daemon.store.trace import Sample
 
 _RECIPE: TypeAdapter[AnyRecipe] = TypeAdapter(Recipe)
 

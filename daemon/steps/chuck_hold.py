@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from daemon.monitor import Snapshot
+from daemon.machine.monitor import Snapshot
 
 # Outer-loop gain: 1 K of chuck error asks for 20 K of fluid overdrive, so the chiller
 # saturates until the chuck is within a few tenths of a kelvin, the time-optimal shape.

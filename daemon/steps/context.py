@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 
 from daemon.config import Limits
 from daemon.errors import SafetyStop, StepFailed
-from daemon.monitor import Monitor, Snapshot
+from daemon.machine.monitor import Monitor, Snapshot
 from daemon.recipe.model import AnyRecipe
 from daemon.steps.chuck_hold import ChuckHold
 from daemon.steps.estimates import ProcessEstimates
-from daemon.thermal import ChipLoop, ControllerFactory, ThermalModel
+from daemon.thermal.loop import ChipLoop, ControllerFactory, ThermalModel
 from drivers.clock import Clock
 from drivers.errors import DeviceError
 from drivers.protocols import (
@@ -91,7 +91,7 @@ class StepContext:
     progress: float = 0.0  # 0..1 within the step, for the operator's display
     lamps_enabled: bool = field(default=False)
     # The chip loop, kept from reflow into cooling (no gap at the hand-over); built by
-    # ``controller_factory`` (None = daemon.thermal.ChipController) from ``thermal_model``
+    # ``controller_factory`` (None = daemon.thermal.loop.ChipController) from ``thermal_model``
     # (None = the configuration has no identified model: ADR 0062).
     controller: ChipLoop | None = None
     thermal_model: ThermalModel | None = None

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from daemon.monitor import Snapshot
+from daemon.machine.monitor import Snapshot
 from daemon.recipe.kinetics import advance
 from daemon.recipe.model import AnyRecipe, CureKinetics, LeadLiftRecipe
 

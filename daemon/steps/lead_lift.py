@@ -15,8 +15,7 @@ from collections.abc import Awaitable
 import structlog
 
 from daemon.errors import SafetyStop, StepFailed
-from daemon.interlock_rules.rules import Z_MOVING_UM
-from daemon.monitor import Snapshot
+from daemon.machine.monitor import Snapshot
 from daemon.recipe.model import (
     Cure,
     Encapsulate,
@@ -25,8 +24,9 @@ from daemon.recipe.model import (
     SupportRelease,
     UvRelease,
 )
+from daemon.safety.rules import Z_MOVING_UM
 from daemon.steps.context import CMD_TIMEOUT_S, StepContext, ZCommand
-from daemon.thermal import Profile
+from daemon.thermal.loop import Profile
 from drivers.protocols import (
     IN_CHUCK_VACUUM_OK,
     IN_SUPPORT_VACUUM_OK,

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import structlog
 
 from daemon.errors import SafetyStop, StepFailed
-from daemon.monitor import Snapshot
+from daemon.machine.monitor import Snapshot
 from daemon.recipe.model import (
     ChuckStabilize,
     Cool,
@@ -21,7 +21,7 @@ from daemon.recipe.model import (
 )
 from daemon.steps.chuck_hold import ChuckHold
 from daemon.steps.context import CMD_TIMEOUT_S, StepContext
-from daemon.thermal import (
+from daemon.thermal.loop import (
     EUTECTIC_BAND_K,
     ChipLoop,
     Piece,

@@ -20,12 +20,12 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from daemon.config import Settings, config_hash  # noqa: E402
-from daemon.executor import Executor  # noqa: E402
-from daemon.machine_factory import close_all, connect_all  # noqa: E402
-from daemon.monitor import Monitor  # noqa: E402
+from daemon.machine.factory import close_all, connect_all  # noqa: E402
+from daemon.machine.monitor import Monitor  # noqa: E402
 from daemon.recipe.load import load_recipe_file  # noqa: E402
-from daemon.records import RunStore  # noqa: E402
 from daemon.report import write_report  # noqa: E402
+from daemon.run.executor import Executor  # noqa: E402
+from daemon.store.records import RunStore  # noqa: E402
 from drivers.clock import VirtualClock  # noqa: E402
 from drivers.sim.devices import build_sim_machine  # noqa: E402
 from drivers.sim.plant import Plant  # noqa: E402

@@ -2,7 +2,7 @@
 
 The interlocks judge what the sensors say; this checker judges what physically happened in
 the simulated plant, after every integration: a faulty sensor cannot hide a violation from
-it. It runs on every simulated run of the test suite (daemon/virtual_run.py) and of
+it. It runs on every simulated run of the test suite (daemon/run/virtual.py) and of
 ``bonderd run --sim``; any violation fails the test, or the command with exit code 1.
 """
 

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from daemon.config import Limits
-from daemon.conformance import O2_PPM_MIN_PRESSURE_MBAR
-from daemon.monitor import Snapshot
+from daemon.judge.reflow import O2_PPM_MIN_PRESSURE_MBAR
+from daemon.machine.monitor import Snapshot
 from daemon.recipe.model import (
     AnyRecipe,
     BumpReflowRecipe,
@@ -562,7 +562,7 @@ class RuleEngine:
         rl = run.limits
         partial = o2.value * 1e-6 * p
         # Under vacuum the ppm figure is dominated by the leak's air and means little; the
-        # partial pressure is what oxidises the solder (daemon/conformance.py).
+        # partial pressure is what oxidises the solder (daemon/judge/reflow.py).
         if p >= O2_PPM_MIN_PRESSURE_MBAR and o2.value > rl.o2_max_ppm:
             out.append(
                 Finding("o2_high", action, f"O2 {o2.value:.1f} ppm above {rl.o2_max_ppm:g} ppm")

@@ -28,23 +28,23 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from daemon import __version__
+from daemon.app.event_loop import new_event_loop
+from daemon.app.sdnotify import Notifier
 from daemon.config import NAME_PATTERN, Settings, config_hash
 from daemon.errors import CommandRefused
-from daemon.event_loop import new_event_loop
-from daemon.executor import Executor
-from daemon.library import LibraryEntry, RecipeLibrary
-from daemon.machine_factory import BuiltMachine, build, close_all, connect_all
-from daemon.monitor import Monitor, Snapshot
-from daemon.mqtt import MqttLink, Origin
-from daemon.outbox import CommandLog, KeyValues, Outbox, ServeDb, utc_now
+from daemon.machine.factory import BuiltMachine, build, close_all, connect_all
+from daemon.machine.monitor import Monitor, Snapshot
+from daemon.mes.library import LibraryEntry, RecipeLibrary
+from daemon.mes.mqtt import MqttLink, Origin
+from daemon.mes.outbox import CommandLog, KeyValues, Outbox, ServeDb, utc_now
+from daemon.mes.watch_folder import Rejection, WatchFolder
 from daemon.recipe.load import LoadedRecipe, RecipeInvalid, parse_recipe
-from daemon.records import INTERRUPTED_REASON, RunRecord, RunStore, UnknownRun
 from daemon.report import write_report
-from daemon.run_state import RunState
-from daemon.safe_state import enter_safe_state, outputs_off
-from daemon.sdnotify import Notifier
-from daemon.thermal_source import configured_model
-from daemon.watch_folder import Rejection, WatchFolder
+from daemon.run.executor import Executor
+from daemon.run.run_state import RunState
+from daemon.safety.safe_state import enter_safe_state, outputs_off
+from daemon.store.records import INTERRUPTED_REASON, RunRecord, RunStore, UnknownRun
+from daemon.thermal.source import configured_model
 from drivers.clock import Clock, PacedClock, ScaledClock
 
 log = structlog.get_logger(__name__)
@@ -836,7 +836,7 @@ class Daemon:
 
 
 def run_serve(settings: Settings, *, sim: bool, speed: float, seed: int = 0) -> int:
-    """`bonderd serve` on the event loop built for the control loop (daemon/event_loop.py)."""
+    """`bonderd serve` on the event loop built for the control loop (daemon/app/event_loop.py)."""
     # A worker thread (a finished run's judgement, ADR 0097) holds the GIL for at most this
     # long once the loop wants it; the interpreter's default, 5 ms, is a tenth of a period.
     switch = sys.getswitchinterval()

@@ -2,7 +2,7 @@
 
 The run is assembled exactly as ``bonderd run`` assembles one (monitor, interlocks, executor,
 safe state, the I/O coupler's watchdog, and on the simulated machine the plant invariants);
-only the reflow step's lamp loop is the identification experiment (daemon/tune.py).
+only the reflow step's lamp loop is the identification experiment (daemon/thermal/tune.py).
 """
 
 from __future__ import annotations
@@ -16,17 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from daemon.config import ConfigError, load_settings
-from daemon.executor import Executor
-from daemon.interlock_rules.invariants import InvariantChecker, grace_for
-from daemon.interlocks import Interlocks
-from daemon.machine_factory import build, close_all, connect_all
-from daemon.monitor import Monitor
+from daemon.machine.factory import build, close_all, connect_all
+from daemon.machine.monitor import Monitor
 from daemon.recipe.load import parse_recipe
-from daemon.records import RunStore
-from daemon.thermal import ChipLoop, ThermalModel
-from daemon.tune import IdentificationLoop, experiment_recipe, replace_section, section_toml
-from daemon.tune_fit import TuneError, identify
+from daemon.run.executor import Executor
+from daemon.safety.interlocks import Interlocks
+from daemon.store.records import RunStore
+from daemon.thermal.fit import TuneError, identify
+from daemon.thermal.loop import ChipLoop, ThermalModel
+from daemon.thermal.tune import IdentificationLoop, experiment_recipe, replace_section, section_toml
 from drivers.clock import Clock, PacedClock, ScaledClock
+from drivers.sim.invariants import InvariantChecker, grace_for
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 DEFAULT_CONFIG = Path("/etc/bonderd/bonderd.toml")

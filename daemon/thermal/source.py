@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from daemon.config import ConfigError, Settings, ThermalSection, load_settings
-from daemon.thermal import ThermalModel
+from daemon.thermal.loop import ThermalModel
 
-SIM_CONFIG = Path(__file__).resolve().parent.parent / "config" / "sim.toml"
+SIM_CONFIG = Path(__file__).resolve().parents[2] / "config" / "sim.toml"
 
 
 def model_of(section: ThermalSection) -> ThermalModel:

@@ -12,13 +12,13 @@ instead of the profile controller —
   latent heat, the extra loss through molten joints, the component thermocouple's lag and
   which lag is the filament's.
 
-The fit is daemon/tune_fit.py (ADR 0064).
+The fit is daemon/thermal/fit.py (ADR 0064).
 """
 
 from __future__ import annotations
 
-from daemon.thermal import ChipController, ChipLoop, Profile, ThermalModel
-from daemon.tune_fit import Record, fit_linear
+from daemon.thermal.fit import Record, fit_linear
+from daemon.thermal.loop import ChipController, ChipLoop, Profile, ThermalModel
 
 # Phase A: (lamp %, seconds). From a chip near room temperature this stays below ~130 °C
 # on the bonder's nameplate numbers, far from any solder's solidus, and every step is long
@@ -200,7 +200,7 @@ def experiment_recipe(melt: tuple[float, float], hold: float) -> str:
     solidus, liquidus = melt
     peak = liquidus + PEAK_OVER_LIQUIDUS_C
     return f"""\
-# bonderd tune: identification of the chip's thermal model (daemon/tune.py). The reflow
+# bonderd tune: identification of the chip's thermal model (daemon/thermal/tune.py). The reflow
 # step's lamps follow the identification experiment, not this profile.
 kind = "vacuum_film_bond"
 name = "bonderd-tune"

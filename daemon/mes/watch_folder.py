@@ -29,7 +29,7 @@ import structlog
 import watchfiles
 
 from daemon.config import Limits
-from daemon.outbox import utc_now
+from daemon.mes.outbox import utc_now
 from daemon.recipe.load import WHOLE_FILE, LoadedRecipe, RecipeInvalid, RecipeIssue, parse_recipe
 
 log = structlog.get_logger(__name__)

@@ -1,6 +1,6 @@
 """The interlock monitor: the software safety layer that does not depend on the executor.
 
-Its own task evaluates every rule (daemon/interlock_rules/rules.py) on each fresh snapshot
+Its own task evaluates every rule (daemon/safety/rules.py) on each fresh snapshot
 of the monitor, and trips on its own when no fresh snapshot comes. A trip is latched: the
 lamps go to 0 % and the contactor opens at once, from this task, before anyone is told;
 then the listener (the executor) aborts the run and completes the safe state. If the
@@ -19,9 +19,9 @@ from typing import Any
 import structlog
 
 from daemon.config import Limits
-from daemon.interlock_rules.rules import SEVERITY, Action, Finding, RuleEngine, RunView
-from daemon.monitor import Monitor
-from daemon.safe_state import SafeStatePlan, outputs_off
+from daemon.machine.monitor import Monitor
+from daemon.safety.rules import SEVERITY, Action, Finding, RuleEngine, RunView
+from daemon.safety.safe_state import SafeStatePlan, outputs_off
 from drivers.clock import Clock
 from drivers.errors import DeviceError
 from drivers.protocols import Machine

@@ -1,7 +1,7 @@
 """The run executor: one run at a time, steps as async functions, guaranteed safe end.
 
 Two tasks live for the length of a run, both fed by the monitor's snapshots: the steps and
-the trace writer. Unsafe conditions are the interlock monitor's (daemon/interlocks.py, its
+the trace writer. Unsafe conditions are the interlock monitor's (daemon/safety/interlocks.py, its
 own task; ADR 0030): it switches the energy off itself and tells the executor, which then
 aborts the run with the interlock named in the reason. Whatever ends the
 steps — completion, a step failure, a guard, an operator abort, a bug — the ``finally``
@@ -23,23 +23,23 @@ import structlog
 
 from daemon import __version__
 from daemon.config import Limits
-from daemon.conformance import Check, Metrics, StepOutcome, evaluate
 from daemon.errors import CommandRefused, SafetyStop, StepFailed
-from daemon.interlock_rules.rules import RunLimits, RunView
-from daemon.interlocks import Alarm, InterlockLatched, Interlocks
-from daemon.monitor import Monitor, NextCall, Snapshot
+from daemon.judge.reflow import Check, Metrics, StepOutcome, evaluate
+from daemon.machine.identity import identify_machine
+from daemon.machine.monitor import Monitor, NextCall, Snapshot
 from daemon.recipe.load import LoadedRecipe
 from daemon.recipe.model import AnyRecipe, LeadLiftRecipe
-from daemon.records import RunStore
-from daemon.report.identity import identify_machine
-from daemon.result import build_result
-from daemon.run_state import RunState, TransitionRefused, Trigger, next_state
-from daemon.safe_state import SafeStatePlan, enter_safe_state, outputs_off
+from daemon.run.result import build_result
+from daemon.run.run_state import RunState, TransitionRefused, Trigger, next_state
+from daemon.safety.interlocks import Alarm, InterlockLatched, Interlocks
+from daemon.safety.rules import RunLimits, RunView
+from daemon.safety.safe_state import SafeStatePlan, enter_safe_state, outputs_off
 from daemon.steps.context import StepContext
 from daemon.steps.dispatch import no_hold, run_step
 from daemon.steps.estimates import ProcessEstimates
-from daemon.thermal import ThermalModel
-from daemon.trace import Sample
+from daemon.store.records import RunStore
+from daemon.store.trace import Sample
+from daemon.thermal.loop import ThermalModel
 from drivers.clock import Clock
 from drivers.protocols import Machine
 from drivers.reading import Status
@@ -48,7 +48,7 @@ log = structlog.get_logger(__name__)
 
 Listener = Callable[[str, dict[str, Any]], None]
 SAFE_STATE_STEP = "safe_state"  # the trace's step name while the safe state runs
-# The safe state's stop actions for the stage and the dispenser (daemon/safe_state.py), and
+# The safe state's stop actions for the stage and the dispenser (daemon/safety/safe_state.py), and
 # the time a device that did not take the stop is given past its move's or shot's end.
 STAGE_STOP_ACTION = "Z stage stopped"
 DISPENSER_STOP_ACTION = "dispenser stopped"
@@ -69,7 +69,7 @@ def _utc_now() -> str:
 async def judge(
     clock: Clock, recipe: AnyRecipe, samples: list[Sample], outcomes: list[StepOutcome]
 ) -> tuple[list[Check], Metrics]:
-    """The run's checks and metrics (daemon.conformance.evaluate) from its complete trace.
+    """The run's checks and metrics (daemon.judge.reflow.evaluate) from its complete trace.
 
     Judging the trace is pure computation, ~25-60 µs a sample (a 10-minute run: 0.3-0.7 s):
     on wall-clock time it runs in a worker thread, so the control loop keeps its period

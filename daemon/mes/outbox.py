@@ -9,7 +9,7 @@
   is not executed twice, across restarts too.
 - A few values that must survive a restart: the control mode and the active alarms.
 
-The tables are created by the run store's migrations (``daemon/records.py``); open the
+The tables are created by the run store's migrations (``daemon/store/records.py``); open the
 :class:`RunStore` first.
 """
 
@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from daemon.records import DB_NAME
+from daemon.store.records import DB_NAME
 
 _BUSY_TIMEOUT_S: Final = 2.0
 # Delivered events are kept this many per equipment for diagnosis, then pruned.

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal, TextIO, cast
 
-from daemon.trace import Sample
+from daemon.store.trace import Sample
 
 DB_NAME: Final = "bonderd.sqlite"
 OWNERS_DIR: Final = "owners"
@@ -144,7 +144,7 @@ _MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             for op, row in (("INSERT", "NEW"), ("UPDATE", "OLD"), ("DELETE", "OLD"))
         ),
     ),
-    # `bonderd serve` (daemon/outbox.py, daemon/library.py): the MQTT event outbox with its
+    # `bonderd serve` (daemon/mes/outbox.py, daemon/mes/library.py): the MQTT event outbox with its
     # per-equipment sequence, command replies for de-duplication, the recipe library, and
     # the few values that must survive a restart (control mode, active alarms).
     (

@@ -34,7 +34,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from daemon.thermal import (
+from daemon.thermal.loop import (
     EUTECTIC_BAND_K,
     ROOM_K,
     ThermalModel,

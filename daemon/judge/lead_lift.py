@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from daemon.conformance import Check, Metrics, StepOutcome
+from daemon.judge.reflow import Check, Metrics, StepOutcome
 from daemon.recipe.model import (
     Cure,
     Encapsulate,
@@ -19,7 +19,7 @@ from daemon.recipe.model import (
     SupportRelease,
     UvRelease,
 )
-from daemon.trace import Sample
+from daemon.store.trace import Sample
 
 # The commanded speed is proven over the middle of the travel (acceleration at either end).
 SPEED_SPAN = (0.1, 0.9)

@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import SecretStr
 
 from daemon.config import ConfigError, MqttSettings, load_settings
-from daemon.mqtt import CommandClient, CommandTimeout, is_mqtt_error
+from daemon.mes.mqtt import CommandClient, CommandTimeout, is_mqtt_error
 
 EXIT_OK, EXIT_ERROR, EXIT_TIMEOUT = 0, 1, 3
 DEFAULT_CONFIG = Path("/etc/bonderd/bonderd.toml")

@@ -12,9 +12,9 @@ import sys
 import time
 from typing import Any, TextIO
 
-from daemon.executor import Executor
-from daemon.monitor import Snapshot
+from daemon.machine.monitor import Snapshot
 from daemon.recipe.model import LeadLiftRecipe
+from daemon.run.executor import Executor
 
 BAR_WIDTH = 24
 

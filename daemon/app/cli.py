@@ -14,21 +14,21 @@ from typing import Any
 import structlog
 
 from daemon import __version__, logs
+from daemon.app.progress import ProgressView
 from daemon.config import ConfigError, Settings, config_hash, load_settings
-from daemon.executor import Executor
-from daemon.export import write_csv
-from daemon.interlock_rules.invariants import InvariantChecker, grace_for
-from daemon.interlocks import Interlocks
-from daemon.machine_factory import build, close_all, connect_all
-from daemon.monitor import Monitor
-from daemon.progress import ProgressView
+from daemon.machine.factory import build, close_all, connect_all
+from daemon.machine.monitor import Monitor
 from daemon.recipe.load import RecipeInvalid, load_recipe_file
-from daemon.records import RunStore, UnknownRun
 from daemon.report import write_report
-from daemon.thermal_source import configured_model
+from daemon.run.executor import Executor
+from daemon.safety.interlocks import Interlocks
+from daemon.store.export import write_csv
+from daemon.store.records import RunStore, UnknownRun
+from daemon.thermal.source import configured_model
 from drivers.clock import Clock, PacedClock, ScaledClock
 from drivers.errors import DeviceError
 from drivers.sim.faults import FaultInjector, ScenarioError, load_scenario
+from drivers.sim.invariants import InvariantChecker, grace_for
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 DEFAULT_CONFIG = Path("/etc/bonderd/bonderd.toml")
@@ -84,13 +84,13 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--config", type=Path)
     e.add_argument("--format", choices=["csv"], default="csv")
 
-    sv = sub.add_parser("serve", help="the daemon: MQTT, watch folder, runs (daemon/serve.py)")
+    sv = sub.add_parser("serve", help="the daemon: MQTT, watch folder, runs (daemon/app/serve.py)")
     sv.add_argument("--config", type=Path)
     sv.add_argument("--sim", action="store_true", help="use the simulated machine")
     sv.add_argument("--speed", type=_positive, default=1.0, help="simulated time scale")
 
     em = sub.add_parser(
-        "emulate", help="protocol emulators of the real devices (daemon/emulate.py)"
+        "emulate", help="protocol emulators of the real devices (daemon/app/emulate.py)"
     )
     em.add_argument("--config", type=Path)
     em.add_argument("--speed", type=_positive, default=1.0, help="simulated time scale")
@@ -99,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     tu = sub.add_parser(
-        "tune", help="identify the chip's thermal model with the lamps (daemon/tune.py)"
+        "tune", help="identify the chip's thermal model with the lamps (daemon/thermal/tune.py)"
     )
     tu.add_argument("--config", type=Path)
     tu.add_argument("--sim", action="store_true", help="use the simulated machine")
@@ -290,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "report":
             return cmd_report(args)
         if args.command == "emulate":
-            from daemon.emulate import run as emulate  # noqa: PLC0415 - servers only when asked
+            from daemon.app.emulate import run as emulate  # noqa: PLC0415 - servers only when asked
 
             try:
                 return asyncio.run(emulate(_settings(args), args.speed, args.recipe))
@@ -299,11 +299,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(str(issue), file=sys.stderr)
                 return EXIT_INVALID
         if args.command == "tune":
-            from daemon.tune_cli import run as tune  # noqa: PLC0415
+            from daemon.app.tune_cli import run as tune  # noqa: PLC0415
 
             return asyncio.run(tune(args))
         if args.command == "serve":
-            from daemon.serve import run_serve  # noqa: PLC0415 - keeps MQTT out of the others
+            from daemon.app.serve import run_serve  # noqa: PLC0415 - keeps MQTT out of the others
 
             return run_serve(_settings(args), sim=args.sim, speed=args.speed)
         return asyncio.run(_run(args))

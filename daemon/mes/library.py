@@ -3,7 +3,7 @@
 A recipe is known by its ``name`` (from the recipe itself, not a file name). The same name
 with new content becomes a new version; the same content again is the version it already
 is. Every version is kept with its exact text and sha256, and the database refuses to
-change or delete one (triggers in ``daemon/records.py``), because run records refer to
+change or delete one (triggers in ``daemon/store/records.py``), because run records refer to
 recipes by name, version and sha256.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from daemon.config import Limits
-from daemon.outbox import ServeDb, utc_now
+from daemon.mes.outbox import ServeDb, utc_now
 from daemon.recipe.load import LoadedRecipe, parse_recipe
 
 

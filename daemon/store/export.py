@@ -16,7 +16,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import TextIO
 
-from daemon.trace import Sample
+from daemon.store.trace import Sample
 
 
 def channels_of(samples: Iterable[Sample]) -> list[str]:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from daemon.monitor import Monitor
+from daemon.machine.monitor import Monitor
 from drivers.clock import Clock
 from drivers.errors import DeviceError
 from drivers.protocols import (

@@ -16,24 +16,24 @@ from pathlib import Path
 from typing import Any, Literal
 
 from daemon.config import Limits
-from daemon.executor import Executor
-from daemon.interlock_rules.invariants import InvariantChecker
-from daemon.interlocks import Interlocks
-from daemon.machine_factory import close_all, connect_all
-from daemon.monitor import Monitor
+from daemon.machine.factory import close_all, connect_all
+from daemon.machine.monitor import Monitor
 from daemon.recipe.load import LoadedRecipe, load_recipe_file
-from daemon.records import RunStore
-from daemon.thermal import ControllerFactory, ThermalModel
-from daemon.thermal_source import shipped_sim_model
+from daemon.run.executor import Executor
+from daemon.safety.interlocks import Interlocks
+from daemon.store.records import RunStore
+from daemon.thermal.loop import ControllerFactory, ThermalModel
+from daemon.thermal.source import shipped_sim_model
 from drivers.clock import VirtualClock
 from drivers.protocols import OUT_LAMP_CONTACTOR, Machine
 from drivers.sim.devices import build_sim_machine
 from drivers.sim.faults import FaultInjector, FaultScenario
+from drivers.sim.invariants import InvariantChecker
 from drivers.sim.plant import Plant, PlantParams
 
 DIO_WATCHDOG_S = 1.0  # the coupler's watchdog as the daemon arms it (docs/safety.md)
 
-REPO = Path(__file__).resolve().parent.parent  # the source tree (tests, bench)
+REPO = Path(__file__).resolve().parents[2]  # the source tree (tests, bench)
 RECIPES = sorted((REPO / "recipes").glob("*.toml"))
 
 

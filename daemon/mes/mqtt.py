@@ -29,7 +29,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from daemon.config import MqttSettings
-from daemon.outbox import Outbox
+from daemon.mes.outbox import Outbox
 
 log = structlog.get_logger(__name__)
 

@@ -32,7 +32,7 @@ from daemon.recipe.model import (
     component_hard_c,
     component_max_c,
 )
-from daemon.trace import Sample
+from daemon.store.trace import Sample
 
 HEATING_TYPES: Final = frozenset({"reflow", "securement_release"})
 COOLING_TYPES: Final = frozenset({"cool"})
@@ -779,7 +779,7 @@ def evaluate(
     the steps that started, in order. Returns every check, passed or not, and the metrics.
     """
     if isinstance(recipe, LeadLiftRecipe):
-        from daemon.conformance_lead_lift import evaluate_lead_lift  # noqa: PLC0415 - no cycle
+        from daemon.judge.lead_lift import evaluate_lead_lift  # noqa: PLC0415 - no cycle
 
         return evaluate_lead_lift(recipe, samples, steps)
     tr = _Trace(recipe, samples)

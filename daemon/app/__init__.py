@@ -1,0 +1,1 @@
+"""The entry points: the command lines, the serve supervisor, the emulators' launcher."""

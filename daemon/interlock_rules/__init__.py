@@ -1,1 +1,0 @@
-"""The interlock rules (``rules``) and the simulation's invariant checker (``invariants``)."""

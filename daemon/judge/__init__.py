@@ -1,0 +1,1 @@
+"""Conformance: every process condition of a finished run, per recipe kind."""

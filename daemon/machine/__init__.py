@@ -1,0 +1,1 @@
+"""The connected machine: the driver factory, the monitor, device identities, motion constants."""

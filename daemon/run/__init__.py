@@ -1,0 +1,1 @@
+"""One run: the executor, its state machine, the result document, and the rig that assembles a machine."""

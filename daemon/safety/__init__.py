@@ -1,0 +1,1 @@
+"""The interlocks, their rules and the safe-state sequence."""

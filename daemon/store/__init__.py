@@ -1,0 +1,1 @@
+"""Run records: the SQLite store, the trace samples, the CSV export."""

@@ -1,0 +1,1 @@
+"""The chip's thermal loop, its model's source, identification and fit."""
