@@ -25,7 +25,7 @@ class Trigger(StrEnum):
     RESET = "reset"
 
 
-_ACTIVE = (RunState.RUNNING, RunState.HOLDING, RunState.HELD)
+ACTIVE = (RunState.RUNNING, RunState.HOLDING, RunState.HELD)
 
 TRANSITIONS: dict[tuple[RunState, Trigger], RunState] = {
     (RunState.IDLE, Trigger.START): RunState.RUNNING,
@@ -35,7 +35,7 @@ TRANSITIONS: dict[tuple[RunState, Trigger], RunState] = {
     (RunState.HELD, Trigger.RESUME): RunState.RUNNING,
     (RunState.RUNNING, Trigger.COMPLETE): RunState.IDLE,
     (RunState.HOLDING, Trigger.COMPLETE): RunState.IDLE,
-    **{(s, Trigger.ABORT): RunState.ABORTING for s in _ACTIVE},
+    **{(s, Trigger.ABORT): RunState.ABORTING for s in ACTIVE},
     (RunState.ABORTING, Trigger.SAFE): RunState.ABORTED,
     (RunState.ABORTED, Trigger.RESET): RunState.IDLE,
 }
