@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from daemon.config import load_settings
-from daemon.machine.factory import build, close_all, connect_all
+from daemon.machine.factory import close_all, connect_all
 from daemon.machine.monitor import CONTROL_PERIOD_S, Monitor
+from daemon.run.rig import build_machine
 from drivers.clock import ScaledClock
 from drivers.emulators.runner import EmulatedMachine, EmulatorSet
 from drivers.sim.plant import Plant
@@ -40,7 +41,7 @@ async def measure(polls: int = 200, baud: int = 38400) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp:
             cfg = Path(tmp) / "emulated.toml"
             cfg.write_text(emus.config_toml())
-            built = build(load_settings(cfg, required=True), clock, sim=False)
+            built = build_machine(load_settings(cfg, required=True), clock, sim=False)
         await connect_all(built.machine)
         monitor = Monitor(built.machine, clock, concurrent=True)
         times: list[float] = []  # lamp command + poll, one after the other (worst case)

@@ -20,6 +20,7 @@ from typing import Any
 
 import structlog
 
+from daemon.run import rig_sim
 from daemon.run import virtual as virtual_run
 from drivers.clock import VirtualClock
 from drivers.sim.plant import Plant, PlantParams
@@ -62,12 +63,12 @@ def record(recipe: Path) -> list[Call]:
                 depth[0] -= 1
 
         setattr(Recording, name, wrapped)
-    virtual_run.Plant = Recording  # type: ignore[attr-defined]  # the run builds from it
+    rig_sim.Plant = Recording  # type: ignore[misc]  # the rig builds from it
     try:
         with tempfile.TemporaryDirectory() as d:
             asyncio.run(virtual_run.run_recipe(recipe, Path(d), check_invariants=False))
     finally:
-        virtual_run.Plant = Plant  # type: ignore[attr-defined]
+        rig_sim.Plant = Plant  # type: ignore[misc]
     return log
 
 

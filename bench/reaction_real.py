@@ -34,9 +34,10 @@ from pathlib import Path
 import structlog
 
 from daemon.config import Limits, load_settings
-from daemon.machine.factory import build, close_all, connect_all
+from daemon.machine.factory import close_all, connect_all
 from daemon.machine.monitor import Monitor
 from daemon.recipe.load import load_recipe_file
+from daemon.run.rig import build_machine
 from daemon.safety.interlocks import InterlockLatched, Interlocks
 from daemon.safety.rules import RunLimits, RunView
 from drivers.clock import ScaledClock
@@ -117,7 +118,7 @@ async def measure(repeats: int = 5) -> dict[str, dict[str, float]]:
             cfg = Path(tmp) / "emulated.toml"
             cfg.write_text(emus.config_toml())
             settings = load_settings(cfg, required=True)
-        built = build(settings, clock, sim=False)
+        built = build_machine(settings, clock, sim=False)
         m = built.machine
         await connect_all(m)
         limits = Limits()

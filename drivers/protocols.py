@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
 
 from drivers.reading import Reading
 
 DEFAULT_TIMEOUT_S = 1.0
 
 # Names of the valves and digital I/O points, shared by the daemon, the plant and the config.
+# The thermocouple channels of the machine, in the order of the TC module's inputs.
+TC_CHANNELS: Final = ("chip", "component", "chuck")
+
 VALVE_N2_PURGE = "n2_purge"  # N2 into the working space
 VALVE_VENT = "vent"  # working space to atmosphere (N2 vent line)
 VALVE_PUMP = "pump_isolation"  # open = the pump is connected to the working space

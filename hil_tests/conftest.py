@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from daemon.config import Settings, load_settings
-from daemon.machine.factory import BuiltMachine, build, close_all, connect_all
+from daemon.machine.factory import close_all, connect_all
+from daemon.run.rig import BuiltMachine, build_machine
 from drivers.clock import ScaledClock
 from drivers.emulators.runner import EmulatorSet
 from drivers.sim.plant import Plant
@@ -87,7 +88,7 @@ def emulated(rig: Rig) -> EmulatorSet:
 
 @pytest.fixture
 async def machine(rig: Rig) -> AsyncIterator[BuiltMachine]:
-    built = build(rig.settings, rig.clock, sim=False)
+    built = build_machine(rig.settings, rig.clock, sim=False)
     await connect_all(built.machine)
     try:
         yield built

@@ -18,10 +18,11 @@ from pathlib import Path
 import pytest
 
 from daemon.config import Limits, load_settings
-from daemon.machine.factory import build, close_all, connect_all
+from daemon.machine.factory import close_all, connect_all
 from daemon.machine.monitor import Monitor
 from daemon.recipe.load import load_recipe_file
 from daemon.run.executor import Executor
+from daemon.run.rig import build_machine
 from daemon.safety.interlocks import Interlocks
 from daemon.store.records import RunStore
 from daemon.thermal.source import shipped_sim_model
@@ -78,7 +79,7 @@ async def _bond(tmp_path: Path, started: float, gc_pauses: list[tuple[float, flo
         threads = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
         settings = load_settings(emu.config, required=True)
         clock = ScaledClock(SPEED)
-        built = build(settings, clock, sim=False)
+        built = build_machine(settings, clock, sim=False)
         machine = built.machine
         loaded = load_recipe_file(RECIPE, Limits())
         store = RunStore(tmp_path / "data")

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from daemon.machine.factory import BuiltMachine
 from daemon.machine.monitor import READ_GRACE_S, READ_TIMEOUT_S
+from daemon.run.rig import BuiltMachine
 from drivers.wago import registers as wago
 from hil_tests.conftest import Rig, emulated
 from hil_tests.watch import (

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from daemon.machine.factory import BuiltMachine
+from daemon.run.rig import BuiltMachine
 from drivers.emulators.modbus_devices import Gfx4Context
 from drivers.errors import DeviceError, DeviceNotConnected, DeviceTimeout
 from drivers.protocols import OUT_LAMP_CONTACTOR, OUT_SCR_ENABLE, VALVE_PUMP

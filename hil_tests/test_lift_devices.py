@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from daemon.machine.factory import BuiltMachine
 from daemon.machine.identity import NOT_REPORTED, identify_machine
+from daemon.run.rig import BuiltMachine
 from drivers.errors import DeviceError, DeviceFault, DeviceTimeout, InvalidCommand
 from drivers.protocols import OUT_UV_ENABLE
 from drivers.sim.plant import PlantFault

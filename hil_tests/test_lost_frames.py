@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from daemon.machine.factory import BuiltMachine
 from daemon.recipe.load import load_recipe_file
+from daemon.run.rig import BuiltMachine
 from daemon.safety.rules import Action, RuleEngine, RunLimits, RunView
 from hil_tests.conftest import Rig, emulated
 from hil_tests.watch import (

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daemon.config import Limits
-from daemon.machine.factory import BuiltMachine
 from daemon.machine.monitor import Monitor, Snapshot
 from daemon.recipe.load import load_recipe_file
+from daemon.run.rig import BuiltMachine
 from daemon.safety.interlocks import Interlocks
 from daemon.safety.rules import Action, RuleEngine, RunLimits, RunView
 from drivers.clock import Clock

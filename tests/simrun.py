@@ -2,7 +2,6 @@
 
 from daemon.run.virtual import (
     BOND_RECIPES,
-    DIO_WATCHDOG_S,
     RECIPES,
     REFLOW_RECIPES,
     REPO,
@@ -14,7 +13,6 @@ from daemon.run.virtual import (
 
 __all__ = [
     "BOND_RECIPES",
-    "DIO_WATCHDOG_S",
     "RECIPES",
     "REFLOW_RECIPES",
     "REPO",

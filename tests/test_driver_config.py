@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from daemon.config import ConfigError, DeviceConfig, Settings
-from daemon.machine.factory import build
+from daemon.run.rig import build_machine
 from drivers.clock import ManualClock
 from drivers.gefran.driver import Gfx4Lamps
 from drivers.nordson.driver import UltimusDispenser
@@ -21,7 +21,7 @@ def settings(**devices: DeviceConfig) -> Settings:
 
 def problems(s: Settings) -> str:
     with pytest.raises(ConfigError) as exc:
-        build(s, ManualClock(), sim=False)
+        build_machine(s, ManualClock(), sim=False)
     return str(exc.value)
 
 
@@ -39,7 +39,7 @@ def test_lift_devices_build_real_drivers() -> None:
         dispenser=DeviceConfig(driver="ultimus", transport={"url": "socket://127.0.0.1:3"}),
         lamps=DeviceConfig(driver="gfx4-ir", transport={"host": "127.0.0.1", "node": 3}),
     )
-    m = build(s, ManualClock(), sim=False).machine
+    m = build_machine(s, ManualClock(), sim=False).machine
     assert isinstance(m.zstage, ZaberStage)
     assert isinstance(m.uv, OmniCureS2000)
     assert isinstance(m.dispenser, UltimusDispenser)

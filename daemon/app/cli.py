@@ -9,30 +9,21 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import structlog
 
 from daemon import __version__, logs
 from daemon.app.progress import ProgressView
-from daemon.config import ConfigError, Settings, config_hash, load_settings
-from daemon.machine.factory import build, close_all, connect_all
-from daemon.machine.monitor import Monitor
+from daemon.config import ConfigError, Settings, load_settings
 from daemon.recipe.load import RecipeInvalid, load_recipe_file
 from daemon.report import write_report
-from daemon.run.executor import Executor
-from daemon.safety.interlocks import Interlocks
+from daemon.run.rig import ScenarioError, assemble, load_scenario
 from daemon.store.export import write_csv
 from daemon.store.records import RunStore, UnknownRun
-from daemon.thermal.source import configured_model
-from drivers.clock import Clock, PacedClock, ScaledClock
 from drivers.errors import DeviceError
-from drivers.sim.faults import FaultInjector, ScenarioError, load_scenario
-from drivers.sim.invariants import InvariantChecker, grace_for
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 DEFAULT_CONFIG = Path("/etc/bonderd/bonderd.toml")
-DIO_WATCHDOG_S = 1.0  # the I/O coupler's output watchdog (docs/safety.md)
 
 log = structlog.get_logger(__name__)
 
@@ -188,55 +179,9 @@ async def _run(args: argparse.Namespace) -> int:
             return EXIT_INVALID
         scenario = load_scenario(args.faults)
 
-    # The simulated machine runs on discrete-event time paced to --speed, so a busy host
-    # slows it down rather than skipping control periods; real devices need real time.
-    clock: Clock = PacedClock(args.speed) if args.sim else ScaledClock(args.speed)
-    built = build(settings, clock, sim=args.sim, seed=args.seed)
-    if built.plant is not None:
-        solder = loaded.recipe.materials.solder
-        built.plant.set_solder(solder.solidus_c, solder.liquidus_c)
-    machine = built.machine
-    store = RunStore(settings.data_dir)
-    monitor = Monitor(machine, clock, concurrent=built.plant is None)
-    interlocks = Interlocks(machine, clock, monitor, settings.limits)
-    executor = Executor(
-        machine,
-        clock,
-        monitor,
-        store,
-        settings.limits,
-        equipment_id=settings.equipment_id,
-        config_hash=config_hash(settings),
-        interlocks=interlocks,
-        thermal_model=configured_model(settings, sim=args.sim),
-    )
-    invariants: InvariantChecker | None = None
-    if built.plant is not None:
-        # The hardware dead-man, as on the real coupler: outputs drop if the daemon goes quiet
-        # for DIO_WATCHDOG_S of wall time. A hang is a wall-time event, so at --speed 100 the
-        # simulated coupler waits 100 simulated seconds, not a 10 ms scheduling hiccup.
-        built.plant.arm_dio_watchdog(DIO_WATCHDOG_S * clock.speed)
-
-        def lamps_allowed() -> bool:
-            ctx = executor.ctx
-            return ctx is not None and ctx.lamps_enabled and interlocks.trip is None
-
-        invariants = InvariantChecker.for_recipe(
-            loaded.recipe, settings.limits.chip_max_c, lamps_allowed, grace_s=grace_for(clock.speed)
-        )
-        built.plant.add_observer(invariants)
-    if scenario is not None and built.plant is not None:
-        injector = FaultInjector(scenario, built.plant, clock)
-
-        def on_event(event: str, payload: dict[str, Any]) -> None:
-            if event == "RunStarted":
-                injector.run_started()
-            elif event == "StepStarted":
-                injector.step_started(payload["name"])
-            elif event == "RunCompleted":
-                injector.cancel_pending()  # a fault due after the run belongs to no run
-
-        executor.subscribe(on_event)
+    rig = assemble(settings, sim=args.sim, speed=args.speed, seed=args.seed, scenario=scenario)
+    rig.prepare(loaded.recipe)
+    executor = rig.executor
     view = ProgressView(executor)
     loop = asyncio.get_running_loop()
 
@@ -248,31 +193,24 @@ async def _run(args: argparse.Namespace) -> int:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
-    # Connected last, polled at once: connecting arms the I/O coupler's watchdog (1 s), which
-    # drops every output if the first poll is late.
-    await connect_all(machine)
-    monitor_task = asyncio.create_task(monitor.run(), name="monitor")
-    interlocks.start()
-    view_task = asyncio.create_task(view.run(), name="progress")
+    view_task: asyncio.Task[None] | None = None
     try:
-        await monitor.next()
-        doc = await executor.run(loaded, lot_id=args.lot, operator=args.operator)
+        async with rig.running():
+            view_task = asyncio.create_task(view.run(), name="progress")
+            doc = await executor.run(loaded, lot_id=args.lot, operator=args.operator)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        view_task.cancel()
-        monitor_task.cancel()
-        await asyncio.gather(view_task, monitor_task, return_exceptions=True)
-        await interlocks.stop()
-        await close_all(machine)
-        store.close()
+        if view_task is not None:
+            view_task.cancel()
+            await asyncio.gather(view_task, return_exceptions=True)
+        rig.close()
     view.summary(doc)
-    if invariants is not None and built.plant is not None:
-        violations = invariants.finish(built.plant, doc)
-        for v in violations:
-            print(f"bonderd: simulation invariant violated: {v}", file=sys.stderr)
-        if violations:
-            return EXIT_FAILED
+    violations = rig.violations(doc)
+    for v in violations:
+        print(f"bonderd: simulation invariant violated: {v}", file=sys.stderr)
+    if violations:
+        return EXIT_FAILED
     if args.json:
         sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
     return EXIT_OK if doc["result"] == "completed" else EXIT_FAILED

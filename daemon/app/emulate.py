@@ -17,9 +17,9 @@ from pathlib import Path
 
 from daemon.config import Settings
 from daemon.recipe.load import load_recipe_file
+from daemon.run.rig import simulated_plant
 from drivers.clock import ScaledClock
 from drivers.emulators.runner import DRIVERS, EmulatedMachine, EmulatorSet
-from drivers.sim.plant import Plant
 
 
 def _ports(settings: Settings) -> tuple[str, dict[str, int]]:
@@ -63,7 +63,7 @@ def machine_of(settings: Settings) -> EmulatedMachine:
 
 
 async def run(settings: Settings, speed: float, recipe: Path | None = None) -> int:
-    plant = Plant(ScaledClock(speed))
+    plant = simulated_plant(ScaledClock(speed))
     if recipe is not None:
         solder = load_recipe_file(recipe, settings.limits).recipe.materials.solder
         plant.set_solder(solder.solidus_c, solder.liquidus_c)

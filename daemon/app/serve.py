@@ -24,21 +24,19 @@ import structlog
 
 from daemon.app.event_loop import new_event_loop
 from daemon.app.sdnotify import Notifier
-from daemon.config import Settings, config_hash
+from daemon.config import Settings
 from daemon.errors import CommandRefused
-from daemon.machine.factory import BuiltMachine, build, close_all, connect_all
-from daemon.machine.monitor import Monitor
+from daemon.machine.factory import close_all
 from daemon.mes.controller import Controller
 from daemon.mes.library import RecipeLibrary
 from daemon.mes.mqtt import MqttLink
 from daemon.mes.outbox import CommandLog, KeyValues, Outbox, ServeDb
 from daemon.mes.watch_folder import WatchFolder
-from daemon.run.executor import Executor
+from daemon.run.rig import Rig, assemble, clock_for
 from daemon.run.run_state import ACTIVE
 from daemon.safety.safe_state import enter_safe_state, outputs_off
-from daemon.store.records import INTERRUPTED_REASON, RunStore
-from daemon.thermal.source import configured_model
-from drivers.clock import Clock, PacedClock, ScaledClock
+from daemon.store.records import INTERRUPTED_REASON
+from drivers.clock import Clock
 
 log = structlog.get_logger(__name__)
 
@@ -66,11 +64,7 @@ class Daemon:
     def __init__(self, settings: Settings, *, sim: bool, speed: float, seed: int = 0) -> None:
         self.settings = settings
         self.sim = sim
-        # Above real time the simulated machine runs on paced discrete-event time, as `run
-        # --sim` does (ADR 0002 addendum): a busy host slows the plant down instead of letting
-        # it run past a control loop that did not get to run. At speed 1 and with real devices
-        # the clock is the wall clock (ADR 0071).
-        self.clock: Clock = PacedClock(speed) if sim and speed > 1 else ScaledClock(speed)
+        self.clock: Clock = clock_for(sim=sim, speed=speed)
         self.seed = seed
         self.notifier = Notifier()
         self.stop_requested = asyncio.Event()
@@ -82,45 +76,39 @@ class Daemon:
         self.stop_requested.set()
 
     async def run(self) -> int:
-        built = build(self.settings, self.clock, sim=self.sim, seed=self.seed)
-        machine = built.machine
-        self.notifier.status("connecting devices")
-        await connect_all(machine)
-        # Before anything else: nothing emits energy or moves until a run asks for it.
-        report = await outputs_off(machine)
-        log.info("startup_outputs_off", problems=report.problems)
+        # The daemon's plant invariants are the test suite's referee, not the machine's: the
+        # interlocks judge every snapshot, as on the machine.
+        rig = assemble(
+            self.settings, sim=self.sim, seed=self.seed, clock=self.clock, check_invariants=False
+        )
+        machine = rig.machine
         try:
-            return await self._serve(built)
+            self.notifier.status("connecting devices")
+            await rig.connect()
+            # Before anything else: nothing emits energy or moves until a run asks for it.
+            report = await outputs_off(machine)
+            log.info("startup_outputs_off", problems=report.problems)
+            return await self._serve(rig)
         finally:
             await close_all(machine)
+            rig.close()
             self.notifier.close()
 
-    async def _serve(self, built: BuiltMachine) -> int:
+    async def _serve(self, rig: Rig) -> int:
         settings = self.settings
-        store = RunStore(settings.data_dir)
         db = ServeDb(settings.data_dir)
-        monitor = Monitor(built.machine, self.clock, concurrent=built.plant is None)
+        monitor, executor = rig.monitor, rig.executor
         monitor_task = asyncio.create_task(monitor.run(), name="monitor")
         tasks: dict[str, asyncio.Task[None]] = {}
         try:
             await monitor.next()
-            executor = Executor(
-                built.machine,
-                self.clock,
-                monitor,
-                store,
-                settings.limits,
-                equipment_id=settings.equipment_id,
-                config_hash=config_hash(settings),
-                thermal_model=configured_model(settings, sim=self.sim),
-            )
             ctl = self.ctl = Controller(
                 settings=settings,
-                built=built,
+                rig=rig,
                 clock=self.clock,
                 monitor=monitor,
                 executor=executor,
-                store=store,
+                store=rig.store,
                 outbox=Outbox(db, settings.equipment_id),
                 commands=CommandLog(db),
                 library=RecipeLibrary(db),
@@ -163,7 +151,7 @@ class Daemon:
                 exc = task.exception() if not task.cancelled() else None
                 log.error("safety_task_failed", task=task.get_name(), error=repr(exc))
             if failed:
-                await asyncio.shield(outputs_off(built.machine))
+                await asyncio.shield(outputs_off(rig.machine))
             await self._shutdown(ctl, tasks, monitor_ok=monitor_task not in done)
             await executor.interlocks.stop()
             return EXIT_FAILED if failed else EXIT_OK
@@ -172,7 +160,6 @@ class Daemon:
                 task.cancel()
             await asyncio.gather(*tasks.values(), monitor_task, return_exceptions=True)
             db.close()
-            store.close()
 
     async def _after_crash(self, ctl: Controller) -> None:
         latest = ctl.store.list_runs(1)
@@ -186,7 +173,7 @@ class Daemon:
         log.warning("interrupted_run_found", run_id=run.run_id)
         self.notifier.status(f"safe state after interrupted run {run.run_id}")
         report = await enter_safe_state(
-            ctl.built.machine, self.clock, ctl.monitor, solidus_c=_solidus_of(run.recipe_text)
+            ctl.rig.machine, self.clock, ctl.monitor, solidus_c=_solidus_of(run.recipe_text)
         )
         ctl.raise_alarm(
             "run_interrupted",

@@ -8,7 +8,6 @@ only the reflow step's lamp loop is the identification experiment (daemon/therma
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as dt
 import os
 import sys
@@ -16,21 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from daemon.config import ConfigError, load_settings
-from daemon.machine.factory import build, close_all, connect_all
-from daemon.machine.monitor import Monitor
 from daemon.recipe.load import parse_recipe
-from daemon.run.executor import Executor
-from daemon.safety.interlocks import Interlocks
-from daemon.store.records import RunStore
+from daemon.run.rig import assemble
 from daemon.thermal.fit import TuneError, identify
 from daemon.thermal.loop import ChipLoop, ThermalModel
 from daemon.thermal.tune import IdentificationLoop, experiment_recipe, replace_section, section_toml
-from drivers.clock import Clock, PacedClock, ScaledClock
-from drivers.sim.invariants import InvariantChecker, grace_for
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 DEFAULT_CONFIG = Path("/etc/bonderd/bonderd.toml")
-DIO_WATCHDOG_S = 1.0
 
 
 def parse_solder(text: str) -> tuple[float, float]:
@@ -64,67 +56,33 @@ async def identification_run(
     settings = load_settings(path or DEFAULT_CONFIG, required=path is not None)
     if args.data_dir is not None:
         settings = settings.model_copy(update={"data_dir": Path(args.data_dir)})
-    clock: Clock = PacedClock(args.speed) if args.sim else ScaledClock(args.speed)
-    built = build(settings, clock, sim=args.sim, seed=args.seed)
     loop = IdentificationLoop(melt)
     loaded = parse_recipe(
         experiment_recipe(melt, loop.duration_s()).encode(), "bonderd tune", settings.limits
-    )
-    if built.plant is not None:
-        built.plant.set_solder(*melt)
-        built.plant.arm_dio_watchdog(DIO_WATCHDOG_S * clock.speed)
-    machine = built.machine
-    await connect_all(machine)
-    store = RunStore(settings.data_dir)
-    monitor = Monitor(machine, clock, concurrent=built.plant is None)
-    interlocks = Interlocks(machine, clock, monitor, settings.limits)
-    executor = Executor(
-        machine,
-        clock,
-        monitor,
-        store,
-        settings.limits,
-        interlocks=interlocks,
-        equipment_id=settings.equipment_id,
     )
 
     def factory(_model: ThermalModel | None, _melt: tuple[float, float] | None) -> ChipLoop:
         return loop
 
-    def on_event(event: str, payload: dict[str, Any]) -> None:
-        if event == "RunStarted" and executor.ctx is not None:
-            executor.ctx.controller_factory = factory
-
-    executor.subscribe(on_event)
-    invariants: InvariantChecker | None = None
-    if built.plant is not None:
-
-        def lamps_allowed() -> bool:
-            ctx = executor.ctx
-            return ctx is not None and ctx.lamps_enabled and interlocks.trip is None
-
-        invariants = InvariantChecker.for_recipe(
-            loaded.recipe,
-            settings.limits.chip_max_c,
-            lamps_allowed,
-            grace_s=grace_for(clock.speed),
-        )
-        built.plant.add_observer(invariants)
-    monitor_task = asyncio.create_task(monitor.run(), name="monitor")
-    interlocks.start()
+    # An ordinary run through the interlocks; only the reflow step's lamp loop is the
+    # identification experiment. No model: this run is how the machine gets one.
+    rig = assemble(
+        settings,
+        sim=args.sim,
+        speed=args.speed,
+        seed=args.seed,
+        thermal_model=None,
+        controller_factory=factory,
+    )
+    rig.prepare(loaded.recipe)
     try:
-        await monitor.next()
-        doc = await executor.run(loaded, lot_id="TUNE", operator="bonderd tune")
+        async with rig.running():
+            doc = await rig.executor.run(loaded, lot_id="TUNE", operator="bonderd tune")
     finally:
-        monitor_task.cancel()
-        await asyncio.gather(monitor_task, return_exceptions=True)
-        await interlocks.stop()
-        await close_all(machine)
-        store.close()
-    if invariants is not None and built.plant is not None:
-        violations = invariants.finish(built.plant, doc)
-        if violations:
-            raise TuneError(f"simulation invariants violated: {violations}")
+        rig.close()
+    violations = rig.violations(doc)
+    if violations:
+        raise TuneError(f"simulation invariants violated: {violations}")
     return doc, loop
 
 

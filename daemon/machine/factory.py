@@ -1,15 +1,15 @@
-"""Build the Machine the config asks for: simulated twins, real drivers, or a mix.
+"""The real drivers the config asks for, put in place of the simulated twins they replace.
 
 Each real driver has a validated transport model (unknown keys, wrong types and out-of-range
 values are ConfigErrors naming ``devices.<name>.transport.<key>``). Devices on one physical
 link (the WAGO coupler serves both ``dio`` and ``valves``) share one bus object, hence one
-lock. Devices left ``sim`` (or not configured) are simulated twins on a local plant.
+lock. Devices left ``sim`` (or not configured) stay the simulated twins the rig
+(daemon/run/rig.py) built on a local plant: this module never imports the simulation.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -25,10 +25,8 @@ from drivers.modbus import ModbusBus
 from drivers.nordson.driver import UltimusDispenser
 from drivers.omnicure.driver import OmniCureS2000
 from drivers.pfeiffer.driver import Tpg36x
-from drivers.protocols import Machine
+from drivers.protocols import TC_CHANNELS, Machine
 from drivers.serial_line import SerialLine
-from drivers.sim.devices import build_sim_machine
-from drivers.sim.plant import TC_CHANNELS, Plant
 from drivers.teledyne.driver import Teledyne3000TA
 from drivers.wago import registers as wago_registers
 from drivers.wago.driver import WagoCoupler, WagoDigitalIO, WagoLoadCell, WagoValves
@@ -138,13 +136,7 @@ DRIVERS: dict[str, tuple[type[_Transport], frozenset[str]]] = {
 }
 
 
-@dataclass
-class BuiltMachine:
-    machine: Machine
-    plant: Plant | None  # the simulated plant, when the whole machine is simulated
-
-
-def _transports(settings: Settings) -> dict[str, tuple[str, _Transport]]:
+def real_transports(settings: Settings) -> dict[str, tuple[str, _Transport]]:
     problems: list[str] = []
     out: dict[str, tuple[str, _Transport]] = {}
     for name, dev in sorted(settings.devices.items()):
@@ -183,20 +175,15 @@ def _transports(settings: Settings) -> dict[str, tuple[str, _Transport]]:
     return out
 
 
-def build(settings: Settings, clock: Clock, *, sim: bool, seed: int = 0) -> BuiltMachine:
-    real = {} if sim else _transports(settings)
-    if not sim and not real:
-        # On the controller PC a config without devices must not quietly run a simulation
-        # that an operator could take for the machine.
-        raise ConfigError(
-            "devices: no real device is configured ([devices.<name>] driver = ...); "
-            "use --sim to run the simulated machine"
-        )
-    plant = Plant(clock, seed=seed)
-    sim_machine = build_sim_machine(plant)
-    if not real:
-        return BuiltMachine(sim_machine, plant)
-    m = sim_machine
+def put_real_drivers(
+    twins: Machine,
+    clock: Clock,
+    real: dict[str, tuple[str, _Transport]],
+    *,
+    zones: int,
+) -> Machine:
+    """``twins`` with every device of ``real`` (from ``real_transports``) replaced by its driver."""
+    m = twins
     buses: dict[tuple[str, int, str], ModbusBus] = {}
 
     def bus(t: ModbusTcpTransport | Gfx4Transport, framing: Literal["rtu", "tcp"]) -> ModbusBus:
@@ -238,7 +225,7 @@ def build(settings: Settings, clock: Clock, *, sim: bool, seed: int = 0) -> Buil
                 range_max_c=t.range_max_c,
             )
         elif isinstance(t, Gfx4Transport):
-            m.lamps = Gfx4Lamps(bus(t, t.framing), clock, node=t.node, zones=plant.params.zones)
+            m.lamps = Gfx4Lamps(bus(t, t.framing), clock, node=t.node, zones=zones)
         elif isinstance(t, TpgTransport):
             m.gauge = Tpg36x(
                 SerialLine("gauge", t.url, baudrate=t.baudrate), clock, channel=t.channel
@@ -286,7 +273,7 @@ def build(settings: Settings, clock: Clock, *, sim: bool, seed: int = 0) -> Buil
             )
         elif driver == "nxds" and isinstance(t, SerialTransport):
             m.pump = NxdsPump(SerialLine("pump", t.url, baudrate=t.baudrate))
-    return BuiltMachine(m, None)
+    return m
 
 
 async def connect_all(machine: Machine) -> None:

@@ -22,7 +22,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from daemon import __version__
 from daemon.config import NAME_PATTERN, Settings
 from daemon.errors import CommandRefused
-from daemon.machine.factory import BuiltMachine
 from daemon.machine.monitor import Monitor, Snapshot
 from daemon.mes.library import LibraryEntry, RecipeLibrary
 from daemon.mes.mqtt import MqttLink, Origin
@@ -31,6 +30,7 @@ from daemon.mes.watch_folder import Rejection
 from daemon.recipe.load import LoadedRecipe, RecipeInvalid, parse_recipe
 from daemon.report import write_report
 from daemon.run.executor import Executor
+from daemon.run.rig import Rig
 from daemon.run.run_state import ACTIVE, RunState
 from daemon.safety.safe_state import outputs_off
 from daemon.store.records import RunRecord, RunStore, UnknownRun
@@ -196,7 +196,7 @@ def _reply(
 @dataclass
 class Controller:
     settings: Settings
-    built: BuiltMachine
+    rig: Rig
     clock: Clock
     monitor: Monitor
     executor: Executor
@@ -502,9 +502,7 @@ class Controller:
                     "unknown_recipe", f"no recipe {args.recipe!r}{which} in the library"
                 )
             loaded, version = found
-        if self.built.plant is not None:
-            solder = loaded.recipe.materials.solder
-            self.built.plant.set_solder(solder.solidus_c, solder.liquidus_c)
+        self.rig.prepare(loaded.recipe)
         before = self.executor.run_id
         self.run_task = task = asyncio.create_task(
             self._run(loaded, args.lot_id, args.operator, version), name="run"
@@ -546,7 +544,7 @@ class Controller:
         except Exception:
             # Executor.run has its own safe-state path; this is the net under it.
             log.exception("run_task_failed")
-            await asyncio.shield(outputs_off(self.built.machine))
+            await asyncio.shield(outputs_off(self.rig.machine))
         finally:
             self._state_changed()
 

@@ -39,7 +39,7 @@ from daemon.steps.dispatch import no_hold, run_step
 from daemon.steps.estimates import ProcessEstimates
 from daemon.store.records import RunStore
 from daemon.store.trace import Sample
-from daemon.thermal.loop import ThermalModel
+from daemon.thermal.loop import ControllerFactory, ThermalModel
 from drivers.clock import Clock
 from drivers.protocols import Machine
 from drivers.reading import Status
@@ -111,9 +111,13 @@ class Executor:
         config_hash: str = "",
         interlocks: Interlocks | None = None,
         thermal_model: ThermalModel | None = None,
+        controller_factory: ControllerFactory | None = None,
     ) -> None:
         self.machine = machine
         self.thermal_model = thermal_model  # None: heating steps refuse (ADR 0062)
+        # The chip loop of every heating step; None = the model's ChipController. `bonderd
+        # tune` hands its identification experiment here, the bench its baseline PID.
+        self.controller_factory = controller_factory
         self.clock = clock
         self.monitor = monitor
         self.store = store
@@ -285,6 +289,7 @@ class Executor:
             limits=self.limits,
             estimates=ProcessEstimates.for_recipe(recipe),
             thermal_model=self.thermal_model,
+            controller_factory=self.controller_factory,
         )
         outcomes: list[StepOutcome] = []
         samples: list[Sample] = []

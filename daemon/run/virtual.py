@@ -1,5 +1,5 @@
-"""Run recipes on the simulated machine in virtual time: the tests, the benchmarks and
-``bonderd tune`` assemble the machine here, once.
+"""Run recipes on the simulated machine in virtual time: the harness of the tests and the
+benchmarks, on the rig every entry point shares (daemon/run/rig.py).
 
 Every run here has the interlocks running and the I/O coupler's watchdog armed; unless told
 otherwise (the bench's timed runs), the plant invariants are checked after every integration
@@ -8,30 +8,30 @@ and a violation fails the run (AssertionError).
 
 from __future__ import annotations
 
-import asyncio
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from daemon.config import Limits
-from daemon.machine.factory import close_all, connect_all
+from daemon.config import Limits, Settings
 from daemon.machine.monitor import Monitor
 from daemon.recipe.load import LoadedRecipe, load_recipe_file
 from daemon.run.executor import Executor
+from daemon.run.rig import (
+    FaultInjector,
+    FaultScenario,
+    InvariantChecker,
+    Plant,
+    PlantParams,
+    assemble,
+)
 from daemon.safety.interlocks import Interlocks
 from daemon.store.records import RunStore
 from daemon.thermal.loop import ControllerFactory, ThermalModel
 from daemon.thermal.source import shipped_sim_model
 from drivers.clock import VirtualClock
 from drivers.protocols import OUT_LAMP_CONTACTOR, Machine
-from drivers.sim.devices import build_sim_machine
-from drivers.sim.faults import FaultInjector, FaultScenario
-from drivers.sim.invariants import InvariantChecker
-from drivers.sim.plant import Plant, PlantParams
-
-DIO_WATCHDOG_S = 1.0  # the coupler's watchdog as the daemon arms it (docs/safety.md)
 
 REPO = Path(__file__).resolve().parents[2]  # the source tree (tests, bench)
 RECIPES = sorted((REPO / "recipes").glob("*.toml"))
@@ -111,67 +111,48 @@ async def run_recipe(
     limits = limits or Limits()
     loaded = recipe if isinstance(recipe, LoadedRecipe) else load_recipe_file(recipe, limits)
     clock = VirtualClock()
-    plant = Plant(clock, params, seed=seed)
-    plant.arm_dio_watchdog(DIO_WATCHDOG_S)
-    solder = loaded.recipe.materials.solder
-    plant.set_solder(solder.solidus_c, solder.liquidus_c)
-    machine = build_sim_machine(plant)
-    lamps = spy_lamps(machine, clock)
-    await connect_all(machine)
-    store = RunStore(data_dir)
-    monitor = Monitor(machine, clock, concurrent=False)
-    interlocks = Interlocks(machine, clock, monitor, limits)
-    executor = Executor(
-        machine,
-        clock,
-        monitor,
-        store,
-        limits,
-        interlocks=interlocks,
+    spied: list[LampLog] = []
+    # The harness's settings are the defaults and nothing of the environment; its records
+    # carry no config hash (there is no config file).
+    settings = Settings.model_construct(limits=limits, data_dir=data_dir)
+    rig = assemble(
+        settings,
+        sim=True,
+        seed=seed,
+        clock=clock,
+        params=params,
+        scenario=scenario,
         thermal_model=None if model == "none" else model,
+        controller_factory=controller_factory,
+        check_invariants=check_invariants,
+        record_config_hash="",
+        on_machine=lambda machine, _clock: spied.append(spy_lamps(machine, clock)),
     )
-
-    def lamps_allowed() -> bool:
-        ctx = executor.ctx
-        return ctx is not None and ctx.lamps_enabled and interlocks.trip is None
-
-    invariants = InvariantChecker.for_recipe(loaded.recipe, limits.chip_max_c, lamps_allowed)
-    if check_invariants:
-        # After every integration: a test's extra referee, not part of the machine (the
-        # bench's measured runs leave it out).
-        plant.add_observer(invariants)
-    injector = FaultInjector(scenario, plant, clock) if scenario is not None else None
+    rig.prepare(loaded.recipe)
+    plant, executor = rig.plant, rig.executor
+    assert plant is not None and rig.invariants is not None
     sim = SimRun(
-        clock, plant, machine, monitor, executor, interlocks, invariants, store, lamps, [], injector
+        clock,
+        plant,
+        rig.machine,
+        rig.monitor,
+        executor,
+        rig.interlocks,
+        rig.invariants,
+        rig.store,
+        spied[0],
+        [],
+        rig.injector,
     )
 
     def listener(event: str, payload: dict[str, Any]) -> None:
         sim.events.append((clock.now(), event, payload))
-        if event == "RunStarted" and executor.ctx is not None:
-            executor.ctx.controller_factory = controller_factory
-        if injector is not None and event == "RunStarted":
-            injector.run_started()
-        if injector is not None and event == "StepStarted":
-            injector.step_started(payload["name"])
-        if injector is not None and event == "RunCompleted":
-            # A fault due after the run has ended belongs to no run: it must not fire into
-            # the idle machine (nor be counted as tested).
-            injector.cancel_pending()
         if on_event is not None:
             on_event(sim, event, payload)
 
     executor.subscribe(listener)
-    monitor_task = asyncio.create_task(monitor.run(), name="monitor")
-    interlocks.start()
-    try:
-        await monitor.next()
+    async with rig.running():
         doc = await executor.run(loaded, lot_id="TEST-LOT")
-    finally:
-        monitor_task.cancel()
-        await asyncio.gather(monitor_task, return_exceptions=True)
-        await interlocks.stop()
-        await close_all(machine)
-    if check_invariants:
-        violations = invariants.finish(plant, doc)
-        assert not violations, f"plant invariants violated: {violations}; reason {doc['reason']!r}"
+    violations = rig.violations(doc)
+    assert not violations, f"plant invariants violated: {violations}; reason {doc['reason']!r}"
     return doc, sim

@@ -3,7 +3,8 @@
 The interlocks judge what the sensors say; this checker judges what physically happened in
 the simulated plant, after every integration: a faulty sensor cannot hide a violation from
 it. It runs on every simulated run of the test suite (daemon/run/virtual.py) and of
-``bonderd run --sim``; any violation fails the test, or the command with exit code 1.
+``bonderd run --sim``; any violation fails the test, or the command with exit code 1. The
+rig's simulation branch (daemon/run/rig_sim.py) sets it up for a recipe.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from daemon.recipe.model import AnyRecipe, BumpReflowRecipe, component_hard_c
 from drivers.protocols import OUT_SCR_ENABLE, VALVE_VENT
 from drivers.sim.plant import Plant
 
@@ -77,22 +77,6 @@ class InvariantChecker:
             vented = plant.pressure_mbar > VENTED_MBAR
             what = f"the working space at {plant.pressure_mbar:.0f} mbar"
         self._persist("lamps_vented", emitting and vented, t, f"lamps emitting with {what}")
-
-    @classmethod
-    def for_recipe(
-        cls,
-        recipe: AnyRecipe,
-        chip_max_c: float,
-        lamps_allowed: Callable[[], bool],
-        grace_s: float = GRACE_S,
-    ) -> InvariantChecker:
-        return cls(
-            chip_max_c,
-            component_hard_c(recipe),
-            lamps_allowed,
-            grace_s=grace_s,
-            n2_atmosphere=isinstance(recipe, BumpReflowRecipe),
-        )
 
     def _once(self, key: str, message: str, t: float) -> None:
         if not any(v.startswith(key) for v in self.violations):
