@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from daemon.app.serve import Daemon
@@ -21,9 +22,10 @@ SPEED = 20.0
 PERIOD_S = 0.05  # the monitor's period: the plant integrates at least this often
 
 
-async def _until(cond: object, timeout_s: float) -> None:
+async def _until(cond: Callable[[], bool], timeout_s: float) -> None:
+    # Polled: the plant's state has no event to wait on.
     async with asyncio.timeout(timeout_s):
-        while not cond():  # type: ignore[operator]
+        while not cond():  # noqa: ASYNC110
             await asyncio.sleep(0.005)
 
 
