@@ -4,7 +4,7 @@
 and the tests all get their machine here, so none of them can drift from the others: the
 clock rule, the connected devices, the monitor, the interlocks, the executor with its chip
 loop and, on the simulated machine, the plant with the I/O coupler's dead-man armed, the
-fault scenario's injector and the invariant referee (ADR 0140).
+fault scenario's injector and the invariant referee (ADR 0136).
 
 Assembly is synchronous and connects nothing; ``async with rig.running():`` connects the
 devices last (connecting arms the real coupler's watchdog, which drops every output if the

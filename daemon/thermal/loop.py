@@ -188,7 +188,7 @@ class ChipLoop(Protocol):
 
 
 # (model, solder melting band or None) -> a fresh loop. The executor's default builds a
-# ChipController; the bench swaps in its baseline PID here (virtual_run.run_recipe).
+# ChipController; the bench hands its baseline PID to the rig (Executor.controller_factory).
 # A replacement chip loop (tune's identification experiment, the bench's baseline PID); it gets
 # the configured model if there is one.
 ControllerFactory = Callable[[ThermalModel | None, tuple[float, float] | None], ChipLoop]
