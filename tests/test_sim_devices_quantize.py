@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from drivers.clock import ManualClock
 from drivers.protocols import OUT_LAMP_CONTACTOR, OUT_SCR_ENABLE
-from drivers.sim.devices import _DECIMAL_STEPS, _quantize, build_sim_machine
+from drivers.sim.device_base import _DECIMAL_STEPS, _quantize
+from drivers.sim.devices import build_sim_machine
 from drivers.sim.plant import Plant
 
 

@@ -21,8 +21,6 @@ from typing import TYPE_CHECKING, Any
 from drivers.errors import (
     DeviceError,
     DeviceFault,
-    DeviceNotConnected,
-    DeviceTimeout,
     InvalidCommand,
 )
 from drivers.machine_read import MachineReadings
@@ -31,13 +29,12 @@ from drivers.protocols import (
     OUTPUTS,
     VALVES,
     ChillerStatus,
-    DispenserStatus,
     Machine,
     PumpStatus,
-    StageStatus,
-    UvStatus,
 )
 from drivers.reading import Reading, Status
+from drivers.sim.device_base import _DECIMAL_STEPS, _finite, _quantize, _SimDevice
+from drivers.sim.lift_devices import SimDispenser, SimUvSource, SimZStage
 from drivers.sim.plant import TC_CHANNELS, Plant
 
 if TYPE_CHECKING:
@@ -55,110 +52,6 @@ if TYPE_CHECKING:
         Valves,
         ZStage,
     )
-
-
-# Names the plant model in device identities; bump it when the physics changes, so a record
-# says which simulation produced it.
-# 2: lead lift, holds, encapsulant, heat release, coalescence. 3: the working-space gas
-# integrated exactly, 0.025 s substep (ADR 0121): the same physics, different numbers.
-PLANT_MODEL = "3"
-
-
-def _quantize(value: float, step: float) -> float:
-    # The second round removes the binary noise of the multiplication (0.30000000000000004).
-    k = round(value / step)
-    exact = _DECIMAL_STEPS.get(step)
-    if exact is not None and -exact[1] < k < exact[1]:
-        return k / exact[0]
-    return round(k * step, 6)
-
-
-# Steps of 1/d, d a power of ten (0.1 °C, the usual resolution): (d, the bound on k). For
-# such a step, round(k * step, 6) is the double nearest the decimal k/d (the product is
-# within ~1e-16 relative of it, far inside the 0.5e-6 that rounding to six decimals
-# forgives, for |k/d| < 1e6), and so is k / d: Python divides two ints correctly rounded.
-# The same number, bit for bit (tests/test_sim_devices_quantize.py), without the decimal
-# conversion round(x, 6) makes: ~0.7 µs, for every thermocouple reading (docs/adr/0106).
-_DECIMAL_STEPS: dict[float, tuple[int, int]] = {
-    1.0 / d: (d, d * 10**6) for d in (1, 10, 100, 1000, 10**4, 10**5, 10**6)
-}
-
-
-def _finite(value: object) -> float | None:
-    """``value`` as a finite float, or None if it is not a real finite number."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    v = float(value)
-    return v if math.isfinite(v) else None
-
-
-class _SimDevice:
-    """Connection state, argument checks and injected no-response shared by every device."""
-
-    def __init__(self, plant: Plant, name: str) -> None:
-        self._plant = plant
-        self._clock = plant.clock
-        self._name = name
-        self._connected = False
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def connected(self) -> bool:
-        return self._connected
-
-    async def connect(self, timeout: float = DEFAULT_TIMEOUT_S) -> None:
-        self._check_timeout(timeout)
-        await self._exchange(timeout)
-        self._connected = True
-
-    async def close(self) -> None:
-        self._connected = False
-
-    async def identify(self, timeout: float = DEFAULT_TIMEOUT_S) -> str:
-        """``Identifiable``: says plainly that it is simulated, so no record can pass it off
-        as a real instrument."""
-        self._begin(timeout)
-        await self._exchange(timeout)
-        return f"simulated {type(self).__name__} ({self._name}), bonderd plant model {PLANT_MODEL}"
-
-    def _check_timeout(self, timeout: float) -> None:
-        if type(timeout) is float and 0.0 < timeout < math.inf:
-            return  # the common case, checked on every call: no conversion
-        t = _finite(timeout)
-        if t is None or t <= 0.0:
-            raise InvalidCommand(self._name, f"timeout must be a finite number > 0, got {timeout}")
-
-    def _begin(self, timeout: float) -> None:
-        """Checks every call makes before touching the device."""
-        if not self._connected:
-            raise self._not_connected_error()
-        self._check_timeout(timeout)
-
-    async def _exchange(self, timeout: float) -> None:
-        """One request/response with the device: brings the plant up to now, or times out."""
-        self._plant.advance()
-        if self._plant.unresponsive(self._name):
-            await self._clock.sleep(timeout)
-            raise self._timeout_error(timeout)
-        self._answered()
-
-    def _timeout_error(self, timeout: float) -> DeviceTimeout:
-        return DeviceTimeout(self._name, f"no response within {timeout:g} s")
-
-    def _not_connected_error(self) -> DeviceNotConnected:
-        return DeviceNotConnected(self._name, "not connected (call connect() first)")
-
-    def _answered(self) -> None:
-        """The device answered a request (the I/O coupler re-arms its watchdog)."""
-
-    def _number(self, arg: str, value: object, lo: float, hi: float) -> float:
-        v = _finite(value)
-        if v is None or not lo <= v <= hi:
-            raise InvalidCommand(self._name, f"{arg} = {value!r} outside {lo:g}..{hi:g}")
-        return v
 
 
 class SimLampBank(_SimDevice):
@@ -400,167 +293,6 @@ class SimOxygenAnalyzer(_SimDevice):
         if not self._plant.o2_measuring:
             return Reading(value, ts, Status.STALE, "analyzer not measuring")
         return Reading(value, ts)
-
-
-class SimZStage(_SimDevice):
-    def __init__(self, plant: Plant) -> None:
-        super().__init__(plant, "zstage")
-        # Position and force as last rounded, by the plant's float object: a stage at rest
-        # (most of a run) reports the same objects cycle after cycle (see _sample_power).
-        self._z_raw: float | None = None
-        self._z_shown = 0.0
-        self._f_raw: float | None = None
-        self._f_shown = 0.0
-
-    def _check_fault(self) -> None:
-        if self._plant.zstage_failed:
-            raise DeviceFault(self._name, "drive fault")
-
-    async def home(self, timeout: float = DEFAULT_TIMEOUT_S) -> None:
-        self._begin(timeout)
-        await self._exchange(timeout)
-        self._check_fault()
-        self._plant.z_home()
-
-    async def move_abs(
-        self,
-        position_um: float,
-        speed_um_s: float,
-        timeout: float = DEFAULT_TIMEOUT_S,
-        *,
-        accel_um_s2: float | None = None,
-    ) -> None:
-        self._begin(timeout)
-        p = self._plant.params
-        pos = self._number("position_um", position_um, p.z_min_um, p.z_max_um)
-        v = _finite(speed_um_s)
-        if v is None or not 0.0 < v <= p.z_speed_max_um_s:
-            raise InvalidCommand(
-                self._name, f"speed_um_s = {speed_um_s!r} outside (0, {p.z_speed_max_um_s:g}]"
-            )
-        acc: float | None = None
-        if accel_um_s2 is not None:
-            acc = _finite(accel_um_s2)
-            if acc is None or not 0.0 < acc <= p.z_accel_max_um_s2:
-                raise InvalidCommand(
-                    self._name,
-                    f"accel_um_s2 = {accel_um_s2!r} outside (0, {p.z_accel_max_um_s2:g}]",
-                )
-        await self._exchange(timeout)
-        self._check_fault()
-        if not self._plant.z_homed:
-            raise InvalidCommand(self._name, "not homed: home() before move_abs()")
-        self._plant.z_move(pos, v, acc)
-
-    async def stop(self, timeout: float = DEFAULT_TIMEOUT_S) -> None:
-        self._begin(timeout)
-        await self._exchange(timeout)
-        self._plant.z_stop()
-
-    async def status(self, timeout: float = DEFAULT_TIMEOUT_S) -> StageStatus:
-        self._begin(timeout)
-        await self._exchange(timeout)
-        return self._sample()
-
-    def _sample(self) -> StageStatus:
-        now = self._clock.now()
-        failed = self._plant.zstage_failed
-        z, f = self._plant.z_um, self._plant.force_n
-        if z is not self._z_raw:
-            self._z_raw, self._z_shown = z, round(z, 2)
-        if f is not self._f_raw:
-            self._f_raw, self._f_shown = f, round(f, 4)
-        return StageStatus(
-            position_um=Reading(self._z_shown, now),
-            force_n=Reading(self._f_shown, now),
-            busy=self._plant.z_moving,
-            homed=self._plant.z_homed,
-            fault=failed,
-            detail="drive fault" if failed else "",
-        )
-
-
-class SimUvSource(_SimDevice):
-    def __init__(self, plant: Plant) -> None:
-        super().__init__(plant, "uv")
-
-    async def set_irradiance(self, mw_cm2: float, timeout: float = DEFAULT_TIMEOUT_S) -> None:
-        self._begin(timeout)
-        lim = self._plant.params.uv_irradiance_max_mw_cm2
-        value = self._number("mw_cm2", mw_cm2, 0.0, lim)
-        await self._exchange(timeout)
-        self._plant.uv_set_irradiance(value)
-
-    async def open_shutter(self, timeout: float = DEFAULT_TIMEOUT_S) -> None:
-        self._begin(timeout)
-        await self._exchange(timeout)
-        if self._plant.uv_failed:
-            raise DeviceFault(self._name, "lamp failure: shutter stays closed")
-        if not self._plant.uv_enabled:
-            raise DeviceFault(self._name, "remote interlock open: shutter stays closed")
-        self._plant.uv_shutter(True)
-
-    async def close_shutter(self, timeout: float = DEFAULT_TIMEOUT_S) -> None:
-        self._begin(timeout)
-        await self._exchange(timeout)
-        self._plant.uv_shutter(False)
-
-    async def status(self, timeout: float = DEFAULT_TIMEOUT_S) -> UvStatus:
-        self._begin(timeout)
-        await self._exchange(timeout)
-        return self._sample()
-
-    def _sample(self) -> UvStatus:
-        failed = self._plant.uv_failed
-        return UvStatus(
-            shutter_open=self._plant.uv_shutter_open,
-            # The source's own sensor: a lamp that went out delivers nothing.
-            irradiance_mw_cm2=0.0 if failed else self._plant.uv_irradiance_mw_cm2,
-            lamp_ready=not failed,
-            fault=failed,
-            detail="lamp failure" if failed else "",
-        )
-
-
-class SimDispenser(_SimDevice):
-    def __init__(self, plant: Plant) -> None:
-        super().__init__(plant, "dispenser")
-
-    async def set_pressure(self, kpa: float, timeout: float = DEFAULT_TIMEOUT_S) -> None:
-        self._begin(timeout)
-        value = self._number("kpa", kpa, 0.0, self._plant.params.dispense_pressure_max_kpa)
-        await self._exchange(timeout)
-        self._plant.dispenser_set_pressure(value)
-
-    async def dispense(self, duration_s: float, timeout: float = DEFAULT_TIMEOUT_S) -> None:
-        self._begin(timeout)
-        lim = self._plant.params.dispense_shot_max_s
-        d = _finite(duration_s)
-        if d is None or not 0.0 < d <= lim:
-            raise InvalidCommand(self._name, f"duration_s = {duration_s!r} outside (0, {lim:g}]")
-        await self._exchange(timeout)
-        if self._plant.dispenser_failed:
-            raise DeviceFault(self._name, "dispenser fault")
-        self._plant.dispense(d)
-
-    async def stop(self, timeout: float = DEFAULT_TIMEOUT_S) -> None:
-        self._begin(timeout)
-        await self._exchange(timeout)
-        self._plant.dispense_stop()
-
-    async def status(self, timeout: float = DEFAULT_TIMEOUT_S) -> DispenserStatus:
-        self._begin(timeout)
-        await self._exchange(timeout)
-        return self._sample()
-
-    def _sample(self) -> DispenserStatus:
-        failed = self._plant.dispenser_failed
-        return DispenserStatus(
-            dispensing=self._plant.dispensing,
-            pressure_kpa=self._plant.dispenser_pressure_kpa,
-            fault=failed,
-            detail="dispenser fault" if failed else "",
-        )
 
 
 class SimDigitalIO(_SimDevice):
