@@ -18,13 +18,9 @@ from pathlib import Path
 import pytest
 
 from daemon.config import Limits, load_settings
-from daemon.machine.factory import close_all, connect_all
 from daemon.machine.monitor import Monitor
 from daemon.recipe.load import load_recipe_file
-from daemon.run.executor import Executor
-from daemon.run.rig import build_machine
-from daemon.safety.interlocks import Interlocks
-from daemon.store.records import RunStore
+from daemon.run.rig import assemble
 from daemon.thermal.source import shipped_sim_model
 from drivers.clock import ScaledClock
 from hil_tests.emulator_process import emulator_process
@@ -78,41 +74,28 @@ async def _bond(tmp_path: Path, started: float, gc_pauses: list[tuple[float, flo
         )
         threads = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
         settings = load_settings(emu.config, required=True)
-        clock = ScaledClock(SPEED)
-        built = build_machine(settings, clock, sim=False)
-        machine = built.machine
-        loaded = load_recipe_file(RECIPE, Limits())
-        store = RunStore(tmp_path / "data")
-        monitor = Monitor(machine, clock, concurrent=True)
-        interlocks = Interlocks(machine, clock, monitor, settings.limits)
         # The emulators are backed by the simulated plant: its identified model applies.
-        executor = Executor(
-            machine,
-            clock,
-            monitor,
-            store,
-            settings.limits,
-            interlocks=interlocks,
+        rig = assemble(
+            settings,
+            sim=False,
+            clock=ScaledClock(SPEED),
             thermal_model=shipped_sim_model(),
+            data_dir=tmp_path / "data",
         )
-        # Connect last and poll at once: the coupler's watchdog (1 s) is armed by connect.
-        await connect_all(machine)
-        task = asyncio.create_task(monitor.run(), name="monitor")
+        machine, monitor, store = rig.machine, rig.monitor, rig.store
+        loaded = load_recipe_file(RECIPE, Limits())
         stalls: list[tuple[float, float]] = []
         probe = asyncio.create_task(_loop_stalls(stalls), name="stall-probe")
         slow = _time_reads(monitor, machine, started)
-        interlocks.start()
         try:
-            await monitor.next()
-            doc = await executor.run(loaded, lot_id="HIL")
-            record = store.get_run(doc["run_id"])
+            # Connects last and polls at once: the coupler's watchdog (1 s) is armed by connect.
+            async with rig.running():
+                doc = await rig.executor.run(loaded, lot_id="HIL")
+                record = store.get_run(doc["run_id"])
         finally:
-            await interlocks.stop()
-            task.cancel()
             probe.cancel()
-            await asyncio.gather(task, probe, return_exceptions=True)
-            await close_all(machine)
-            store.close()
+            await asyncio.gather(probe, return_exceptions=True)
+            rig.close()
     print(f"bond through the real drivers: {time.monotonic() - started:.0f} s wall")
     print("nice (this process, the emulators'):", niceness, "; other threads here:", threads)
     # When a run dies of `device_lost`, this says whether this process's event loop stood
