@@ -477,12 +477,9 @@ class Controller:
             )
         if self.run_task is not None and not self.run_task.done():
             raise CommandError("not_allowed", "start refused: the previous run is still ending")
-        trip = self.executor.interlocks.trip
-        if trip is not None:
-            raise CommandError(
-                "not_allowed",
-                f"start refused: interlock {trip.code} is tripped ({trip.message}); reset first",
-            )
+        refusal = self.executor.start_refusal()
+        if refusal is not None:
+            raise CommandError("not_allowed", refusal)
         if args.recipe_toml is not None:
             loaded = self._parse_inline(args.recipe_toml, f"mqtt:{origin}:start")
             version = self.accept_recipe(loaded, f"mqtt:{origin}:start").version

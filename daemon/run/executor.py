@@ -241,6 +241,13 @@ class Executor:
             self._emit(event, run_id=self.run_id, step=self.current_step, **payload)
 
     # ---- the run -----------------------------------------------------------------------
+    def start_refusal(self) -> str | None:
+        """Why a start would be refused now, whoever asks (an interlock latched), or None."""
+        trip = self.interlocks.trip
+        if trip is None:
+            return None
+        return f"start refused: interlock {trip.code} is tripped ({trip.message}); reset first"
+
     async def run(
         self,
         loaded: LoadedRecipe,
@@ -251,11 +258,9 @@ class Executor:
     ) -> dict[str, Any]:
         """Run one recipe to its end and return the result document."""
         recipe = loaded.recipe
-        if self.interlocks.trip is not None:
-            trip = self.interlocks.trip
-            raise CommandRefused(
-                f"start refused: interlock {trip.code} is tripped ({trip.message}); reset first"
-            )
+        refusal = self.start_refusal()
+        if refusal is not None:
+            raise CommandRefused(refusal)
         # Before START: nothing can cancel the run half-started (traceability; never raises).
         devices = await identify_machine(self.machine)
         self._fire(Trigger.START)
