@@ -21,6 +21,7 @@ from itertools import compress
 from typing import Final
 
 from daemon.recipe.model import (
+    O2_PPM_MIN_PRESSURE_MBAR,
     AnyRecipe,
     BumpMaterials,
     BumpReflowRecipe,
@@ -51,8 +52,6 @@ VACUUM_LIMIT_MBAR: Final = 900.0
 # of consecutive samples reads up to 2 °C/s of pure noise. A 1 s window would allow 0.27 °C/s
 # of noise error, too close to recipe limits of 1-3 °C/s. Ramps last tens of seconds, and a
 # 1 s burst at 10 °C/s (lamp stuck on) still reads 5 °C/s, so nothing real is averaged away.
-# Below this the working space holds too little gas for a concentration to mean much.
-O2_PPM_MIN_PRESSURE_MBAR = 100.0
 RATE_WINDOW_S: Final = 2.0
 # A window with fewer points or a shorter span (gaps, missing readings) gives no rate.
 _RATE_MIN_POINTS: Final = 5

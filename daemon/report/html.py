@@ -23,8 +23,9 @@ from typing import Any, Final
 from pydantic import TypeAdapter, ValidationError
 
 from daemon import __version__
-from daemon.judge.reflow import O2_PPM_MIN_PRESSURE_MBAR, StepOutcome, evaluate
+from daemon.judge.reflow import StepOutcome, evaluate
 from daemon.recipe.model import (
+    O2_PPM_MIN_PRESSURE_MBAR,
     AnyRecipe,
     BumpMaterials,
     Cure,

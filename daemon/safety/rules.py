@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from daemon.config import Limits
-from daemon.judge.reflow import O2_PPM_MIN_PRESSURE_MBAR
 from daemon.machine.monitor import Snapshot
+from daemon.machine.motion import Z_MOVING_UM, ZCommand
 from daemon.recipe.model import (
+    O2_PPM_MIN_PRESSURE_MBAR,
     AnyRecipe,
     BumpReflowRecipe,
     LeadLiftRecipe,
@@ -32,7 +33,6 @@ from daemon.recipe.model import (
     atmosphere_of,
     component_max_c,
 )
-from daemon.steps.context import ZCommand
 from drivers.protocols import (
     IN_CHILLER_FLOW,
     IN_CHUCK_VACUUM_OK,
@@ -66,8 +66,6 @@ class Finding:
 
 # A lead lift guards no atmosphere: its O2 rules never run (no pump-down, no heat step).
 O2_PARTIAL_UNGUARDED_MBAR = 1013.0
-# Z stage: the position must change by more than this to count as moving (encoder noise).
-Z_MOVING_UM = 1.0
 
 # Identical readings in a row before a sensor counts as stuck. With the simulated TC (σ 0.1 °C,
 # 0.1 °C steps) a repeat has p ≈ 0.4, so 20 in a row happen by chance about once in 10⁸.
@@ -562,7 +560,7 @@ class RuleEngine:
         rl = run.limits
         partial = o2.value * 1e-6 * p
         # Under vacuum the ppm figure is dominated by the leak's air and means little; the
-        # partial pressure is what oxidises the solder (daemon/judge/reflow.py).
+        # partial pressure is what oxidises the solder (daemon/judge/reflow.py, ADR 0004).
         if p >= O2_PPM_MIN_PRESSURE_MBAR and o2.value > rl.o2_max_ppm:
             out.append(
                 Finding("o2_high", action, f"O2 {o2.value:.1f} ppm above {rl.o2_max_ppm:g} ppm")
