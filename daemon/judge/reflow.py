@@ -8,7 +8,8 @@ it) fails with "not reached"; the caller decides what that means for the run's r
 Phases come from each sample's ``step`` via the recipe: heating is ``reflow`` and
 ``securement_release``; cooling is ``cool``.
 
-``evaluate`` is pure and takes ~0.1-0.2 s for a 10 000-sample run: call it through
+``evaluate_reflow`` (a vacuum-film bond or a bump reflow; every kind through
+daemon/judge/evaluate.py) is pure and takes ~0.1-0.2 s for a 10 000-sample run: call it through
 ``asyncio.to_thread`` rather than on the event loop that runs the controllers.
 """
 
@@ -20,13 +21,12 @@ from dataclasses import dataclass
 from itertools import compress
 from typing import Final
 
+from daemon.judge.types import Check, Metrics, StepOutcome
 from daemon.recipe.model import (
     O2_PPM_MIN_PRESSURE_MBAR,
-    AnyRecipe,
     BumpMaterials,
     BumpReflowRecipe,
     Cool,
-    LeadLiftRecipe,
     Reflow,
     VacuumFilmBondRecipe,
     Window,
@@ -43,7 +43,7 @@ COOLING_TYPES: Final = frozenset({"cool"})
 # sea-level barometric pressure (storms reach ~950 mbar) less the gauge's error near
 # atmosphere (a few % of reading), so that a tear always fails. A sealed, pumped space reads
 # a few mbar, so the margin costs no false failure. Sites far above sea level (ambient below
-# ~950 mbar) must lower it: see ``evaluate(vacuum_limit_mbar=...)``.
+# ~950 mbar) must lower it: see ``evaluate_reflow(vacuum_limit_mbar=...)``.
 VACUUM_LIMIT_MBAR: Final = 900.0
 
 # Rates are least-squares slopes over a centred window of this width. At the 20 Hz trace that
@@ -60,27 +60,6 @@ _RATE_MIN_SPAN_S: Final = 0.6 * RATE_WINDOW_S
 _RATE_RESUM: Final = 100
 
 
-@dataclass(frozen=True)
-class Check:
-    check: str
-    ok: bool
-    value: float | None
-    limit: float | str | None
-    detail: str
-    condition: str  # the process condition the check proves, in plain words
-
-
-@dataclass(frozen=True)
-class StepOutcome:
-    type: str
-    name: str
-    result: str  # completed | aborted | failed | skipped
-    started_t_s: float
-    ended_t_s: float | None
-    detail: str = ""
-
-
-Metrics = dict[str, float | None]
 Series = list[float | None]  # one value per sample, None = no valid reading
 Mask = list[bool]  # one flag per sample: inside the span a check covers
 
@@ -765,8 +744,8 @@ def _metrics(tr: _Trace, steps: Sequence[StepOutcome]) -> Metrics:
     }
 
 
-def evaluate(
-    recipe: AnyRecipe,
+def evaluate_reflow(
+    recipe: VacuumFilmBondRecipe | BumpReflowRecipe,
     samples: Sequence[Sample],
     steps: Sequence[StepOutcome],
     *,
@@ -777,10 +756,6 @@ def evaluate(
     ``samples`` are the run's trace in time order (as recorded); ``steps`` the outcomes of
     the steps that started, in order. Returns every check, passed or not, and the metrics.
     """
-    if isinstance(recipe, LeadLiftRecipe):
-        from daemon.judge.lead_lift import evaluate_lead_lift  # noqa: PLC0415 - no cycle
-
-        return evaluate_lead_lift(recipe, samples, steps)
     tr = _Trace(recipe, samples)
     if isinstance(recipe, BumpReflowRecipe):
         # No component and no film: the chip sits on a carrier in N2 at about atmosphere.

@@ -24,7 +24,8 @@ import structlog
 from daemon import __version__
 from daemon.config import Limits
 from daemon.errors import CommandRefused, SafetyStop, StepFailed
-from daemon.judge.reflow import Check, Metrics, StepOutcome, evaluate
+from daemon.judge.evaluate import evaluate
+from daemon.judge.types import Check, Metrics, StepOutcome
 from daemon.machine.identity import identify_machine
 from daemon.machine.monitor import Monitor, NextCall, Snapshot
 from daemon.recipe.load import LoadedRecipe
@@ -69,7 +70,7 @@ def _utc_now() -> str:
 async def judge(
     clock: Clock, recipe: AnyRecipe, samples: list[Sample], outcomes: list[StepOutcome]
 ) -> tuple[list[Check], Metrics]:
-    """The run's checks and metrics (daemon.judge.reflow.evaluate) from its complete trace.
+    """The run's checks and metrics (daemon.judge.evaluate.evaluate) from its complete trace.
 
     Judging the trace is pure computation, ~25-60 µs a sample (a 10-minute run: 0.3-0.7 s):
     on wall-clock time it runs in a worker thread, so the control loop keeps its period
