@@ -5,8 +5,9 @@ sample that lacks the reading a check needs, inside the span the check covers, f
 check: not measured is not proof. A check whose span never occurred (the run stopped before
 it) fails with "not reached"; the caller decides what that means for the run's result.
 
-Phases come from each sample's ``step`` via the recipe: heating is ``reflow`` and
-``securement_release``; cooling is ``cool``.
+Phases come from each sample's ``step`` via the recipe and the step catalogue
+(daemon/recipe/catalogue.py): heating is a step that ``heats`` (``reflow``,
+``securement_release``); cooling one that ``cools`` (``cool``).
 
 ``evaluate_reflow`` (a vacuum-film bond or a bump reflow; every kind through
 daemon/judge/evaluate.py) is pure and takes ~0.1-0.2 s for a 10 000-sample run: call it through
@@ -22,6 +23,7 @@ from itertools import compress
 from typing import Final
 
 from daemon.judge.types import Check, Metrics, StepOutcome
+from daemon.recipe.catalogue import step_types
 from daemon.recipe.model import (
     O2_PPM_MIN_PRESSURE_MBAR,
     BumpMaterials,
@@ -35,8 +37,8 @@ from daemon.recipe.model import (
 )
 from daemon.store.trace import Sample
 
-HEATING_TYPES: Final = frozenset({"reflow", "securement_release"})
-COOLING_TYPES: Final = frozenset({"cool"})
+HEATING_TYPES: Final = step_types(lambda s: s.heats)
+COOLING_TYPES: Final = step_types(lambda s: s.cools)
 
 # "Below atmospheric" as a number. The film is pressed onto the chips by the difference to
 # ambient, and a torn film lets the space rise to ambient; so the limit must sit below any

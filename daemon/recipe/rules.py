@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from daemon.config import Limits
+from daemon.recipe.catalogue import STEP_TYPES
 from daemon.recipe.model import (
     AnyRecipe,
     BumpMaterials,
@@ -45,7 +46,6 @@ class _Order:
 
     kind_text: str  # "a vacuum-film bond"
     types: tuple[str, ...]
-    repeatable: frozenset[str]
     optional: frozenset[str]
     text: str
 
@@ -53,11 +53,15 @@ class _Order:
     def rank(self) -> dict[str, int]:
         return {t: r for r, t in enumerate(self.types)}
 
+    @property
+    def repeatable(self) -> frozenset[str]:
+        """The types that may appear more than once (the step catalogue's ``repeatable``)."""
+        return frozenset(t for t in self.types if STEP_TYPES[t].repeatable)
+
 
 _VACUUM_FILM_ORDER = _Order(
     "a vacuum-film bond",
     ("chuck_stabilize", "purge", "pump_down", "reflow", "cool", "securement_release", "vent"),
-    frozenset({"purge"}),
     frozenset({"securement_release"}),
     "chuck_stabilize → purge (one or more) → pump_down → reflow → cool → "
     "securement_release (optional) → vent",
@@ -67,7 +71,6 @@ _VACUUM_FILM_ORDER = _Order(
 _BUMP_ORDER = _Order(
     "a bump reflow",
     ("chuck_stabilize", "purge", "reflow", "cool", "vent"),
-    frozenset({"purge"}),
     frozenset(),
     "chuck_stabilize → purge (one or more) → reflow → cool → vent",
 )

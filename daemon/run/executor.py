@@ -28,6 +28,7 @@ from daemon.judge.evaluate import evaluate
 from daemon.judge.types import Check, Metrics, StepOutcome
 from daemon.machine.identity import identify_machine
 from daemon.machine.monitor import Monitor, NextCall, Snapshot
+from daemon.recipe.catalogue import STEP_TYPES, holdable
 from daemon.recipe.load import LoadedRecipe
 from daemon.recipe.model import AnyRecipe, LeadLiftRecipe
 from daemon.run.result import build_result
@@ -36,7 +37,7 @@ from daemon.safety.interlocks import Alarm, InterlockLatched, Interlocks
 from daemon.safety.rules import RunLimits, RunView
 from daemon.safety.safe_state import SafeStatePlan, enter_safe_state, outputs_off
 from daemon.steps.context import StepContext
-from daemon.steps.dispatch import no_hold, run_step
+from daemon.steps.dispatch import run_step
 from daemon.steps.estimates import ProcessEstimates
 from daemon.store.records import RunStore
 from daemon.store.trace import Sample
@@ -166,9 +167,7 @@ class Executor:
     def request_hold(self) -> None:
         if self.state is not RunState.RUNNING:
             raise CommandRefused(f"hold refused: the machine is {self.state}, not running")
-        ctx = self.ctx
-        blocked = no_hold(ctx.recipe) if ctx is not None else frozenset()
-        if self._in_heat_phase or self.current_type in blocked:
+        if self._in_heat_phase or not holdable(self.current_type):
             raise CommandRefused(
                 f"hold refused during step '{self.current_step}' ({self.current_type}): "
                 "holding now would spoil the part (molten solder, a profile, exposure, shot "
@@ -479,7 +478,8 @@ class Executor:
                 raise asyncio.CancelledError
             await self._hold_point()
             self.step_index, self.current_step, self.current_type = idx, step.name, step.type
-            if step.type == "reflow":
+            kind = STEP_TYPES[step.type]
+            if kind.melts:
                 self._in_heat_phase = True
             ctx.step_name, ctx.progress = step.name, 0.0
             ctx.timeout_s = step.timeout_s
@@ -521,7 +521,7 @@ class Executor:
                     duration_s=round(end - started, 3),
                     detail=outcome.detail,
                 )
-            if step.type == "cool":
+            if kind.cools:
                 self._in_heat_phase = False
         ctx.deadline = None
 
