@@ -166,9 +166,6 @@ class VacuumFilmBondRecipe(Strict):
                 return s
         raise KeyError(name)
 
-    def steps_of(self, type_: str) -> list[VacuumFilmStep]:
-        return [s for s in self.steps if s.type == type_]
-
 
 # ---- lead lift (DESIGN.md "Lead-lift") ---------------------------------------------------------
 
@@ -366,11 +363,6 @@ AnyStep = (
     | SupportRelease
 )
 Recipe = Annotated[AnyRecipe, Field(discriminator="kind")]
-
-
-def solder_of(recipe: AnyRecipe) -> Solder:
-    """The solder whose joints the run must not remelt (or, bump reflow, melts on purpose)."""
-    return recipe.materials.solder
 
 
 def component_max_c(recipe: AnyRecipe) -> float:

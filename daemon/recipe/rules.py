@@ -31,6 +31,7 @@ from daemon.recipe.model import (
     Vent,
 )
 from daemon.recipe.rules_common import Problem, at_step, num
+from daemon.recipe.rules_lead_lift import check_lead_lift
 
 # The legal ceiling on O2 partial pressure in the working space: 160 Torr.
 O2_PARTIAL_LEGAL_MBAR = 160 * 1.333224
@@ -82,8 +83,6 @@ BUMP_N2_MIN_MBAR = 800.0
 def check_rules(recipe: AnyRecipe, limits: Limits) -> list[Problem]:
     """Every rule violation of ``recipe`` against physics, process order and ``limits``."""
     if isinstance(recipe, LeadLiftRecipe):
-        from daemon.recipe.rules_lead_lift import check_lead_lift  # noqa: PLC0415 - no cycle
-
         return check_lead_lift(recipe, limits)
     order = _BUMP_ORDER if isinstance(recipe, BumpReflowRecipe) else _VACUUM_FILM_ORDER
     ctx = _Context(recipe)
