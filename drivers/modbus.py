@@ -434,13 +434,3 @@ def _checked(device: str, values: list[T], count: int, kind: str) -> list[T]:
     if len(values) < count:
         raise DeviceError(device, f"short answer: {len(values)} {kind} for {count} asked")
     return values
-
-
-async def guarded(device: str, aw: Awaitable[T]) -> T:
-    """Await a driver operation, translating anything a transport may leak into DeviceError."""
-    try:
-        return await aw
-    except DeviceError:
-        raise
-    except (ModbusException, OSError, ValueError) as exc:
-        raise DeviceError(device, f"{type(exc).__name__}: {exc}") from exc

@@ -17,7 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.judge.reflow import Check, StepOutcome, _extreme, _rates, _Trace, evaluate
+from daemon.judge.evaluate import evaluate
+from daemon.judge.reflow import _extreme, _rates, _Trace
+from daemon.judge.types import Check, StepOutcome
 from daemon.recipe.model import VacuumFilmBondRecipe
 from daemon.run.result import build_result, decide_result
 from daemon.store.trace import Sample

@@ -8,9 +8,9 @@ from typing import Any
 
 from daemon.config import Limits
 from daemon.machine.monitor import Snapshot
+from daemon.machine.motion import ZCommand
 from daemon.recipe.load import load_recipe_file
 from daemon.safety.rules import Action, RuleEngine, RunLimits, RunView
-from daemon.steps.context import ZCommand
 from drivers.protocols import (
     IN_CHILLER_FLOW,
     IN_CHUCK_VACUUM_OK,

@@ -9,7 +9,7 @@ from typing import Any, cast
 import pytest
 
 import daemon.run.executor as executor_module
-from daemon.judge.reflow import Check, Metrics, StepOutcome
+from daemon.judge.types import Check, Metrics, StepOutcome
 from daemon.recipe.model import AnyRecipe
 from daemon.run.executor import judge
 from daemon.store.trace import Sample

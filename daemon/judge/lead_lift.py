@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from daemon.judge.reflow import Check, Metrics, StepOutcome
+from daemon.judge.types import Check, Metrics, StepOutcome
 from daemon.recipe.model import (
     Cure,
     Encapsulate,

@@ -5,10 +5,12 @@ sample that lacks the reading a check needs, inside the span the check covers, f
 check: not measured is not proof. A check whose span never occurred (the run stopped before
 it) fails with "not reached"; the caller decides what that means for the run's result.
 
-Phases come from each sample's ``step`` via the recipe: heating is ``reflow`` and
-``securement_release``; cooling is ``cool``.
+Phases come from each sample's ``step`` via the recipe and the step catalogue
+(daemon/recipe/catalogue.py): heating is a step that ``heats`` (``reflow``,
+``securement_release``); cooling one that ``cools`` (``cool``).
 
-``evaluate`` is pure and takes ~0.1-0.2 s for a 10 000-sample run: call it through
+``evaluate_reflow`` (a vacuum-film bond or a bump reflow; every kind through
+daemon/judge/evaluate.py) is pure and takes ~0.1-0.2 s for a 10 000-sample run: call it through
 ``asyncio.to_thread`` rather than on the event loop that runs the controllers.
 """
 
@@ -20,12 +22,13 @@ from dataclasses import dataclass
 from itertools import compress
 from typing import Final
 
+from daemon.judge.types import Check, Metrics, StepOutcome
+from daemon.recipe.catalogue import step_types
 from daemon.recipe.model import (
-    AnyRecipe,
+    O2_PPM_MIN_PRESSURE_MBAR,
     BumpMaterials,
     BumpReflowRecipe,
     Cool,
-    LeadLiftRecipe,
     Reflow,
     VacuumFilmBondRecipe,
     Window,
@@ -34,15 +37,15 @@ from daemon.recipe.model import (
 )
 from daemon.store.trace import Sample
 
-HEATING_TYPES: Final = frozenset({"reflow", "securement_release"})
-COOLING_TYPES: Final = frozenset({"cool"})
+HEATING_TYPES: Final = step_types(lambda s: s.heats)
+COOLING_TYPES: Final = step_types(lambda s: s.cools)
 
 # "Below atmospheric" as a number. The film is pressed onto the chips by the difference to
 # ambient, and a torn film lets the space rise to ambient; so the limit must sit below any
 # sea-level barometric pressure (storms reach ~950 mbar) less the gauge's error near
 # atmosphere (a few % of reading), so that a tear always fails. A sealed, pumped space reads
 # a few mbar, so the margin costs no false failure. Sites far above sea level (ambient below
-# ~950 mbar) must lower it: see ``evaluate(vacuum_limit_mbar=...)``.
+# ~950 mbar) must lower it: see ``evaluate_reflow(vacuum_limit_mbar=...)``.
 VACUUM_LIMIT_MBAR: Final = 900.0
 
 # Rates are least-squares slopes over a centred window of this width. At the 20 Hz trace that
@@ -51,8 +54,6 @@ VACUUM_LIMIT_MBAR: Final = 900.0
 # of consecutive samples reads up to 2 °C/s of pure noise. A 1 s window would allow 0.27 °C/s
 # of noise error, too close to recipe limits of 1-3 °C/s. Ramps last tens of seconds, and a
 # 1 s burst at 10 °C/s (lamp stuck on) still reads 5 °C/s, so nothing real is averaged away.
-# Below this the working space holds too little gas for a concentration to mean much.
-O2_PPM_MIN_PRESSURE_MBAR = 100.0
 RATE_WINDOW_S: Final = 2.0
 # A window with fewer points or a shorter span (gaps, missing readings) gives no rate.
 _RATE_MIN_POINTS: Final = 5
@@ -61,27 +62,6 @@ _RATE_MIN_SPAN_S: Final = 0.6 * RATE_WINDOW_S
 _RATE_RESUM: Final = 100
 
 
-@dataclass(frozen=True)
-class Check:
-    check: str
-    ok: bool
-    value: float | None
-    limit: float | str | None
-    detail: str
-    condition: str  # the process condition the check proves, in plain words
-
-
-@dataclass(frozen=True)
-class StepOutcome:
-    type: str
-    name: str
-    result: str  # completed | aborted | failed | skipped
-    started_t_s: float
-    ended_t_s: float | None
-    detail: str = ""
-
-
-Metrics = dict[str, float | None]
 Series = list[float | None]  # one value per sample, None = no valid reading
 Mask = list[bool]  # one flag per sample: inside the span a check covers
 
@@ -766,8 +746,8 @@ def _metrics(tr: _Trace, steps: Sequence[StepOutcome]) -> Metrics:
     }
 
 
-def evaluate(
-    recipe: AnyRecipe,
+def evaluate_reflow(
+    recipe: VacuumFilmBondRecipe | BumpReflowRecipe,
     samples: Sequence[Sample],
     steps: Sequence[StepOutcome],
     *,
@@ -778,10 +758,6 @@ def evaluate(
     ``samples`` are the run's trace in time order (as recorded); ``steps`` the outcomes of
     the steps that started, in order. Returns every check, passed or not, and the metrics.
     """
-    if isinstance(recipe, LeadLiftRecipe):
-        from daemon.judge.lead_lift import evaluate_lead_lift  # noqa: PLC0415 - no cycle
-
-        return evaluate_lead_lift(recipe, samples, steps)
     tr = _Trace(recipe, samples)
     if isinstance(recipe, BumpReflowRecipe):
         # No component and no film: the chip sits on a carrier in N2 at about atmosphere.

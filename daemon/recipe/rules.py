@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from daemon.config import Limits
+from daemon.recipe.catalogue import STEP_TYPES
 from daemon.recipe.model import (
     AnyRecipe,
     BumpMaterials,
@@ -30,6 +31,7 @@ from daemon.recipe.model import (
     Vent,
 )
 from daemon.recipe.rules_common import Problem, at_step, num
+from daemon.recipe.rules_lead_lift import check_lead_lift
 
 # The legal ceiling on O2 partial pressure in the working space: 160 Torr.
 O2_PARTIAL_LEGAL_MBAR = 160 * 1.333224
@@ -45,7 +47,6 @@ class _Order:
 
     kind_text: str  # "a vacuum-film bond"
     types: tuple[str, ...]
-    repeatable: frozenset[str]
     optional: frozenset[str]
     text: str
 
@@ -53,11 +54,15 @@ class _Order:
     def rank(self) -> dict[str, int]:
         return {t: r for r, t in enumerate(self.types)}
 
+    @property
+    def repeatable(self) -> frozenset[str]:
+        """The types that may appear more than once (the step catalogue's ``repeatable``)."""
+        return frozenset(t for t in self.types if STEP_TYPES[t].repeatable)
+
 
 _VACUUM_FILM_ORDER = _Order(
     "a vacuum-film bond",
     ("chuck_stabilize", "purge", "pump_down", "reflow", "cool", "securement_release", "vent"),
-    frozenset({"purge"}),
     frozenset({"securement_release"}),
     "chuck_stabilize → purge (one or more) → pump_down → reflow → cool → "
     "securement_release (optional) → vent",
@@ -67,7 +72,6 @@ _VACUUM_FILM_ORDER = _Order(
 _BUMP_ORDER = _Order(
     "a bump reflow",
     ("chuck_stabilize", "purge", "reflow", "cool", "vent"),
-    frozenset({"purge"}),
     frozenset(),
     "chuck_stabilize → purge (one or more) → reflow → cool → vent",
 )
@@ -79,8 +83,6 @@ BUMP_N2_MIN_MBAR = 800.0
 def check_rules(recipe: AnyRecipe, limits: Limits) -> list[Problem]:
     """Every rule violation of ``recipe`` against physics, process order and ``limits``."""
     if isinstance(recipe, LeadLiftRecipe):
-        from daemon.recipe.rules_lead_lift import check_lead_lift  # noqa: PLC0415 - no cycle
-
         return check_lead_lift(recipe, limits)
     order = _BUMP_ORDER if isinstance(recipe, BumpReflowRecipe) else _VACUUM_FILM_ORDER
     ctx = _Context(recipe)

@@ -8,6 +8,7 @@ rule runs, and only what is certain to fail or to exceed the equipment is refuse
 from __future__ import annotations
 
 from daemon.config import Limits
+from daemon.recipe.catalogue import step_types
 from daemon.recipe.kinetics import advance, time_to
 from daemon.recipe.model import (
     Cure,
@@ -20,7 +21,7 @@ from daemon.recipe.model import (
 )
 from daemon.recipe.rules_common import Problem, at_step, num
 
-RELEASE_TYPES = frozenset({"uv_release", "heat_release"})
+RELEASE_TYPES = step_types(lambda s: s.releases_tips)
 ORDER_TEXT = (
     "uv_release or heat_release → lead_lift → encapsulate → cure → support_release "
     "(encapsulate, cure and support_release optional; cure needs encapsulate before it)"

@@ -23,8 +23,10 @@ from typing import Any, Final
 from pydantic import TypeAdapter, ValidationError
 
 from daemon import __version__
-from daemon.judge.reflow import O2_PPM_MIN_PRESSURE_MBAR, StepOutcome, evaluate
+from daemon.judge.evaluate import evaluate
+from daemon.judge.types import StepOutcome
 from daemon.recipe.model import (
+    O2_PPM_MIN_PRESSURE_MBAR,
     AnyRecipe,
     BumpMaterials,
     Cure,

@@ -24,9 +24,11 @@ import structlog
 from daemon import __version__
 from daemon.config import Limits
 from daemon.errors import CommandRefused, SafetyStop, StepFailed
-from daemon.judge.reflow import Check, Metrics, StepOutcome, evaluate
+from daemon.judge.evaluate import evaluate
+from daemon.judge.types import Check, Metrics, StepOutcome
 from daemon.machine.identity import identify_machine
 from daemon.machine.monitor import Monitor, NextCall, Snapshot
+from daemon.recipe.catalogue import STEP_TYPES, holdable
 from daemon.recipe.load import LoadedRecipe
 from daemon.recipe.model import AnyRecipe, LeadLiftRecipe
 from daemon.run.result import build_result
@@ -35,7 +37,7 @@ from daemon.safety.interlocks import Alarm, InterlockLatched, Interlocks
 from daemon.safety.rules import RunLimits, RunView
 from daemon.safety.safe_state import SafeStatePlan, enter_safe_state, outputs_off
 from daemon.steps.context import StepContext
-from daemon.steps.dispatch import no_hold, run_step
+from daemon.steps.dispatch import run_step
 from daemon.steps.estimates import ProcessEstimates
 from daemon.store.records import RunStore
 from daemon.store.trace import Sample
@@ -69,7 +71,7 @@ def _utc_now() -> str:
 async def judge(
     clock: Clock, recipe: AnyRecipe, samples: list[Sample], outcomes: list[StepOutcome]
 ) -> tuple[list[Check], Metrics]:
-    """The run's checks and metrics (daemon.judge.reflow.evaluate) from its complete trace.
+    """The run's checks and metrics (daemon.judge.evaluate.evaluate) from its complete trace.
 
     Judging the trace is pure computation, ~25-60 µs a sample (a 10-minute run: 0.3-0.7 s):
     on wall-clock time it runs in a worker thread, so the control loop keeps its period
@@ -169,9 +171,7 @@ class Executor:
     def request_hold(self) -> None:
         if self.state is not RunState.RUNNING:
             raise CommandRefused(f"hold refused: the machine is {self.state}, not running")
-        ctx = self.ctx
-        blocked = no_hold(ctx.recipe) if ctx is not None else frozenset()
-        if self._in_heat_phase or self.current_type in blocked:
+        if self._in_heat_phase or not holdable(self.current_type):
             raise CommandRefused(
                 f"hold refused during step '{self.current_step}' ({self.current_type}): "
                 "holding now would spoil the part (molten solder, a profile, exposure, shot "
@@ -488,7 +488,8 @@ class Executor:
                 raise asyncio.CancelledError
             await self._hold_point()
             self.step_index, self.current_step, self.current_type = idx, step.name, step.type
-            if step.type == "reflow":
+            kind = STEP_TYPES[step.type]
+            if kind.melts:
                 self._in_heat_phase = True
             ctx.step_name, ctx.progress = step.name, 0.0
             ctx.timeout_s = step.timeout_s
@@ -530,7 +531,7 @@ class Executor:
                     duration_s=round(end - started, 3),
                     detail=outcome.detail,
                 )
-            if step.type == "cool":
+            if kind.cools:
                 self._in_heat_phase = False
         ctx.deadline = None
 

@@ -13,7 +13,7 @@ from typing import Any, Final, Literal, Protocol
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from daemon.judge.reflow import Check, StepOutcome
+from daemon.judge.types import Check, StepOutcome
 
 SCHEMA_VERSION: Final = 1
 

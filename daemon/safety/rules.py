@@ -21,9 +21,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from daemon.config import Limits
-from daemon.judge.reflow import O2_PPM_MIN_PRESSURE_MBAR
 from daemon.machine.monitor import Snapshot
+from daemon.machine.motion import Z_MOVING_UM, ZCommand
+from daemon.recipe.catalogue import KIND_DEVICES, STEP_TYPES, Guard, step_types
 from daemon.recipe.model import (
+    O2_PPM_MIN_PRESSURE_MBAR,
     AnyRecipe,
     BumpReflowRecipe,
     LeadLiftRecipe,
@@ -32,7 +34,6 @@ from daemon.recipe.model import (
     atmosphere_of,
     component_max_c,
 )
-from daemon.steps.context import ZCommand
 from drivers.protocols import (
     IN_CHILLER_FLOW,
     IN_CHUCK_VACUUM_OK,
@@ -66,32 +67,19 @@ class Finding:
 
 # A lead lift guards no atmosphere: its O2 rules never run (no pump-down, no heat step).
 O2_PARTIAL_UNGUARDED_MBAR = 1013.0
-# Z stage: the position must change by more than this to count as moving (encoder noise).
-Z_MOVING_UM = 1.0
 
 # Identical readings in a row before a sensor counts as stuck. With the simulated TC (σ 0.1 °C,
 # 0.1 °C steps) a repeat has p ≈ 0.4, so 20 in a row happen by chance about once in 10⁸.
 STUCK_MIN_READINGS = 20
-# Steps before any heat: the thermocouples sit on parts in thermal contact near the chuck.
-PRE_HEAT_STEPS = frozenset({"chuck_stabilize", "purge", "pump_down"})
-# Steps with the lamps on or molten/solidifying solder under the film.
-HEAT_STEPS = frozenset({"reflow", "cool", "securement_release"})
-# Devices a vacuum-film bond cannot do without; the others only warn when they fall silent.
-VACUUM_FILM_DEVICES = frozenset(
-    {"tc", "gauge", "o2", "lamps", "pump", "valves", "chiller", "dio", "dio.outputs"}
-)
-# A lead lift heats with the circulator, never the lamps, and has no working space to pump:
-# the thermocouples, the circulator and the I/O (vacuum holds) are needed throughout; the
-# stage, the UV source and the dispenser in the steps that use them. Once the support has
-# been lifted the stage holds it (and the bent leads) until the end.
-LEAD_LIFT_DEVICES = frozenset({"tc", "chiller", "dio", "dio.outputs"})
-LEAD_LIFT_STEP_DEVICES: dict[str, frozenset[str]] = {
-    "uv_release": frozenset({"uv"}),
-    "lead_lift": frozenset({"zstage"}),
-    "encapsulate": frozenset({"dispenser", "zstage"}),
-    "cure": frozenset({"zstage"}),
-    "support_release": frozenset({"uv", "zstage"}),
-}
+# Which steps each step-dependent rule guards: the step catalogue (daemon/recipe/catalogue.py).
+# Before any heat: the thermocouples sit on parts in thermal contact near the chuck.
+PRE_HEAT_STEPS = step_types(lambda s: Guard.TC_AGREE in s.guards)
+# The lamps on or molten/solidifying solder under the film.
+HEAT_STEPS = step_types(lambda s: Guard.HOT in s.guards)
+# The atmosphere: from the pump-down before heating through the end of cooling.
+O2_STEPS = step_types(lambda s: Guard.ATMOSPHERE in s.guards)
+# Devices each step needs beyond its kind's (KIND_DEVICES).
+STEP_DEVICES = {name: s.devices for name, s in STEP_TYPES.items() if s.devices}
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +118,8 @@ class RunLimits:
                 chuck_max_c=min(limits.chuck_heated_max_c, part_limit),
                 o2_max_ppm=limits.o2_max_ppm_ceiling,
                 o2_max_partial_mbar=O2_PARTIAL_UNGUARDED_MBAR,
-                used_devices=LEAD_LIFT_DEVICES,
-                step_devices=LEAD_LIFT_STEP_DEVICES,
+                used_devices=KIND_DEVICES[recipe.kind],
+                step_devices=STEP_DEVICES,
                 z_force_max_n=min([limits.z_force_max_n, *forces]),
             )
         assert atm is not None
@@ -142,7 +130,8 @@ class RunLimits:
             chuck_max_c=min(limits.chuck_max_c, part_limit),
             o2_max_ppm=atm.o2_max_ppm,
             o2_max_partial_mbar=atm.o2_max_partial_mbar,
-            used_devices=VACUUM_FILM_DEVICES,
+            used_devices=KIND_DEVICES[recipe.kind],
+            step_devices=STEP_DEVICES,
             vacuum_process=not isinstance(recipe, BumpReflowRecipe),
         )
 
@@ -548,7 +537,7 @@ class RuleEngine:
         # Guarded from the pump-down before heating through the end of cooling. Before the
         # lamps are on, bad oxygen suspends heating (the pump may still bring it down); once
         # they are on, it trips.
-        if step != "pump_down" and step not in HEAT_STEPS:
+        if step not in O2_STEPS:
             return
         action = Action.TRIP if step in HEAT_STEPS and energy_on else Action.SUSPEND
         o2 = snap.o2
@@ -562,7 +551,7 @@ class RuleEngine:
         rl = run.limits
         partial = o2.value * 1e-6 * p
         # Under vacuum the ppm figure is dominated by the leak's air and means little; the
-        # partial pressure is what oxidises the solder (daemon/judge/reflow.py).
+        # partial pressure is what oxidises the solder (daemon/judge/reflow.py, ADR 0004).
         if p >= O2_PPM_MIN_PRESSURE_MBAR and o2.value > rl.o2_max_ppm:
             out.append(
                 Finding("o2_high", action, f"O2 {o2.value:.1f} ppm above {rl.o2_max_ppm:g} ppm")

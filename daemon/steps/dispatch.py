@@ -1,9 +1,8 @@
-"""Step type → step function, for every recipe kind, and the steps a hold may not interrupt."""
+"""Step type → step function, for every recipe kind (which may be held: daemon/recipe/catalogue.py)."""
 
 from __future__ import annotations
 
 from daemon.recipe.model import (
-    AnyRecipe,
     AnyStep,
     ChuckStabilize,
     Cool,
@@ -22,20 +21,6 @@ from daemon.recipe.model import (
 from daemon.steps import lead_lift as ll
 from daemon.steps import vacuum_film as vf
 from daemon.steps.context import StepContext
-
-# Steps during which a hold would leave solder molten, a profile half-run, an exposure or a
-# shot half-given, or the leads half-bent: an operator who must stop them aborts.
-NO_HOLD: dict[str, frozenset[str]] = {
-    "vacuum_film_bond": vf.NO_HOLD,
-    "bump_reflow": frozenset({"reflow", "cool"}),
-    "lead_lift": frozenset(
-        {"uv_release", "heat_release", "lead_lift", "encapsulate", "cure", "support_release"}
-    ),
-}
-
-
-def no_hold(recipe: AnyRecipe) -> frozenset[str]:
-    return NO_HOLD[recipe.kind]
 
 
 async def run_step(ctx: StepContext, step: AnyStep) -> None:

@@ -16,6 +16,7 @@ import structlog
 
 from daemon.errors import SafetyStop, StepFailed
 from daemon.machine.monitor import Snapshot
+from daemon.machine.motion import Z_MOVING_UM, ZCommand
 from daemon.recipe.model import (
     Cure,
     Encapsulate,
@@ -24,8 +25,7 @@ from daemon.recipe.model import (
     SupportRelease,
     UvRelease,
 )
-from daemon.safety.rules import Z_MOVING_UM
-from daemon.steps.context import CMD_TIMEOUT_S, StepContext, ZCommand
+from daemon.steps.context import CMD_TIMEOUT_S, StepContext
 from daemon.thermal.loop import Profile
 from drivers.protocols import (
     IN_CHUCK_VACUUM_OK,

@@ -498,7 +498,3 @@ async def run_step(ctx: StepContext, step: VacuumFilmStep) -> None:
             await securement_release(ctx, step)
         case Vent():
             await vent(ctx, step)
-
-
-# Steps during which a hold would leave solder molten or a profile half-run.
-NO_HOLD = frozenset({"reflow", "cool", "securement_release"})
