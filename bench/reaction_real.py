@@ -39,7 +39,7 @@ from daemon.machine.monitor import Monitor
 from daemon.recipe.load import load_recipe_file
 from daemon.run.rig import build_machine
 from daemon.safety.interlocks import InterlockLatched, Interlocks
-from daemon.safety.rules import RunLimits, RunView
+from daemon.safety.run_view import RunLimits, RunView
 from drivers.clock import ScaledClock
 from drivers.emulators.modbus_devices import Gfx4Context
 from drivers.emulators.runner import EmulatorSet

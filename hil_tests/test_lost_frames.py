@@ -16,7 +16,9 @@ import pytest
 
 from daemon.recipe.load import load_recipe_file
 from daemon.run.rig import BuiltMachine
-from daemon.safety.rules import Action, RuleEngine, RunLimits, RunView
+from daemon.safety.findings import Action
+from daemon.safety.rules import RuleEngine
+from daemon.safety.run_view import RunLimits, RunView
 from hil_tests.conftest import Rig, emulated
 from hil_tests.watch import (
     LIMITS,

@@ -20,8 +20,10 @@ from daemon.config import Limits
 from daemon.machine.monitor import Monitor, Snapshot
 from daemon.recipe.load import load_recipe_file
 from daemon.run.rig import BuiltMachine
+from daemon.safety.findings import Action
 from daemon.safety.interlocks import Interlocks
-from daemon.safety.rules import Action, RuleEngine, RunLimits, RunView
+from daemon.safety.rules import RuleEngine
+from daemon.safety.run_view import RunLimits, RunView
 from drivers.clock import Clock
 from drivers.modbus import ModbusBus
 

@@ -19,7 +19,7 @@ from daemon.recipe.model import (
 )
 from daemon.recipe.rules import _BUMP_ORDER, _VACUUM_FILM_ORDER
 from daemon.recipe.rules_lead_lift import RELEASE_TYPES
-from daemon.safety.rules import HEAT_STEPS, O2_STEPS, PRE_HEAT_STEPS, STEP_DEVICES
+from daemon.safety.run_view import HEAT_STEPS, O2_STEPS, PRE_HEAT_STEPS, STEP_DEVICES
 
 
 def _literal(model: type[Any], field: str) -> str:

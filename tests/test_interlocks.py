@@ -13,8 +13,10 @@ from daemon.config import Limits
 from daemon.machine.factory import close_all, connect_all
 from daemon.machine.monitor import Monitor, Snapshot
 from daemon.recipe.load import load_recipe_file
+from daemon.safety.findings import Action
 from daemon.safety.interlocks import InterlockLatched, Interlocks
-from daemon.safety.rules import Action, RuleEngine, RunLimits, RunView
+from daemon.safety.rules import RuleEngine
+from daemon.safety.run_view import RunLimits, RunView
 from daemon.steps.context import StepContext
 from drivers.clock import ManualClock, VirtualClock
 from drivers.protocols import (

@@ -10,7 +10,9 @@ from daemon.config import Limits
 from daemon.machine.monitor import Snapshot
 from daemon.machine.motion import ZCommand
 from daemon.recipe.load import load_recipe_file
-from daemon.safety.rules import Action, RuleEngine, RunLimits, RunView
+from daemon.safety.findings import Action
+from daemon.safety.rules import RuleEngine
+from daemon.safety.run_view import RunLimits, RunView
 from drivers.protocols import (
     IN_CHILLER_FLOW,
     IN_CHUCK_VACUUM_OK,

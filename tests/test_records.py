@@ -19,16 +19,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from daemon.store.records import (
-    _MIGRATIONS,
     DB_NAME,
     INTERRUPTED_REASON,
-    SCHEMA_VERSION,
     RecordsError,
     RunFinished,
     RunStore,
     UnknownRun,
-    _temps_json,
 )
+from daemon.store.rows import _temps_json
+from daemon.store.schema import MIGRATIONS, SCHEMA_VERSION
 from daemon.store.trace import Sample
 
 REPO = Path(__file__).resolve().parents[1]
@@ -238,7 +237,7 @@ def test_a_database_of_the_previous_schema_opens_and_its_runs_read_back(tmp_path
     """A store written before the lead-lift columns existed: it migrates in place, its
     finished runs stay untouched and read back with the new values as None."""
     db = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None)
-    for migration in _MIGRATIONS[:3]:  # what the previous release created
+    for migration in MIGRATIONS[:3]:  # what the previous release created
         for statement in migration:
             db.execute(statement)
     db.execute("PRAGMA user_version = 3")

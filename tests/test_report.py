@@ -31,7 +31,8 @@ from daemon.recipe.load import load_recipe_file
 from daemon.report import write_report
 from daemon.report.html import BAD, CHIP, COMPONENT
 from daemon.report.svgplot import Chart, Series, linear_ticks, log_ticks, thin
-from daemon.store.records import _MIGRATIONS, DB_NAME, RunStore
+from daemon.store.records import DB_NAME, RunStore
+from daemon.store.schema import MIGRATIONS
 from daemon.store.trace import Sample
 from drivers.clock import VirtualClock
 from drivers.errors import DeviceTimeout
@@ -271,15 +272,15 @@ def test_a_store_without_the_device_table_is_migrated_and_old_runs_read_empty(
     version = db.execute("PRAGMA user_version").fetchone()[0]
     # As a database written before the table existed: undo its migration and every later one.
     device_migration = next(
-        i for i, m in enumerate(_MIGRATIONS) if any("CREATE TABLE run_devices" in st for st in m)
+        i for i, m in enumerate(MIGRATIONS) if any("CREATE TABLE run_devices" in st for st in m)
     )
-    for migration in _MIGRATIONS[device_migration + 1 :]:
+    for migration in MIGRATIONS[device_migration + 1 :]:
         for statement in migration:
             added = re.match(r"\s*ALTER TABLE (\w+) ADD COLUMN (\w+)", statement)
             assert added is not None, f"undo this migration in the test: {statement}"
             db.execute(f"ALTER TABLE {added[1]} DROP COLUMN {added[2]}")
     db.execute("DROP TABLE run_devices")
-    assert version == len(_MIGRATIONS)
+    assert version == len(MIGRATIONS)
     db.execute(f"PRAGMA user_version = {device_migration}")
     db.commit()
     db.close()

@@ -34,7 +34,7 @@ from daemon.recipe.model import AnyRecipe, LeadLiftRecipe
 from daemon.run.result import build_result
 from daemon.run.run_state import RunState, TransitionRefused, Trigger, next_state
 from daemon.safety.interlocks import Alarm, InterlockLatched, Interlocks
-from daemon.safety.rules import RunLimits, RunView
+from daemon.safety.run_view import RunLimits, RunView
 from daemon.safety.safe_state import SafeStatePlan, enter_safe_state, outputs_off
 from daemon.steps.context import StepContext
 from daemon.steps.dispatch import run_step

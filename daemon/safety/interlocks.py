@@ -20,7 +20,9 @@ import structlog
 
 from daemon.config import Limits
 from daemon.machine.monitor import Monitor
-from daemon.safety.rules import SEVERITY, Action, Finding, RuleEngine, RunView
+from daemon.safety.findings import SEVERITY, Action, Finding
+from daemon.safety.rules import RuleEngine
+from daemon.safety.run_view import RunView
 from daemon.safety.safe_state import SafeStatePlan, outputs_off
 from drivers.clock import Clock
 from drivers.errors import DeviceError

@@ -16,23 +16,19 @@ Limits come from the configuration (``[limits]``, daemon/config.py) and from the
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from enum import StrEnum
 
 from daemon.config import Limits
 from daemon.machine.monitor import Snapshot
-from daemon.machine.motion import Z_MOVING_UM, ZCommand
-from daemon.recipe.catalogue import KIND_DEVICES, STEP_TYPES, Guard, step_types
+from daemon.machine.motion import Z_MOVING_UM
 from daemon.recipe.model import (
     O2_PPM_MIN_PRESSURE_MBAR,
-    AnyRecipe,
-    BumpReflowRecipe,
-    LeadLiftRecipe,
-    LeadLiftStep,
-    Reflow,
-    atmosphere_of,
-    component_max_c,
+)
+from daemon.safety.findings import Action, Finding
+from daemon.safety.run_view import (
+    HEAT_STEPS,
+    O2_STEPS,
+    PRE_HEAT_STEPS,
+    RunView,
 )
 from drivers.protocols import (
     IN_CHILLER_FLOW,
@@ -46,113 +42,9 @@ from drivers.reading import Reading, Status
 DEVICE_LOST_MISSES = 2  # misses in a row before a used device trips, lamps not enabled
 
 
-class Action(StrEnum):
-    TRIP = "trip"
-    SUSPEND = "suspend"
-    WARN = "warn"
-
-
-SEVERITY = {Action.TRIP: "alarm", Action.SUSPEND: "warning", Action.WARN: "warning"}
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    code: str
-    action: Action
-    message: str
-    # The fault itself forbids holding the vacuum in the safe state (air is coming in through
-    # a tear or leak): vent with N2 at once instead of keeping a vacuum that cannot be kept.
-    vent_now: bool = False
-
-
-# A lead lift guards no atmosphere: its O2 rules never run (no pump-down, no heat step).
-O2_PARTIAL_UNGUARDED_MBAR = 1013.0
-
 # Identical readings in a row before a sensor counts as stuck. With the simulated TC (σ 0.1 °C,
 # 0.1 °C steps) a repeat has p ≈ 0.4, so 20 in a row happen by chance about once in 10⁸.
 STUCK_MIN_READINGS = 20
-# Which steps each step-dependent rule guards: the step catalogue (daemon/recipe/catalogue.py).
-# Before any heat: the thermocouples sit on parts in thermal contact near the chuck.
-PRE_HEAT_STEPS = step_types(lambda s: Guard.TC_AGREE in s.guards)
-# The lamps on or molten/solidifying solder under the film.
-HEAT_STEPS = step_types(lambda s: Guard.HOT in s.guards)
-# The atmosphere: from the pump-down before heating through the end of cooling.
-O2_STEPS = step_types(lambda s: Guard.ATMOSPHERE in s.guards)
-# Devices each step needs beyond its kind's (KIND_DEVICES).
-STEP_DEVICES = {name: s.devices for name, s in STEP_TYPES.items() if s.devices}
-
-
-@dataclass(frozen=True, slots=True)
-class RunLimits:
-    """The limits of one run: the equipment's, tightened by the recipe."""
-
-    chip_max_c: float
-    component_max_c: float  # Tg − margin
-    component_suspend_c: float
-    chuck_max_c: float
-    o2_max_ppm: float
-    o2_max_partial_mbar: float
-    used_devices: frozenset[str]
-    step_devices: dict[str, frozenset[str]] = field(default_factory=dict)
-    z_force_max_n: float | None = None  # None: the equipment's limit
-    # The process holds a vacuum while heating (the film presses the chips): a pressure rise
-    # is a leak or a tear. A bump reflow heats in N2 at atmosphere, where air coming in shows
-    # as O2 (o2_high), and the gauge's noise at 1000 mbar is itself a few mbar.
-    vacuum_process: bool = True
-
-    @classmethod
-    def of(cls, recipe: AnyRecipe, limits: Limits) -> RunLimits:
-        peaks = [s.peak_window_c.max for s in recipe.steps if isinstance(s, Reflow)]
-        chip_max = limits.chip_max_c
-        if peaks:
-            chip_max = min(chip_max, max(peaks) + limits.chip_over_peak_c)
-        part_limit = component_max_c(recipe)
-        atm = atmosphere_of(recipe)
-        if isinstance(recipe, LeadLiftRecipe):
-            # No lamps: the chuck heats everything, and the joints made before must not remelt.
-            forces = [s.force_limit_n for s in recipe.steps if isinstance(s, LeadLiftStep)]
-            return cls(
-                chip_max_c=min(chip_max, recipe.materials.solder.solidus_c),
-                component_max_c=part_limit,
-                component_suspend_c=part_limit - limits.component_approach_c,
-                chuck_max_c=min(limits.chuck_heated_max_c, part_limit),
-                o2_max_ppm=limits.o2_max_ppm_ceiling,
-                o2_max_partial_mbar=O2_PARTIAL_UNGUARDED_MBAR,
-                used_devices=KIND_DEVICES[recipe.kind],
-                step_devices=STEP_DEVICES,
-                z_force_max_n=min([limits.z_force_max_n, *forces]),
-            )
-        assert atm is not None
-        return cls(
-            chip_max_c=chip_max,
-            component_max_c=part_limit,
-            component_suspend_c=part_limit - limits.component_approach_c,
-            chuck_max_c=min(limits.chuck_max_c, part_limit),
-            o2_max_ppm=atm.o2_max_ppm,
-            o2_max_partial_mbar=atm.o2_max_partial_mbar,
-            used_devices=KIND_DEVICES[recipe.kind],
-            step_devices=STEP_DEVICES,
-            vacuum_process=not isinstance(recipe, BumpReflowRecipe),
-        )
-
-    def devices_for(self, step: str | None) -> frozenset[str]:
-        extra = self.step_devices.get(step or "")
-        return self.used_devices | extra if extra else self.used_devices
-
-
-@dataclass
-class RunView:
-    """What the rules see of the run in progress, read live from the executor."""
-
-    limits: RunLimits
-    step_type: Callable[[], str | None]
-    lamps_enabled: Callable[[], bool]
-    # The lowest and highest lamp power commanded since a clock time (a reading's): ADR 0098.
-    lamp_cmd_pct: Callable[[float], tuple[float, float]]
-    # A UV exposure is under way: the shutter may be open.
-    uv_exposing: Callable[[], bool] = lambda: False
-    # The Z move last commanded (None: none outstanding, the stage may be anywhere).
-    z_command: Callable[[], ZCommand | None] = lambda: None
 
 
 class _Window:

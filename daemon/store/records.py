@@ -16,16 +16,17 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import math
 import os
 import sqlite3
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Literal, TextIO, cast
 
+from daemon.store.rows import sample_rows, utc_iso
+from daemon.store.schema import MIGRATIONS, SAMPLE_PROCESS_COLUMNS, SCHEMA_VERSION
 from daemon.store.trace import Sample
 
 DB_NAME: Final = "bonderd.sqlite"
@@ -41,194 +42,6 @@ _STEP_END_RESULTS: Final = frozenset({"completed", "aborted", "failed", "skipped
 # A writer that holds the database (another process finishing a transaction) is waited for
 # this long; short because the caller is the event loop, and our own transactions are short.
 _BUSY_TIMEOUT_S: Final = 2.0
-
-# Per-sample process values of the lead-lift kinds, in the order of the trace's Sample fields.
-_SAMPLE_PROCESS_COLUMNS: Final = (
-    "z_force_n",
-    "uv_mw_cm2",
-    "uv_dose_mj_cm2",
-    "cure_conversion",
-    "dispensed_ul",
-)
-
-# Each entry migrates the schema from version i to i + 1. Append only: a released migration
-# is never edited, because databases in the field have already run it.
-_MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
-    (
-        """
-        CREATE TABLE runs (
-            run_id TEXT PRIMARY KEY,
-            recipe_name TEXT NOT NULL,
-            recipe_version INTEGER NOT NULL,
-            recipe_sha256 TEXT NOT NULL,
-            recipe_text TEXT NOT NULL,
-            lot_id TEXT NOT NULL,
-            operator TEXT NOT NULL,
-            equipment_id TEXT NOT NULL,
-            software_version TEXT NOT NULL,
-            config_hash TEXT NOT NULL,
-            state TEXT NOT NULL DEFAULT 'running'
-                CHECK (state IN ('running', 'completed', 'aborted', 'failed')),
-            reason TEXT NOT NULL DEFAULT '',
-            started_at TEXT NOT NULL,
-            ended_at TEXT,
-            result_json TEXT,
-            owner TEXT NOT NULL
-        ) STRICT
-        """,
-        "CREATE INDEX runs_started_at ON runs (started_at)",
-        "CREATE INDEX runs_state ON runs (state)",
-        """
-        CREATE TABLE steps (
-            run_id TEXT NOT NULL REFERENCES runs (run_id),
-            idx INTEGER NOT NULL,
-            type TEXT NOT NULL,
-            name TEXT NOT NULL,
-            result TEXT NOT NULL DEFAULT 'running'
-                CHECK (result IN ('running', 'completed', 'aborted', 'failed', 'skipped')),
-            started_t_s REAL NOT NULL,
-            ended_t_s REAL,
-            detail TEXT NOT NULL DEFAULT '',
-            PRIMARY KEY (run_id, idx)
-        ) STRICT
-        """,
-        # One row per sample with the per-channel values as JSON: a run is ~10 000 rows and is
-        # always read whole, in order; a row per channel value would multiply the rows by the
-        # channel count and make export a pivot.
-        """
-        CREATE TABLE samples (
-            id INTEGER PRIMARY KEY,
-            run_id TEXT NOT NULL REFERENCES runs (run_id),
-            t_s REAL NOT NULL,
-            step TEXT NOT NULL,
-            setpoint_c REAL,
-            pressure_mbar REAL,
-            o2_ppm REAL,
-            lamp_pct REAL NOT NULL,
-            z_um REAL,
-            temps_json TEXT NOT NULL,
-            lamp_zones_json TEXT NOT NULL
-        ) STRICT
-        """,
-        "CREATE INDEX samples_run ON samples (run_id, t_s)",
-        """
-        CREATE TABLE alarms (
-            id INTEGER PRIMARY KEY,
-            run_id TEXT NOT NULL REFERENCES runs (run_id),
-            t_s REAL NOT NULL,
-            code TEXT NOT NULL,
-            severity TEXT NOT NULL,
-            message TEXT NOT NULL
-        ) STRICT
-        """,
-        "CREATE INDEX alarms_run ON alarms (run_id, t_s)",
-        # A finished run is a quality record: nothing may rewrite or remove it, whichever
-        # code path (or hand-typed SQL) tries.
-        """
-        CREATE TRIGGER runs_finished_no_update BEFORE UPDATE ON runs
-        WHEN OLD.state <> 'running'
-        BEGIN SELECT RAISE(ABORT, 'run is finished: its record cannot be changed'); END
-        """,
-        """
-        CREATE TRIGGER runs_finished_no_delete BEFORE DELETE ON runs
-        WHEN OLD.state <> 'running'
-        BEGIN SELECT RAISE(ABORT, 'run is finished: its record cannot be deleted'); END
-        """,
-        *(
-            f"""
-            CREATE TRIGGER {table}_finished_no_{op.lower()} BEFORE {op} ON {table}
-            WHEN (SELECT state FROM runs WHERE run_id = {row}.run_id) <> 'running'
-            BEGIN SELECT RAISE(ABORT, 'run is finished: its record cannot be changed'); END
-            """
-            for table in ("steps", "samples", "alarms")
-            for op, row in (("INSERT", "NEW"), ("UPDATE", "OLD"), ("DELETE", "OLD"))
-        ),
-    ),
-    # `bonderd serve` (daemon/mes/outbox.py, daemon/mes/library.py): the MQTT event outbox with its
-    # per-equipment sequence, command replies for de-duplication, the recipe library, and
-    # the few values that must survive a restart (control mode, active alarms).
-    (
-        """
-        CREATE TABLE event_seq (
-            equipment_id TEXT PRIMARY KEY,
-            last_seq INTEGER NOT NULL
-        ) STRICT
-        """,
-        """
-        CREATE TABLE event_outbox (
-            equipment_id TEXT NOT NULL,
-            seq INTEGER NOT NULL,
-            event TEXT NOT NULL,
-            payload_json TEXT NOT NULL,
-            created_at TEXT NOT NULL,
-            delivered_at TEXT,
-            PRIMARY KEY (equipment_id, seq)
-        ) STRICT
-        """,
-        "CREATE INDEX event_outbox_pending ON event_outbox (equipment_id, delivered_at, seq)",
-        """
-        CREATE TABLE command_replies (
-            command_id TEXT PRIMARY KEY,
-            command TEXT NOT NULL,
-            reply_json TEXT NOT NULL,
-            received_at TEXT NOT NULL
-        ) STRICT
-        """,
-        """
-        CREATE TABLE recipe_library (
-            name TEXT NOT NULL,
-            version INTEGER NOT NULL,
-            sha256 TEXT NOT NULL,
-            recipe_text TEXT NOT NULL,
-            source TEXT NOT NULL,
-            added_at TEXT NOT NULL,
-            PRIMARY KEY (name, version),
-            UNIQUE (name, sha256)
-        ) STRICT
-        """,
-        # A library version is what runs refer to by (name, version): it never changes.
-        """
-        CREATE TRIGGER recipe_library_no_update BEFORE UPDATE ON recipe_library
-        BEGIN SELECT RAISE(ABORT, 'a recipe version cannot be changed'); END
-        """,
-        """
-        CREATE TRIGGER recipe_library_no_delete BEFORE DELETE ON recipe_library
-        BEGIN SELECT RAISE(ABORT, 'a recipe version cannot be deleted'); END
-        """,
-        """
-        CREATE TABLE serve_state (
-            key TEXT PRIMARY KEY,
-            value_json TEXT NOT NULL
-        ) STRICT
-        """,
-    ),
-    # Traceability (run reports): what each device said it was (make, model, firmware) when
-    # the run started. A table rather than a column on runs, so that migrating a database in
-    # the field touches no finished run's row (which the triggers above protect).
-    (
-        """
-        CREATE TABLE run_devices (
-            run_id TEXT NOT NULL REFERENCES runs (run_id),
-            device TEXT NOT NULL,
-            identity TEXT NOT NULL,
-            PRIMARY KEY (run_id, device)
-        ) STRICT
-        """,
-        *(
-            f"""
-            CREATE TRIGGER run_devices_finished_no_{op.lower()} BEFORE {op} ON run_devices
-            WHEN (SELECT state FROM runs WHERE run_id = {row}.run_id) <> 'running'
-            BEGIN SELECT RAISE(ABORT, 'run is finished: its record cannot be changed'); END
-            """
-            for op, row in (("INSERT", "NEW"), ("UPDATE", "OLD"), ("DELETE", "OLD"))
-        ),
-    ),
-    # Lead lift, release and encapsulation (ADR 0051): Z force, UV irradiance and dose, cure
-    # conversion and dispensed volume per sample. Added columns are NULL in the rows of older
-    # runs (not measured then); ADD COLUMN rewrites no row, so no finished record changes.
-    tuple(f"ALTER TABLE samples ADD COLUMN {column} REAL" for column in _SAMPLE_PROCESS_COLUMNS),
-)
-SCHEMA_VERSION: Final = len(_MIGRATIONS)
 
 
 class RecordsError(Exception):
@@ -291,88 +104,6 @@ class RunRecord:
     # Device name -> the identity it reported at run start; empty for runs recorded before
     # the run_devices table existed.
     devices: dict[str, str] = field(default_factory=dict)
-
-
-def _utc_iso(ts: datetime | str) -> str:
-    """ISO-8601 UTC with a fixed number of digits, so that the text sorts as the time does."""
-    if isinstance(ts, str):
-        try:
-            ts = datetime.fromisoformat(ts)
-        except ValueError:
-            raise ValueError(f"timestamp {ts!r} is not ISO-8601") from None
-    if ts.tzinfo is None or ts.utcoffset() is None:
-        # A naive time would be read back as whatever zone the reader assumes.
-        raise ValueError(f"timestamp {ts.isoformat()!r} has no time zone")
-    return ts.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-# The trace's JSON columns, written compact: one encoder for every sample (json.dumps with
-# separators builds a new one per call; two per sample, twenty samples a second).
-_COMPACT_JSON: Final = json.JSONEncoder(separators=(",", ":"))
-_KEY_JSON: dict[str, str] = {}  # channel name -> its JSON string (a handful of channels)
-
-
-def _temps_json(temps: Mapping[str, float | None]) -> str:
-    """``_COMPACT_JSON.encode(temps)``, byte for byte, without the encoder's per-call set-up
-    (a third of its cost for five channels) for the usual case: string keys, finite floats or
-    None."""
-    parts = []
-    for k, v in temps.items():
-        if type(v) is float and v - v == 0.0:  # finite: what json writes is float.__repr__
-            val = repr(v)
-        elif v is None:
-            val = "null"
-        else:
-            return _COMPACT_JSON.encode(temps)
-        key = _KEY_JSON.get(k)
-        if key is None:
-            if type(k) is not str:
-                return _COMPACT_JSON.encode(temps)
-            key = _KEY_JSON[k] = _COMPACT_JSON.encode(k)
-        parts.append(f"{key}:{val}")
-    return "{" + ",".join(parts) + "}"
-
-
-def _floats_json(values: Sequence[float]) -> str:
-    """``_COMPACT_JSON.encode(list(values))``, byte for byte, the same way for finite floats."""
-    for v in values:
-        if type(v) is not float or v - v != 0.0:
-            return _COMPACT_JSON.encode(list(values))
-    return "[" + ",".join(map(repr, values)) + "]"
-
-
-def _real(v: float | None) -> float | None:
-    # SQLite stores NaN as NULL anyway; making it explicit keeps the two paths identical.
-    return None if v is None or math.isnan(v) else float(v)
-
-
-def _sample_rows(run_id: str, samples: Sequence[Sample]) -> list[tuple[Any, ...]]:
-    """The samples' rows for the samples table, in its column order (20 a second)."""
-    rows: list[tuple[Any, ...]] = []
-    append, isnan = rows.append, math.isnan
-    for s in samples:
-        # _real() inlined for a float that is not NaN (nearly every value): the same value.
-        sp, pr, o2, z = s.setpoint_c, s.pressure_mbar, s.o2_ppm, s.z_um
-        append(
-            (
-                run_id,
-                s.t_s,
-                s.step,
-                sp if type(sp) is float and not isnan(sp) else _real(sp),
-                pr if type(pr) is float and not isnan(pr) else _real(pr),
-                o2 if type(o2) is float and not isnan(o2) else _real(o2),
-                s.lamp_pct,
-                z if type(z) is float and not isnan(z) else _real(z),
-                _temps_json(s.temps_c),
-                _floats_json(s.lamp_zones_pct),
-                _real(s.z_force_n),
-                _real(s.uv_mw_cm2),
-                _real(s.uv_dose_mj_cm2),
-                _real(s.cure_conversion),
-                _real(s.dispensed_ul),
-            )
-        )
-    return rows
 
 
 class RunStore:
@@ -461,7 +192,7 @@ class RunStore:
                     f"software's {SCHEMA_VERSION}: refusing to touch it"
                 )
             for target in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in _MIGRATIONS[target - 1]:
+                for statement in MIGRATIONS[target - 1]:
                     db.execute(statement)
             if version != SCHEMA_VERSION:
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -560,7 +291,7 @@ class RunStore:
                     equipment_id,
                     software_version,
                     config_hash,
-                    _utc_iso(started_at),
+                    utc_iso(started_at),
                     self._owner,
                 ),
             )
@@ -603,13 +334,13 @@ class RunStore:
     def add_samples(self, run_id: str, samples: Sequence[Sample]) -> None:
         if not samples:
             return
-        rows = _sample_rows(run_id, samples)
+        rows = sample_rows(run_id, samples)
         with self._tx() as db:
             self._require_running(db, run_id)
             db.executemany(
                 "INSERT INTO samples (run_id, t_s, step, setpoint_c, pressure_mbar, o2_ppm, "
                 "lamp_pct, z_um, temps_json, lamp_zones_json, "
-                f"{', '.join(_SAMPLE_PROCESS_COLUMNS)}) "
+                f"{', '.join(SAMPLE_PROCESS_COLUMNS)}) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
@@ -649,7 +380,7 @@ class RunStore:
             db.execute(
                 "UPDATE runs SET state = ?, reason = ?, ended_at = ?, result_json = ? "
                 "WHERE run_id = ?",
-                (state, reason, _utc_iso(ended_at), result_json, run_id),
+                (state, reason, utc_iso(ended_at), result_json, run_id),
             )
 
     # ----------------------------------------------------------------- reads
@@ -750,7 +481,7 @@ class RunStore:
             )
             for row in self._db.execute(
                 "SELECT t_s, step, setpoint_c, pressure_mbar, o2_ppm, lamp_pct, z_um, "
-                f"temps_json, lamp_zones_json, {', '.join(_SAMPLE_PROCESS_COLUMNS)} "
+                f"temps_json, lamp_zones_json, {', '.join(SAMPLE_PROCESS_COLUMNS)} "
                 "FROM samples WHERE run_id = ? ORDER BY t_s, id",
                 (run_id,),
             )
