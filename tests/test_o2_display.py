@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from daemon.app.bonderctl import watch_line
 from daemon.app.o2 import O2_PPM_MIN_PRESSURE_MBAR, o2_text
 from daemon.app.progress import fit
 from tests.simrun import run_recipe
@@ -19,6 +20,17 @@ def test_o2_text_marks_the_reading_under_vacuum() -> None:
     assert "202834" not in under and "2.03e+05" not in under
     assert under.startswith("O2 — ppm (< 100 mbar)") and "pO2 0.0041 mbar" in under
     assert o2_text(None, 0.02) == "O2 — ppm"
+
+
+def test_watch_shows_no_ppm_under_vacuum() -> None:
+    line = watch_line(
+        "telemetry",
+        '{"temps_c": {"chip": 200.0}, "pressure_mbar": 0.02, "o2_ppm": 202834.0, "lamp_pct": 40}',
+    )
+    assert "O2 — ppm (< 100 mbar)" in line and "202834" not in line
+    assert "O2 5 ppm" in watch_line(
+        "telemetry", '{"temps_c": {}, "pressure_mbar": 1000, "o2_ppm": 5.0, "lamp_pct": 0}'
+    )
 
 
 def test_progress_line_fits_the_terminal() -> None:

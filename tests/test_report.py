@@ -276,6 +276,12 @@ def test_a_store_without_the_device_table_is_migrated_and_old_runs_read_empty(
     for migration in _MIGRATIONS[device_migration + 1 :]:
         for statement in migration:
             added = re.match(r"\s*ALTER TABLE (\w+) ADD COLUMN (\w+)", statement)
+            table = re.match(r"\s*CREATE TABLE (\w+)", statement)
+            if table is not None:
+                db.execute(f"DROP TABLE {table[1]}")  # its triggers go with it
+                continue
+            if re.match(r"\s*CREATE TRIGGER", statement):
+                continue
             assert added is not None, f"undo this migration in the test: {statement}"
             db.execute(f"ALTER TABLE {added[1]} DROP COLUMN {added[2]}")
     db.execute("DROP TABLE run_devices")
