@@ -49,3 +49,28 @@ async def test_a_hold_is_in_the_record_and_the_report_with_its_user(tmp_path: Pa
     trace = html[html.index('id="traceability"') : html.index('id="charts"')]
     assert "held by ana (local operator)" in trace
     assert 'class="hold"' in html[html.index('id="chart-temperatures"') :]  # shaded on the chart
+
+
+async def test_report_charts_lamp_line_axis_and_legend(tmp_path: Path) -> None:
+    import re  # noqa: PLC0415
+
+    from daemon.report.svgplot import WIDTH  # noqa: PLC0415
+
+    doc, sim = await run_recipe(SAC, tmp_path)
+    record = sim.store.get_run(doc["run_id"])
+    samples = sim.store.samples(doc["run_id"])
+    sim.store.close()
+    assert record is not None
+    html = render_report(record, samples)
+    temps = html[html.index('id="chart-temperatures"') : html.index('id="chart-gas"')]
+    lamps = html[html.index('id="chart-lamps"') :]
+    lamps = lamps[: lamps.index("</svg>")]
+    # The shipped recipe drives its 4 zones alike: one line, named so.
+    assert "zones 1–4 (all equal)" in lamps and "zone 2<" not in lamps
+    # The temperature axis starts at 0 °C, not −100 °C.
+    ticks = [float(v) for v in re.findall(r'text-anchor="end"[^>]*>(-?\d+)</text>', temps)]
+    assert ticks and min(ticks) == 0.0
+    # Every legend label starts inside the chart, and ends inside it (wrapped rows).
+    for svg in re.findall(r"<svg.*?</svg>", html, re.S):
+        for x, label in re.findall(r'<text x="([\d.]+)" y="\d+" fill="#333">([^<]*)</text>', svg):
+            assert float(x) + 6.3 * len(label) <= WIDTH, label

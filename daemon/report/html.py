@@ -45,7 +45,8 @@ CHIP, COMPONENT, CHUCK = "#d62728", "#ff7f0e", "#1f77b4"
 SETPOINT, LIQUIDUS, TG = "#222222", "#7b3fa0", "#8c564b"
 PEAK_BAND, TAL_SPAN, BAD = "#2ca02c", "#e377c2", "#c0392b"
 PALETTE: Final = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#17becf", "#bcbd22")
-Z_MOVING_UM: Final = 0.5  # a Z trace flatter than this is a stage that stayed put
+Z_MOVING_UM: Final = 0.5
+LAMP_ZONES_ALIKE_PCT: Final = 0.05  # zones closer than this in every sample draw as one line  # a Z trace flatter than this is a stage that stayed put
 
 
 @dataclass(frozen=True)
@@ -361,18 +362,23 @@ def build_charts(
         vspans=list(steps),
         markers=list(markers),
     )
-    for z in range(zones):
-        lamps.series.append(
-            Series(
-                f"zone {z + 1}",
-                t,
-                [s.lamp_zones_pct[z] if z < len(s.lamp_zones_pct) else None for s in samples],
-                PALETTE[(z + 3) % len(PALETTE)],
-                # Zone 1 thinnest and drawn on top: zones driven alike show as nested
-                # coloured bands rather than as one line hiding the others.
-                1.2 + 1.6 * z,
+
+    def zone(z: int) -> list[float | None]:
+        return [s.lamp_zones_pct[z] if z < len(s.lamp_zones_pct) else None for s in samples]
+
+    columns = [zone(z) for z in range(zones)]
+    alike = zones > 1 and all(
+        all(v is not None for v in row) and max(row) - min(row) <= LAMP_ZONES_ALIKE_PCT
+        for row in zip(*columns, strict=True)
+    )
+    if alike:
+        # Zones driven alike are one line, not several drawn over each other.
+        lamps.series.append(Series(f"zones 1–{zones} (all equal)", t, columns[0], PALETTE[3], 1.8))
+    else:
+        for z, col in enumerate(columns):
+            lamps.series.append(
+                Series(f"zone {z + 1}", t, col, PALETTE[(z + 3) % len(PALETTE)], 1.6)
             )
-        )
     if zones == 0:
         lamps.series.append(Series("mean", t, [s.lamp_pct for s in samples], "#9467bd", 1.4))
     charts.append(lamps.render())
