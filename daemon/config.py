@@ -9,11 +9,15 @@ envelope its owner believes it has.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import hashlib
 import json
 import math
+import os
 import re
 import tomllib
+import types
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
@@ -36,6 +40,18 @@ ENV_PREFIX = "BONDERD_"
 ENV_NESTED_DELIMITER = "__"
 # Names that travel in MQTT topics, file names and reports.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+# BONDERD_* variables that are not configuration: read by the tools and the test suite, never
+# by the daemon (docs/configuration.md). Every other BONDERD_* variable must name a key.
+NOT_CONFIG_VARIABLES: frozenset[str] = frozenset(
+    {
+        "BONDERD_PYPI_SIMPLE",  # tools/bootstrap_uv.py: the package index to fetch uv from
+        "BONDERD_CAMPAIGN",  # tests/test_fault_campaign.py
+        "BONDERD_FALSE_TRIP_SEEDS",  # tests/test_false_trips.py
+        "BONDERD_FUZZ_EXAMPLES",  # tests/test_mqtt_fuzz.py, tests/test_watch_folder.py
+        "BONDERD_HIL_TIMING",  # hil_tests
+    }
+)
 
 # Values under these keys never appear in error messages: they end up in journald and on
 # operator terminals.
@@ -225,6 +241,11 @@ def load_settings(path: Path | None, *, required: bool) -> Settings:
     """
     file = path if path is not None else DEFAULT_CONFIG_PATH
     file_data = _read_toml(file, required=required)
+    # A misspelt section (BONDERD_LIMTS__CHIP_MAX_C) matches no field, and pydantic-settings
+    # would pass over it in silence: refused here, as an unknown key in the file is.
+    unknown_env = unknown_environment(os.environ)
+    if unknown_env:
+        raise ConfigError(unknown_env)
     try:
         env_data: dict[str, Any] = EnvSettingsSource(Settings)()
     except SettingsError as exc:
@@ -256,6 +277,76 @@ def load_settings(path: Path | None, *, required: bool) -> Settings:
         return Settings(**_deep_merge(file_data, env_data))
     except ValidationError as exc:
         raise ConfigError(_problems(exc.errors(include_url=False), origin)) from exc
+
+
+def unknown_environment(environ: Mapping[str, str]) -> list[str]:
+    """One problem line per ``BONDERD_*`` variable whose section or key does not exist.
+
+    Keys inside a known section (``BONDERD_MQTT__PROT``) are left to the model, which names
+    them as unknown keys with the same hint. Names are matched without regard to case, as
+    pydantic-settings reads them.
+    """
+    problems = []
+    top = _keys_at(())
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in NOT_CONFIG_VARIABLES:
+            continue
+        parts = upper.removeprefix(ENV_PREFIX).lower().split(ENV_NESTED_DELIMITER)
+        if parts[0] in top:
+            continue
+        hint = ""
+        close = did_you_mean(parts[0], top)
+        if close is not None:
+            rest = parts[1:]
+            below = _keys_at((close,))
+            if rest and below:
+                rest = [did_you_mean(rest[0], below) or rest[0], *rest[1:]]
+            hint = f" (did you mean {_env_name((close, *rest))}?)"
+        problems.append(
+            f"environment {name}: unknown variable: no configuration key "
+            f"'{toml_key_path(parts)}'{hint}"
+        )
+    return problems
+
+
+def did_you_mean(word: str, candidates: Sequence[str]) -> str | None:
+    """The candidate closest to a misspelt ``word``, if one is close enough."""
+    close = difflib.get_close_matches(word.lower(), list(candidates), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _env_name(loc: Sequence[int | str]) -> str:
+    return ENV_PREFIX + ENV_NESTED_DELIMITER.join(str(p) for p in loc).upper()
+
+
+def _model_of(annotation: Any) -> Any:
+    """``X | None`` -> ``X``; anything else unchanged."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return args[0] if len(args) == 1 else annotation
+    return annotation
+
+
+def _keys_at(loc: Sequence[int | str]) -> list[str]:
+    """The keys the configuration allows in the table at ``loc`` (empty: not a fixed table).
+
+    ``devices.<name>`` is a table of any name, so ``devices.lamps`` has DeviceConfig's keys.
+    """
+    node: Any = Settings
+    for part in loc:
+        if isinstance(node, type) and issubclass(node, BaseModel):
+            field_info = node.model_fields.get(str(part))
+            if field_info is None:
+                return []
+            node = _model_of(field_info.annotation)
+        elif typing.get_origin(node) is dict:
+            node = _model_of(typing.get_args(node)[1])
+        else:
+            return []
+    if isinstance(node, type) and issubclass(node, BaseModel):
+        return list(node.model_fields)
+    return []
 
 
 def config_hash(settings: Settings) -> str:
@@ -478,5 +569,13 @@ def _problems(
         loc = tuple(err["loc"])
         redact = any(isinstance(p, str) and p in _SECRET_KEYS for p in loc)
         path = toml_key_path(loc) or "(top level)"
-        problems.append(f"{origin(loc)}: {path}: {describe_pydantic_error(err, redact=redact)}")
+        where = origin(loc)
+        reason = describe_pydantic_error(err, redact=redact)
+        if err["type"] == "extra_forbidden" and loc:
+            close = did_you_mean(str(loc[-1]), _keys_at(loc[:-1]))
+            if close is not None:
+                near = (*loc[:-1], close)
+                shown = _env_name(near) if where.startswith("environment") else toml_key_path(near)
+                reason += f" (did you mean {shown}?)"
+        problems.append(f"{where}: {path}: {reason}")
     return problems

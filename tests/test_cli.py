@@ -15,6 +15,7 @@ from daemon.app.cli import main
 from tests.simrun import RECIPES, REPO
 
 SAC = REPO / "recipes" / "sac305-polyimide.toml"
+SNPB = REPO / "recipes" / "snpb-low-tg.toml"
 
 
 def bonderd(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
@@ -183,3 +184,22 @@ def test_run_without_sim_and_without_real_devices_refuses_instead_of_simulating(
     code = main(["run", str(SAC), "--data-dir", str(tmp_path)])
     assert code == 2
     assert "no real device is configured" in capsys.readouterr().err
+
+
+def test_runs_lists_the_local_records(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["runs", "--data-dir", str(tmp_path)]) == 0
+    assert "no runs recorded" in capsys.readouterr().out
+    assert not (tmp_path / "bonderd.sqlite").exists()  # listing creates no store
+    code = main(
+        ["run", str(SNPB), "--sim", "--speed", "200", "--data-dir", str(tmp_path), "--lot", "L9",
+         "--operator", "ana", "--json"]
+    )  # fmt: skip
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert main(["runs", "--data-dir", str(tmp_path)]) == 0
+    header, row = capsys.readouterr().out.splitlines()[:2]
+    assert header.split() == ["RUN", "ID", "RECIPE", "LOT", "RESULT", "OPERATOR", "STARTED"]
+    assert row.split()[:6] == [doc["run_id"], "snpb-low-tg", "v1", "L9", "completed", "ana"]
+    assert main(["runs", "--data-dir", str(tmp_path), "--json"]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)["runs"]
+    assert listed["operator"] == "ana" and listed["result"] == "completed"

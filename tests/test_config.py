@@ -118,21 +118,29 @@ def test_a_full_file_is_read(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "key"),
+    ("text", "key", "hint"),
     [
-        ("bogus = 1\n", "bogus"),
-        ("[mqtt]\nprot = 1884\n", "mqtt.prot"),
-        ("[limits]\nchip_max_cc = 250.0\n", "limits.chip_max_cc"),
-        ('[devices.lamps]\ndriver = "modbus"\ntransprt = {}\n', "devices.lamps.transprt"),
+        ("bogus = 1\n", "bogus", ""),
+        ("[mqtt]\nprot = 1884\n", "mqtt.prot", " (did you mean mqtt.port?)"),
+        (
+            "[limits]\nchip_max_cc = 250.0\n",
+            "limits.chip_max_cc",
+            " (did you mean limits.chip_max_c?)",
+        ),
+        (
+            '[devices.lamps]\ndriver = "modbus"\ntransprt = {}\n',
+            "devices.lamps.transprt",
+            " (did you mean devices.lamps.transport?)",
+        ),
         # BaseSettings treats _-prefixed init arguments as its own options; never from a file.
-        ('_env_file = "/etc/passwd"\n', "_env_file"),
+        ('_env_file = "/etc/passwd"\n', "_env_file", ""),
     ],
 )
-def test_unknown_key_is_named(tmp_path: Path, text: str, key: str) -> None:
+def test_unknown_key_is_named(tmp_path: Path, text: str, key: str, hint: str) -> None:
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as exc:
         load_settings(path, required=True)
-    assert problem_lines(exc) == [f"{path}: {key}: unknown key"]
+    assert problem_lines(exc) == [f"{path}: {key}: unknown key{hint}"]
 
 
 @pytest.mark.parametrize(
@@ -249,7 +257,62 @@ def test_bad_environment_value_names_the_variable(
     assert problem_lines(exc) == [
         "environment BONDERD_MQTT__PORT: mqtt.port: wrong type: expected a whole number, "
         'found text "eighteen"',
-        "environment BONDERD_MQTT__PROT: mqtt.prot: unknown key",
+        "environment BONDERD_MQTT__PROT: mqtt.prot: unknown key (did you mean BONDERD_MQTT__PORT?)",
+    ]
+
+
+def test_misspelt_environment_section_is_refused_with_a_hint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BONDERD_LIMTS__CHIP_MAX_C=1 must not leave the limit silently as it was."""
+    path = write(tmp_path, "[limits]\nchip_max_c = 280.0\n")
+    monkeypatch.setenv("BONDERD_LIMTS__CHIP_MAX_C", "1")
+    monkeypatch.setenv("BONDERD_EQUIPMNT_ID", "b2")
+    monkeypatch.setenv("BONDERD_NOTHING_LIKE_IT", "x")
+    with pytest.raises(ConfigError) as exc:
+        load_settings(path, required=True)
+    assert problem_lines(exc) == [
+        "environment BONDERD_EQUIPMNT_ID: unknown variable: no configuration key "
+        "'equipmnt_id' (did you mean BONDERD_EQUIPMENT_ID?)",
+        "environment BONDERD_LIMTS__CHIP_MAX_C: unknown variable: no configuration key "
+        "'limts.chip_max_c' (did you mean BONDERD_LIMITS__CHIP_MAX_C?)",
+        "environment BONDERD_NOTHING_LIKE_IT: unknown variable: no configuration key "
+        "'nothing_like_it'",
+    ]
+    # The same through the command line: exit 2 naming the variable.
+    from daemon.app.cli import main  # noqa: PLC0415
+
+    monkeypatch.delenv("BONDERD_EQUIPMNT_ID")
+    monkeypatch.delenv("BONDERD_NOTHING_LIKE_IT")
+    assert main(["check", "--config", str(path), "recipes/sac305-polyimide.toml"]) == 2
+
+
+def test_tool_and_test_variables_are_not_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BONDERD_FALSE_TRIP_SEEDS", "200")
+    monkeypatch.setenv("BONDERD_PYPI_SIMPLE", "https://pypi.example/simple")
+    monkeypatch.setenv("bonderd_mqtt__port", "1999")  # read without regard to case
+    assert load_settings(None, required=False).mqtt.port == 1999
+
+
+def test_file_key_typos_get_a_hint(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        equipment_idd = "b1"
+        [limits]
+        chip_mx_c = 250.0
+        [devices.lamps]
+        drivr = "sim"
+        """,
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_settings(path, required=True)
+    assert sorted(problem_lines(exc)) == [
+        f"{path}: devices.lamps.drivr: unknown key (did you mean devices.lamps.driver?)",
+        f"{path}: equipment_idd: unknown key (did you mean equipment_id?)",
+        f"{path}: limits.chip_mx_c: unknown key (did you mean limits.chip_max_c?)",
     ]
 
 

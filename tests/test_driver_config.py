@@ -82,3 +82,8 @@ def test_out_of_range_and_unknown_transport_keys_are_refused() -> None:
     )
     assert "devices.dispenser.transport.pressure_max_kpa" in text
     assert "devices.lamps.transport.base_node" in text
+
+
+def test_misspelt_transport_key_gets_a_hint() -> None:
+    s = settings(lamps=DeviceConfig(driver="gfx4-ir", transport={"host": "h", "baudrat": 9600}))
+    assert "devices.lamps.transport.baudrat: unknown key (did you mean baudrate?)" in problems(s)

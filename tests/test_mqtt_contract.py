@@ -274,6 +274,34 @@ def test_bonderctl_exit_codes(
     assert code == 0 and "no active alarms" in out
     code, out, err = ctl("status", equipment="no-such-bonder")
     assert code == 3 and "no reply" in err
+    # Human output everywhere, JSON on request.
+    code, out, err = ctl("recipes")
+    assert code == 0 and not out.lstrip().startswith("{")
+    code = bonderctl.main(
+        ["--broker", f"mqtt://127.0.0.1:{broker.port}", "--equipment", EQ, "--json", "status"]
+    )
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0 and doc["ok"] and doc["result"]["state"] == "idle"
+    # No broker: its own exit code, distinct from an error reply (1) and no reply (3).
+    code = bonderctl.main(["--broker", "mqtt://127.0.0.1:1", "--timeout", "2", "status"])
+    err = capsys.readouterr().err
+    assert code == 4 and "cannot reach the broker at 127.0.0.1:1" in err
+
+
+def test_help_has_every_option_and_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    from daemon.app import cli  # noqa: PLC0415
+
+    for prog, parser in (("bonderctl", bonderctl._parser()), ("bonderd", cli._parser())):
+        actions = [parser, *parser._subparsers._group_actions[0].choices.values()]  # type: ignore[union-attr]
+        for cmd in actions:
+            text = cmd.format_help()
+            assert "exit codes:" in text, (prog, cmd.prog)
+            for action in cmd._actions:
+                if action.dest not in ("help", "command"):
+                    assert action.help, (cmd.prog, action.dest)
+        for sub in parser._subparsers._group_actions[0]._choices_actions:  # type: ignore[union-attr]
+            assert sub.help, (prog, sub.dest)
+    assert "4  the broker cannot be reached" in bonderctl._parser().format_help()
 
 
 async def test_watch_folder_events_over_mqtt(settings: MqttSettings, daemon: Serve) -> None:

@@ -272,7 +272,7 @@ def test_a_database_of_the_previous_schema_opens_and_its_runs_read_back(tmp_path
         store.add_samples("new-1", [sample(i) for i in range(12)])
         assert store.samples("new-1") == [sample(i) for i in range(12)]
     db = sqlite3.connect(tmp_path / DB_NAME)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
     with pytest.raises(sqlite3.IntegrityError, match="run is finished"):
         db.execute("UPDATE samples SET z_force_n = 1.0 WHERE run_id = 'old-1'")
     db.close()

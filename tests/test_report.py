@@ -277,6 +277,12 @@ def test_a_store_without_the_device_table_is_migrated_and_old_runs_read_empty(
     for migration in MIGRATIONS[device_migration + 1 :]:
         for statement in migration:
             added = re.match(r"\s*ALTER TABLE (\w+) ADD COLUMN (\w+)", statement)
+            table = re.match(r"\s*CREATE TABLE (\w+)", statement)
+            if table is not None:
+                db.execute(f"DROP TABLE {table[1]}")  # its triggers go with it
+                continue
+            if re.match(r"\s*CREATE TRIGGER", statement):
+                continue
             assert added is not None, f"undo this migration in the test: {statement}"
             db.execute(f"ALTER TABLE {added[1]} DROP COLUMN {added[2]}")
     db.execute("DROP TABLE run_devices")
@@ -508,7 +514,9 @@ def test_report_renders_in_chromium_with_its_charts_and_table(
     dom = chromium(page, tmp_path, "--dump-dom").stdout.decode("utf-8")
     # Chromium parsed the charts as SVG with their drawn series, and the whole table.
     assert len(re.findall(r"<svg[^>]*class=\"chart\"", dom)) == 3
-    assert len(re.findall(r'<path class="series"', dom)) >= 9
+    # Temperatures and setpoint, pressure, O2 and its partial pressure, one line for the lamp
+    # zones driven alike.
+    assert len(re.findall(r'<path class="series"', dom)) >= 8
     assert len(rows_of(dom, "conformance")) == len(run.doc["conformance"])
     assert run.doc["recipe"]["sha256"] in dom
 

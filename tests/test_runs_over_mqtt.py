@@ -93,6 +93,7 @@ async def test_list_runs_lists_the_run_with_its_result(
             "run_id",
             "recipe",
             "lot_id",
+            "operator",
             "state",
             "result",
             "reason",
@@ -195,7 +196,7 @@ def test_bonderctl_runs_and_report(
     code, out, err = ctl("runs", "--limit", "3")
     assert code == 0, err
     header, first = out.splitlines()[:2]
-    assert header.split() == ["RUN", "ID", "RECIPE", "LOT", "RESULT", "STARTED"]
+    assert header.split() == ["RUN", "ID", "RECIPE", "LOT", "RESULT", "OPERATOR", "STARTED"]
     assert first.split()[:5] == [
         run_id,
         "snpb-low-tg",

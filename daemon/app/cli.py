@@ -1,25 +1,28 @@
-"""`bonderd`: the command line of CONTRACT.md (run, check, export)."""
+"""`bonderd`: the command line of CONTRACT.md (run, check, export, report, runs, serve, ...)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import structlog
 
 from daemon import __version__, logs
 from daemon.app.progress import ProgressView
+from daemon.app.tables import print_runs
 from daemon.config import ConfigError, Settings, load_settings
 from daemon.recipe.load import RecipeInvalid, load_recipe_file
 from daemon.report import write_report
 from daemon.run.rig import ScenarioError, assemble, load_scenario
 from daemon.store.export import write_csv
-from daemon.store.records import RunStore, UnknownRun
+from daemon.store.records import DB_NAME, RunRecord, RunStore, UnknownRun
 from drivers.errors import DeviceError
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
@@ -47,69 +50,199 @@ def _positive(text: str) -> float:
     return value
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bonderd", description="Vacuum-film flip-chip bonder control")
-    p.add_argument("--version", action="version", version=f"bonderd {__version__}")
-    p.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (default depends)")
-    sub = p.add_subparsers(dest="command", required=True)
+EXIT_CODES = """\
+exit codes:
+  run      0 completed and every process condition held; 1 aborted, or a condition failed;
+           2 recipe, fault scenario or configuration invalid
+  check    0 every recipe valid; 2 otherwise (each error names file, field and reason)
+  report, export
+           0 written; 1 unknown run
+  runs     0 (an empty store lists nothing)
+  serve    0 stopped by SIGTERM/SIGINT after the safe state; 1 a device did not answer, or
+           a safety task failed; 2 configuration invalid (systemd does not restart it)
+  emulate  0 stopped; 2 configuration or recipe invalid
+  tune     0 model identified; 1 the identification failed; 2 configuration invalid
+  any      2 usage error (a bad option) or an invalid configuration, naming the key"""
 
-    r = sub.add_parser("run", help="run one recipe standalone, progress on the terminal")
-    r.add_argument("recipe", type=Path)
-    r.add_argument("--config", type=Path)
-    r.add_argument("--sim", action="store_true", help="use the simulated machine")
-    r.add_argument("--speed", type=_positive, default=1.0, help="simulated time scale")
-    r.add_argument("--faults", type=Path, help="fault scenario file (simulation only)")
-    r.add_argument("--lot", default="", help="lot id")
-    r.add_argument("--operator", default="")
-    r.add_argument("--data-dir", type=Path)
-    r.add_argument("--seed", type=int, default=0, help="seed of the simulated noise")
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse types it NoReturn
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_INVALID, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        return ""
+
+
+def _parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = _Parser(
+        prog="bonderd",
+        description="Vacuum-film flip-chip bonder control: run and check recipes, the daemon, "
+        "records and reports.",
+        epilog=EXIT_CODES,
+        formatter_class=fmt,
+    )
+    p.add_argument("--version", action="version", version=f"bonderd {__version__}")
+    p.add_argument(
+        "--log-level",
+        default=None,
+        metavar="LEVEL",
+        help="DEBUG, INFO, WARNING or ERROR (default: WARNING for run and tune, else INFO)",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name, help=text, description=text, epilog=EXIT_CODES, formatter_class=fmt
+        )
+
+    def config(cmd: argparse.ArgumentParser) -> None:
+        cmd.add_argument(
+            "--config",
+            type=Path,
+            metavar="FILE",
+            help=f"configuration file (default {DEFAULT_CONFIG}, if present; "
+            "docs/configuration.md)",
+        )
+
+    def data_dir(cmd: argparse.ArgumentParser) -> None:
+        cmd.add_argument(
+            "--data-dir",
+            type=Path,
+            metavar="DIR",
+            help="the run store's folder (default: data_dir of the configuration)",
+        )
+
+    def sim(cmd: argparse.ArgumentParser) -> None:
+        cmd.add_argument("--sim", action="store_true", help="use the simulated machine")
+        cmd.add_argument(
+            "--speed",
+            type=_positive,
+            default=1.0,
+            metavar="X",
+            help="simulated time scale (default 1 = real time; --sim only)",
+        )
+
+    def seed(cmd: argparse.ArgumentParser) -> None:
+        cmd.add_argument(
+            "--seed", type=int, default=0, metavar="N", help="seed of the simulated noise"
+        )
+
+    r = add("run", "run one recipe standalone, progress on the terminal")
+    r.add_argument("recipe", type=Path, metavar="RECIPE", help="the recipe file (.toml)")
+    config(r)
+    sim(r)
+    r.add_argument(
+        "--faults", type=Path, metavar="FILE", help="fault scenario file (with --sim only)"
+    )
+    r.add_argument("--lot", default="", metavar="ID", help="lot id, for the record and report")
+    r.add_argument(
+        "--operator",
+        default=_login(),
+        metavar="NAME",
+        help="who runs it, for the record and report (default: your login name)",
+    )
+    data_dir(r)
+    seed(r)
     r.add_argument("--json", action="store_true", help="print the result document on stdout")
 
-    c = sub.add_parser("check", help="validate recipe files")
-    c.add_argument("recipes", type=Path, nargs="+")
-    c.add_argument("--config", type=Path)
+    c = add("check", "validate recipe files against the schema, physics and equipment limits")
+    c.add_argument("recipes", type=Path, nargs="+", metavar="RECIPE", help="recipe files")
+    config(c)
 
-    e = sub.add_parser("export", help="a run's trace on stdout")
-    e.add_argument("run_id")
-    e.add_argument("--data-dir", type=Path)
-    e.add_argument("--config", type=Path)
-    e.add_argument("--format", choices=["csv"], default="csv")
+    e = add("export", "a run's trace on stdout, one row per sample")
+    e.add_argument("run_id", metavar="RUN_ID", help="the run (bonderd runs lists them)")
+    data_dir(e)
+    config(e)
+    e.add_argument("--format", choices=["csv"], default="csv", help="output format (csv)")
 
-    sv = sub.add_parser("serve", help="the daemon: MQTT, watch folder, runs (daemon/app/serve.py)")
-    sv.add_argument("--config", type=Path)
-    sv.add_argument("--sim", action="store_true", help="use the simulated machine")
-    sv.add_argument("--speed", type=_positive, default=1.0, help="simulated time scale")
+    ru = add("runs", "the recorded runs in the local store, newest first")
+    data_dir(ru)
+    config(ru)
+    ru.add_argument("--limit", type=int, default=20, metavar="N", help="how many (default 20)")
+    ru.add_argument("--json", action="store_true", help="one JSON document (scripts)")
 
-    em = sub.add_parser(
-        "emulate", help="protocol emulators of the real devices (daemon/app/emulate.py)"
-    )
-    em.add_argument("--config", type=Path)
-    em.add_argument("--speed", type=_positive, default=1.0, help="simulated time scale")
+    sv = add("serve", "the daemon: MQTT, recipe watch folder, runs (docs/mqtt.md, systemd/)")
+    config(sv)
+    sim(sv)
+
+    em = add("emulate", "protocol emulators of the configured real devices on the simulated plant")
+    config(em)
     em.add_argument(
-        "--recipe", type=Path, help="the recipe that will run: its materials are on the chuck"
+        "--speed", type=_positive, default=1.0, metavar="X", help="simulated time scale"
+    )
+    em.add_argument(
+        "--recipe",
+        type=Path,
+        metavar="FILE",
+        help="the recipe that will run: its materials are on the chuck",
     )
 
-    tu = sub.add_parser(
-        "tune", help="identify the chip's thermal model with the lamps (daemon/thermal/tune.py)"
+    tu = add("tune", "identify the chip's thermal model with the lamps (docs/thermal-control.md)")
+    config(tu)
+    sim(tu)
+    tu.add_argument(
+        "--write", action="store_true", help="store the model as [thermal] in the --config file"
     )
-    tu.add_argument("--config", type=Path)
-    tu.add_argument("--sim", action="store_true", help="use the simulated machine")
-    tu.add_argument("--speed", type=_positive, default=1.0, help="simulated time scale")
-    tu.add_argument("--write", action="store_true", help="store the model in the config file")
-    tu.add_argument("--seed", type=int, default=0, help="seed of the simulated noise")
+    seed(tu)
     tu.add_argument(
         "--solder",
         default="217:220",
-        help="SOLIDUS:LIQUIDUS °C of the coupon's solder (default SAC305, 217:220)",
+        metavar="SOLIDUS:LIQUIDUS",
+        help="°C of the coupon's solder (default SAC305, 217:220)",
     )
-    tu.add_argument("--data-dir", type=Path)
+    data_dir(tu)
 
-    rp = sub.add_parser("report", help="write a run's report (one self-contained HTML file)")
-    rp.add_argument("run_id")
-    rp.add_argument("--data-dir", type=Path)
-    rp.add_argument("--config", type=Path)
-    rp.add_argument("--out", type=Path, default=Path("."), help="directory (default: here)")
+    rp = add("report", "write a run's report: one self-contained HTML file with plots")
+    rp.add_argument("run_id", metavar="RUN_ID", help="the run (bonderd runs lists them)")
+    data_dir(rp)
+    config(rp)
+    rp.add_argument(
+        "--out", type=Path, default=Path("."), metavar="DIR", help="directory (default: here)"
+    )
     return p
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if not (settings.data_dir / DB_NAME).is_file():
+        runs: list[dict[str, Any]] = []
+    else:
+        with RunStore(settings.data_dir) as store:
+            runs = [run_summary(r) for r in store.list_runs(max(1, args.limit))]
+    if args.json:
+        sys.stdout.write(json.dumps({"runs": runs}, indent=2, ensure_ascii=False) + "\n")
+    elif runs:
+        print_runs(runs)
+    else:
+        print(f"no runs recorded in {settings.data_dir}")
+    return EXIT_OK
+
+
+def run_summary(run: RunRecord) -> dict[str, Any]:
+    """As the daemon's ``list_runs`` reply has it, with the operator and the holds."""
+    result = run.result.get("result") if run.result is not None else None
+    return {
+        "run_id": run.run_id,
+        "recipe": {
+            "name": run.recipe_name,
+            "version": run.recipe_version,
+            "sha256": run.recipe_sha256,
+        },
+        "lot_id": run.lot_id,
+        "operator": run.operator,
+        "state": run.state,
+        "result": result if result is not None else (None if run.state == "running" else run.state),
+        "reason": run.reason,
+        "started_at": run.started_at.isoformat(),
+        "ended_at": run.ended_at.isoformat() if run.ended_at is not None else None,
+        "holds": len(run.holds),
+    }
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -227,6 +360,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_export(args)
         if args.command == "report":
             return cmd_report(args)
+        if args.command == "runs":
+            return cmd_runs(args)
         if args.command == "emulate":
             from daemon.app.emulate import run as emulate  # noqa: PLC0415 - servers only when asked
 

@@ -451,14 +451,36 @@ def _vacuum_check(tr: _Trace, limit: float) -> Check:
     )
 
 
-def _o2_checks(tr: _Trace) -> list[Check]:
-    """O2 from the start of pump-down to the end of the last heating step."""
+def _o2_span(tr: _Trace, values: Series, *, ppm: bool) -> Mask:
+    """Where an O2 series is judged: from the start of pump-down to the end of heating.
+
+    ``ppm``: the concentration, only where the space held ≥ O2_PPM_MIN_PRESSURE_MBAR.
+    """
     heat_ts = [t for t, h in zip(tr.t, tr.heating, strict=True) if h]
     pump_ts = [t for t, p in zip(tr.t, tr.phase, strict=True) if p == "pump_down"]
     # Nothing heated: the atmosphere never mattered for a bond, and the checks say "not
     # reached" rather than judging pump-down alone.
     start = min(pump_ts or heat_ts) if heat_ts else math.inf
     end = max(heat_ts) if heat_ts else -math.inf
+    # Before heating the analyzer may legitimately not read (it settles while the space
+    # is pumped), so a gap there is skipped; during heating a gap fails the check.
+    span = [
+        start <= t <= end and (heating or v is not None)
+        for t, heating, v in zip(tr.t, tr.heating, values, strict=True)
+    ]
+    if ppm:
+        # A concentration describes the purged gas only while there is some: under the
+        # film's vacuum the few mbar left are dominated by whatever leaks in, and the
+        # partial-pressure check is the proof there (ADR 0004).
+        span = [
+            inside and p is not None and p >= O2_PPM_MIN_PRESSURE_MBAR
+            for inside, p in zip(span, tr.pressure, strict=True)
+        ]
+    return span
+
+
+def _o2_checks(tr: _Trace) -> list[Check]:
+    """O2 from the start of pump-down to the end of the last heating step."""
     atm = tr.recipe.atmosphere
     checks = []
     for name, what, unit, limit, values, condition in (
@@ -482,26 +504,12 @@ def _o2_checks(tr: _Trace) -> list[Check]:
             "pump-down through the end of heating",
         ),
     ):
-        # Before heating the analyzer may legitimately not read (it settles while the space
-        # is pumped), so a gap there is skipped; during heating a gap fails the check.
-        span = [
-            start <= t <= end and (heating or v is not None)
-            for t, heating, v in zip(tr.t, tr.heating, values, strict=True)
-        ]
-        if name == "o2_ppm":
-            # A concentration describes the purged gas only while there is some: under the
-            # film's vacuum the few mbar left are dominated by whatever leaks in, and the
-            # partial-pressure check is the proof there (ADR 0004).
-            span = [
-                inside and p is not None and p >= O2_PPM_MIN_PRESSURE_MBAR
-                for inside, p in zip(span, tr.pressure, strict=True)
-            ]
         checks.append(
             _max_limit_check(
                 tr,
                 name,
                 condition,
-                span,
+                _o2_span(tr, values, ppm=name == "o2_ppm"),
                 values,
                 limit=limit,
                 inclusive=True,
@@ -739,7 +747,13 @@ def _metrics(tr: _Trace, steps: Sequence[StepOutcome]) -> Metrics:
         "max_component_c": _extreme(everywhere, tr.component).value,
         "max_chuck_c": _extreme(everywhere, tr.chuck).value,
         "min_pressure_mbar": _extreme(everywhere, tr.pressure, highest=False).value,
-        "max_o2_ppm": _extreme(tr.heating, tr.o2).value,
+        # As judged by the o2_ppm check: under vacuum (< O2_PPM_MIN_PRESSURE_MBAR) a
+        # concentration is not meaningful (202834 "ppm" of a few mbar of leaked-in air), and
+        # the partial pressure is what acts on the solder.
+        "max_o2_ppm": _extreme(_o2_span(tr, tr.o2, ppm=True), tr.o2).value,
+        "max_o2_partial_mbar": _extreme(
+            _o2_span(tr, tr.o2_partial, ppm=False), tr.o2_partial
+        ).value,
         "max_ramp_c_per_s": max_rate(tr.heating, 1.0),
         "max_cool_rate_c_per_s": max_rate(tr.cooling, -1.0),
         "cycle_time_s": max(ends) - min(starts) if starts and ends else None,

@@ -14,7 +14,13 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from daemon.config import ConfigError, Settings, describe_pydantic_error, toml_key_path
+from daemon.config import (
+    ConfigError,
+    Settings,
+    describe_pydantic_error,
+    did_you_mean,
+    toml_key_path,
+)
 from drivers.adam.driver import Adam6018
 from drivers.clock import Clock
 from drivers.edwards.driver import NxdsPump
@@ -160,7 +166,13 @@ def real_transports(settings: Settings) -> dict[str, tuple[str, _Transport]]:
         except ValidationError as exc:
             for err in exc.errors(include_url=False):
                 path = toml_key_path(("devices", name, "transport", *err["loc"]))
-                problems.append(f"{path}: {describe_pydantic_error(err)}")
+                close = (
+                    did_you_mean(str(err["loc"][-1]), list(model.model_fields))
+                    if err["type"] == "extra_forbidden" and len(err["loc"]) == 1
+                    else None
+                )
+                hint = f" (did you mean {close}?)" if close else ""
+                problems.append(f"{path}: {describe_pydantic_error(err)}{hint}")
     zt = out.get("zstage", (None, None))[1]
     if isinstance(zt, ZaberTransport) and zt.force_source == "wago-ai":
         dio = out.get("dio", (None, None))[1]

@@ -84,6 +84,12 @@ class StartArgs(_Args):
         return self
 
 
+class HoldArgs(_Args):
+    """``hold`` and ``resume``: who commands it, for the run record (optional)."""
+
+    operator: str | None = Field(default=None, max_length=64)
+
+
 class AbortArgs(_Args):
     reason: str | None = Field(default=None, max_length=500)
 
@@ -107,8 +113,8 @@ class GetReportArgs(_Args):
 
 ARGS: Final[dict[str, type[_Args]]] = {
     "start": StartArgs,
-    "hold": NoArgs,
-    "resume": NoArgs,
+    "hold": HoldArgs,
+    "resume": HoldArgs,
     "abort": AbortArgs,
     "reset": NoArgs,
     "status": NoArgs,
@@ -158,6 +164,7 @@ def _run_summary(run: RunRecord) -> dict[str, Any]:
             "sha256": run.recipe_sha256,
         },
         "lot_id": run.lot_id,
+        "operator": run.operator,
         "state": run.state,
         "result": result if result is not None else (None if run.state == "running" else run.state),
         "reason": run.reason,
@@ -177,6 +184,12 @@ def _render_report(data_dir: Path, run_id: str) -> tuple[Path, str]:
     with RunStore(data_dir) as store:
         path = write_report(store, run_id, data_dir / REPORTS_DIR)
     return path, path.read_text(encoding="utf-8")
+
+
+def _who(operator: str | None, origin: Origin) -> str:
+    """``ana (local operator)``, ``the MES``: who a hold or resume is recorded as from."""
+    where = "local operator" if origin == "local" else "MES"
+    return f"{operator} ({where})" if operator else f"the {where}"
 
 
 def _reply(
@@ -545,13 +558,15 @@ class Controller:
         finally:
             self._state_changed()
 
-    async def _cmd_hold(self, _args: NoArgs, _origin: Origin) -> dict[str, Any]:
-        self._refusable(self.executor.request_hold)
-        return {"state": self.executor.state.value}
+    async def _cmd_hold(self, args: HoldArgs, origin: Origin) -> dict[str, Any]:
+        by = _who(args.operator, origin)
+        self._refusable(lambda: self.executor.request_hold(by))
+        return {"state": self.executor.state.value, "by": by}
 
-    async def _cmd_resume(self, _args: NoArgs, _origin: Origin) -> dict[str, Any]:
-        self._refusable(self.executor.resume)
-        return {"state": self.executor.state.value}
+    async def _cmd_resume(self, args: HoldArgs, origin: Origin) -> dict[str, Any]:
+        by = _who(args.operator, origin)
+        self._refusable(lambda: self.executor.resume(by))
+        return {"state": self.executor.state.value, "by": by}
 
     async def _cmd_abort(self, args: AbortArgs, origin: Origin) -> dict[str, Any]:
         who = "the machine's operator" if origin == "local" else "the MES"

@@ -38,7 +38,7 @@ from daemon.recipe.model import (
     component_max_c,
 )
 from daemon.report.svgplot import Chart, HBand, HLine, Marker, Series, VSpan
-from daemon.store.records import RunRecord, StepRecord
+from daemon.store.records import HoldRecord, RunRecord, StepRecord
 from daemon.store.trace import Sample
 
 _RECIPE: TypeAdapter[AnyRecipe] = TypeAdapter(Recipe)
@@ -47,7 +47,8 @@ CHIP, COMPONENT, CHUCK = "#d62728", "#ff7f0e", "#1f77b4"
 SETPOINT, LIQUIDUS, TG = "#222222", "#7b3fa0", "#8c564b"
 PEAK_BAND, TAL_SPAN, BAD = "#2ca02c", "#e377c2", "#c0392b"
 PALETTE: Final = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#17becf", "#bcbd22")
-Z_MOVING_UM: Final = 0.5  # a Z trace flatter than this is a stage that stayed put
+Z_MOVING_UM: Final = 0.5
+LAMP_ZONES_ALIKE_PCT: Final = 0.05  # zones closer than this in every sample draw as one line  # a Z trace flatter than this is a stage that stayed put
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,39 @@ def _step_spans(record: RunRecord, failed_step: StepRecord | None, t_end: float)
     return spans
 
 
+HOLD: Final = "#f1c40f"
+
+
+def _hold_spans(record: RunRecord, t_end: float) -> list[VSpan]:
+    return [
+        VSpan(
+            h.held_t_s,
+            h.ended_t_s if h.ended_t_s is not None else t_end,
+            HOLD,
+            "hold",
+            0.30,
+            "hold",
+        )
+        for h in record.holds
+    ]
+
+
+def hold_text(h: HoldRecord, record: RunRecord) -> str:
+    """``held by ana (local operator), asked for at t = 40.1 s, before step pump_down; …``."""
+    who = h.requested_by or "unknown (not recorded)"
+    text = f"held by {who}, asked for at t = {h.requested_t_s:.1f} s"
+    step = next((s for s in record.steps if s.idx == h.before_step), None)
+    if step is not None:
+        text += f", before step {step.name}"
+    if h.result == "resumed":
+        text += f"; resumed by {h.ended_by or 'unknown (not recorded)'}"
+    elif h.result == "aborted":
+        text += "; the run was aborted while held" + (f" ({h.ended_by})" if h.ended_by else "")
+    else:
+        text += "; still held when the run's record ends"
+    return text
+
+
 def _markers(record: RunRecord) -> list[Marker]:
     return [
         Marker(a.t_s, a.code, BAD if a.severity == "alarm" else "#d68910") for a in record.alarms
@@ -207,6 +241,7 @@ def build_charts(
     t_end = max(t[-1] if t else 0.0, *(a.t_s for a in record.alarms), 1.0)
     x_range = (min(0.0, t[0]) if t else 0.0, t_end)
     steps = _step_spans(record, failure.step if failure else None, t_end)
+    steps += _hold_spans(record, t_end)
     markers = _markers(record)
     charts: list[str] = []
 
@@ -329,18 +364,23 @@ def build_charts(
         vspans=list(steps),
         markers=list(markers),
     )
-    for z in range(zones):
-        lamps.series.append(
-            Series(
-                f"zone {z + 1}",
-                t,
-                [s.lamp_zones_pct[z] if z < len(s.lamp_zones_pct) else None for s in samples],
-                PALETTE[(z + 3) % len(PALETTE)],
-                # Zone 1 thinnest and drawn on top: zones driven alike show as nested
-                # coloured bands rather than as one line hiding the others.
-                1.2 + 1.6 * z,
+
+    def zone(z: int) -> list[float | None]:
+        return [s.lamp_zones_pct[z] if z < len(s.lamp_zones_pct) else None for s in samples]
+
+    columns = [zone(z) for z in range(zones)]
+    alike = zones > 1 and all(
+        all(v is not None for v in row) and max(row) - min(row) <= LAMP_ZONES_ALIKE_PCT
+        for row in zip(*columns, strict=True)
+    )
+    if alike:
+        # Zones driven alike are one line, not several drawn over each other.
+        lamps.series.append(Series(f"zones 1–{zones} (all equal)", t, columns[0], PALETTE[3], 1.8))
+    else:
+        for z, col in enumerate(columns):
+            lamps.series.append(
+                Series(f"zone {z + 1}", t, col, PALETTE[(z + 3) % len(PALETTE)], 1.6)
             )
-        )
     if zones == 0:
         lamps.series.append(Series("mean", t, [s.lamp_pct for s in samples], "#9467bd", 1.4))
     charts.append(lamps.render())
@@ -430,6 +470,7 @@ th{background:#f4f6f8;font-weight:600;color:#3d4b59}
 table.kv th{width:36%;background:none;color:#5b6875;font-weight:normal}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 tr.bad td{background:#fdecea}
+tr.hold td{background:#fef9e7}
 table.checks{table-layout:fixed}
 table.checks td:first-child code{word-break:normal;overflow-wrap:anywhere}
 table.checks td.num{white-space:normal}
@@ -533,7 +574,15 @@ def render_report(
                 ("Result", f"<b>{e(record.state)}</b>"),
                 ("Reason", e(record.reason or "—")),
                 ("Lot", e(record.lot_id or "—")),
-                ("Operator", e(record.operator or "—")),
+                ("Operator", e(record.operator or "— (not given when the run started)")),
+                (
+                    "Holds",
+                    "<br>".join(
+                        f"{h.held_t_s:.1f}–{_dur(h.ended_t_s)}: {e(hold_text(h, record))}"
+                        for h in record.holds
+                    )
+                    or "none",
+                ),
                 ("Started", e(_time(record.started_at))),
                 ("Ended", e(_time(record.ended_at))),
             ]
@@ -567,8 +616,8 @@ def render_report(
         )
     out.extend(build_charts(record, recipe, samples, failure))
     out.append(
-        '<p class="muted">Shaded columns are the steps (red: the step that failed); pink '
-        "columns the chip at or above the liquidus; green band the recipe's peak window "
+        '<p class="muted">Shaded columns are the steps (red: the step that failed; yellow: '
+        "an operator hold); pink columns the chip at or above the liquidus; green band the recipe's peak window "
         "during reflow; triangles and vertical lines are alarms.</p></section>"
     )
 
@@ -609,7 +658,21 @@ def render_report(
         "<th>detail</th></tr></thead><tbody>"
     )
     ran = {s.name for s in record.steps}
+    holds = sorted(record.holds, key=lambda h: h.held_t_s)
+
+    def hold_rows(before: float) -> None:
+        while holds and holds[0].held_t_s <= before:
+            h = holds.pop(0)
+            end = h.ended_t_s
+            out.append(
+                f'<tr class="hold">{"".join(f"<td>{c}</td>" for c in ["", "<b>hold</b>", "operator hold", e(h.result)])}'
+                f'<td class="num">{h.held_t_s:.1f} s</td><td class="num">{_dur(end)}</td>'
+                f'<td class="num">{_dur(None if end is None else end - h.held_t_s)}</td>'
+                f"<td>{e(hold_text(h, record))}</td></tr>"
+            )
+
     for s in record.steps:
+        hold_rows(s.started_t_s)
         dur = None if s.ended_t_s is None else s.ended_t_s - s.started_t_s
         bad = failure is not None and failure.step is not None and s.idx == failure.step.idx
         out.append(
@@ -628,6 +691,7 @@ def render_report(
                 num=(4, 5, 6),
             )
         )
+    hold_rows(math.inf)
     if recipe is not None:
         for i, rs in enumerate(recipe.steps):
             if rs.name not in ran:

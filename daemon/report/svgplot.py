@@ -23,6 +23,7 @@ LEFT: Final = 70  # room for the y tick labels and the axis title
 RIGHT: Final = 20
 TOP: Final = 46  # room for the title and the legend
 BOTTOM: Final = 40  # room for the x tick labels and the axis title
+LEGEND_ROW: Final = 18  # height of each further row of the legend
 FONT: Final = "DejaVu Sans, Helvetica, Arial, sans-serif"
 
 
@@ -208,14 +209,39 @@ def _y_extent(chart: Chart) -> tuple[float, float]:
         lo, hi = lo - 1.0, hi + 1.0
     pad = 0.06 * (hi - lo)
     step = nice_step(hi - lo + 2 * pad, 6)
-    lo = math.floor((lo - pad) / step) * step
+    # The margin below must not take a positive quantity (temperatures of ~20 °C) a whole
+    # step below zero: the temperature axis started at −100 °C.
+    lo_axis = math.floor((lo - pad) / step) * step
+    if lo >= 0 > lo_axis:
+        lo_axis = 0.0
     hi = math.ceil((hi + pad) / step) * step
-    return lo, hi
+    return lo_axis, hi
+
+
+def _legend_rows(chart: Chart) -> list[list[tuple[float, str, str, str]]]:
+    """The legend's entries (x, label, colour, dash), wrapped into rows that fit the width."""
+    legend = [(s.label, s.color, s.dash) for s in chart.series]
+    legend += [(h_.label, h_.color, h_.dash) for h_ in chart.hlines]
+    legend += [(label, color, "") for label, color in chart.legend_extra]
+    rows: list[list[tuple[float, str, str, str]]] = [[]]
+    x = float(LEFT)
+    for label, color, dash in legend:
+        width = 34 + 6.3 * len(label)
+        if rows[-1] and x + width - 12 > WIDTH - RIGHT:
+            rows.append([])
+            x = float(LEFT)
+        rows[-1].append((x, label, color, dash))
+        x += width
+    return rows
 
 
 def _render(chart: Chart) -> str:
-    w, h = WIDTH, chart.height
-    pw, ph = w - LEFT - RIGHT, h - TOP - BOTTOM
+    rows = _legend_rows(chart)
+    # Each further legend row moves the plot down and makes the chart taller by as much.
+    extra = LEGEND_ROW * (len(rows) - 1)
+    top = TOP + extra
+    w, h = WIDTH, chart.height + extra
+    pw, ph = w - LEFT - RIGHT, h - top - BOTTOM
     x0, x1 = chart.x_range
     if x1 <= x0:
         x1 = x0 + 1.0
@@ -231,7 +257,7 @@ def _render(chart: Chart) -> str:
             frac = (yy - math.log10(y0)) / (math.log10(y1) - math.log10(y0))
         else:
             frac = (y - y0) / (y1 - y0)
-        return TOP + ph - min(max(frac, -0.02), 1.02) * ph
+        return top + ph - min(max(frac, -0.02), 1.02) * ph
 
     parts: list[str] = []
     ident = f' id="{escape(chart.css_id)}"' if chart.css_id else ""
@@ -243,10 +269,10 @@ def _render(chart: Chart) -> str:
     parts.append(f"<title>{escape(chart.title)}</title>")
     clip = f"clip-{chart.css_id or abs(hash(chart.title))}"
     parts.append(
-        f'<defs><clipPath id="{clip}"><rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}"/>'
+        f'<defs><clipPath id="{clip}"><rect x="{LEFT}" y="{top}" width="{pw}" height="{ph}"/>'
         "</clipPath></defs>"
     )
-    parts.append(f'<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="#fff"/>')
+    parts.append(f'<rect x="{LEFT}" y="{top}" width="{pw}" height="{ph}" fill="#fff"/>')
 
     # Spans (steps, time above liquidus) under everything else.
     for span in chart.vspans:
@@ -255,21 +281,21 @@ def _render(chart: Chart) -> str:
             continue
         cls = f' class="{escape(span.css_class)}"' if span.css_class else ""
         parts.append(
-            f'<rect{cls} x="{_fmt(a)}" y="{TOP}" width="{_fmt(b - a)}" height="{ph}" '
+            f'<rect{cls} x="{_fmt(a)}" y="{top}" width="{_fmt(b - a)}" height="{ph}" '
             f'fill="{span.color}" fill-opacity="{span.opacity}"/>'
         )
         if span.label and b - a > 7 * len(span.label) * 0.62:
             parts.append(
-                f'<text x="{_fmt((a + b) / 2)}" y="{TOP + 12}" text-anchor="middle" '
+                f'<text x="{_fmt((a + b) / 2)}" y="{top + 12}" text-anchor="middle" '
                 f'fill="#445" font-size="10">{escape(span.label)}</text>'
             )
     for band in chart.hbands:
         a = tx(band.x0 if band.x0 is not None else x0)
         b = tx(band.x1 if band.x1 is not None else x1)
-        top, bottom = ty(band.hi), ty(band.lo)
+        band_top, bottom = ty(band.hi), ty(band.lo)
         parts.append(
-            f'<rect x="{_fmt(a)}" y="{_fmt(top)}" width="{_fmt(b - a)}" '
-            f'height="{_fmt(max(bottom - top, 1.0))}" fill="{band.color}" '
+            f'<rect x="{_fmt(a)}" y="{_fmt(band_top)}" width="{_fmt(b - a)}" '
+            f'height="{_fmt(max(bottom - band_top, 1.0))}" fill="{band.color}" '
             f'fill-opacity="{band.opacity}" stroke="{band.color}" stroke-opacity="0.5"/>'
         )
 
@@ -299,10 +325,10 @@ def _render(chart: Chart) -> str:
     for v in linear_ticks(x0, x1, 10):
         x = tx(v)
         parts.append(
-            f'<line x1="{_fmt(x)}" y1="{TOP}" x2="{_fmt(x)}" y2="{TOP + ph}" stroke="#eef0f3"/>'
+            f'<line x1="{_fmt(x)}" y1="{top}" x2="{_fmt(x)}" y2="{top + ph}" stroke="#eef0f3"/>'
         )
         parts.append(
-            f'<text x="{_fmt(x)}" y="{TOP + ph + 15}" text-anchor="middle" fill="#333">'
+            f'<text x="{_fmt(x)}" y="{top + ph + 15}" text-anchor="middle" fill="#333">'
             f"{escape(fmt_tick(v))}</text>"
         )
     parts.append(
@@ -310,7 +336,7 @@ def _render(chart: Chart) -> str:
         "run time (s)</text>"
     )
     parts.append(
-        f'<text transform="translate(14 {TOP + ph / 2}) rotate(-90)" text-anchor="middle" '
+        f'<text transform="translate(14 {top + ph / 2}) rotate(-90)" text-anchor="middle" '
         f'fill="#333">{escape(chart.y_label)}</text>'
     )
 
@@ -341,15 +367,15 @@ def _render(chart: Chart) -> str:
     for m in chart.markers:
         x = tx(m.x)
         parts.append(
-            f'<g class="marker"><line x1="{_fmt(x)}" y1="{TOP}" x2="{_fmt(x)}" y2="{TOP + ph}" '
+            f'<g class="marker"><line x1="{_fmt(x)}" y1="{top}" x2="{_fmt(x)}" y2="{top + ph}" '
             f'stroke="{m.color}" stroke-width="1.5"/>'
-            f'<path d="M{_fmt(x - 5)} {TOP - 1} L{_fmt(x + 5)} {TOP - 1} L{_fmt(x)} {TOP + 7} Z" '
+            f'<path d="M{_fmt(x - 5)} {top - 1} L{_fmt(x + 5)} {top - 1} L{_fmt(x)} {top + 7} Z" '
             f'fill="{m.color}"/>'
-            f'<text x="{_fmt(x - 4)}" y="{TOP + ph - 6}" text-anchor="end" fill="{m.color}" '
+            f'<text x="{_fmt(x - 4)}" y="{top + ph - 6}" text-anchor="end" fill="{m.color}" '
             f'font-size="10" font-weight="bold">{escape(m.label)}</text></g>'
         )
     parts.append(
-        f'<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="none" stroke="#8a94a0"/>'
+        f'<rect x="{LEFT}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#8a94a0"/>'
     )
 
     # Title and legend along the top.
@@ -357,18 +383,17 @@ def _render(chart: Chart) -> str:
         f'<text x="{LEFT}" y="16" font-size="13" font-weight="bold" fill="#1b2733">'
         f"{escape(chart.title)}</text>"
     )
-    legend = [(s.label, s.color, s.dash) for s in chart.series]
-    legend += [(h_.label, h_.color, h_.dash) for h_ in chart.hlines]
-    legend += [(label, color, "") for label, color in chart.legend_extra]
-    x = float(LEFT)
-    for label, color, dash in legend:
-        dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
-        parts.append(
-            f'<line x1="{_fmt(x)}" y1="33" x2="{_fmt(x + 18)}" y2="33" stroke="{color}" '
-            f'stroke-width="3"{dash_attr}/>'
-        )
-        parts.append(f'<text x="{_fmt(x + 22)}" y="37" fill="#333">{escape(label)}</text>')
-        x += 34 + 6.3 * len(label)
+    for r, row in enumerate(rows):
+        y = LEGEND_ROW * r
+        for x, label, color, dash in row:
+            dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+            parts.append(
+                f'<line x1="{_fmt(x)}" y1="{33 + y}" x2="{_fmt(x + 18)}" y2="{33 + y}" '
+                f'stroke="{color}" stroke-width="3"{dash_attr}/>'
+            )
+            parts.append(
+                f'<text x="{_fmt(x + 22)}" y="{37 + y}" fill="#333">{escape(label)}</text>'
+            )
     parts.append("</svg>")
     return "".join(parts)
 

@@ -138,6 +138,8 @@ class Executor:
         self._abort_reason: str | None = None
         self._abort_code: str | None = None
         self._resume = asyncio.Event()
+        # Who asked for the pending hold and when (run time), and who resumed it.
+        self._hold_by, self._hold_t, self._resume_by = "", 0.0, ""
         self._in_heat_phase = False
         self._run_t0 = 0.0
         self._alarms: list[dict[str, Any]] = []
@@ -168,7 +170,8 @@ class Executor:
         return self.clock.now() - self._run_t0
 
     # ---- operator commands -------------------------------------------------------------
-    def request_hold(self) -> None:
+    def request_hold(self, by: str = "") -> None:
+        """Hold at the next step boundary; ``by`` names who asked (the run record keeps it)."""
         if self.state is not RunState.RUNNING:
             raise CommandRefused(f"hold refused: the machine is {self.state}, not running")
         if self._in_heat_phase or not holdable(self.current_type):
@@ -177,13 +180,15 @@ class Executor:
                 "holding now would spoil the part (molten solder, a profile, exposure, shot "
                 "or lift half done). Abort if needed."
             )
+        self._hold_by, self._hold_t = by, self.t_run()
         self._fire(Trigger.HOLD)
 
-    def resume(self) -> None:
+    def resume(self, by: str = "") -> None:
         try:
             self._fire(Trigger.RESUME)
         except TransitionRefused as exc:
             raise CommandRefused(f"resume refused: {exc}") from None
+        self._resume_by = by
         self._resume.set()
 
     def abort(self, reason: str = "aborted by operator", code: str = "operator_abort") -> None:
@@ -486,7 +491,7 @@ class Executor:
         for idx, step in enumerate(ctx.recipe.steps):
             if ctx.aborting:  # a cancellation lost inside a device command (see _cancel_steps)
                 raise asyncio.CancelledError
-            await self._hold_point()
+            await self._hold_point(idx)
             self.step_index, self.current_step, self.current_type = idx, step.name, step.type
             kind = STEP_TYPES[step.type]
             if kind.melts:
@@ -535,7 +540,8 @@ class Executor:
                 self._in_heat_phase = False
         ctx.deadline = None
 
-    async def _hold_point(self) -> None:
+    async def _hold_point(self, before: int) -> None:
+        """Between steps: held here, before recipe step ``before``, if a hold was asked for."""
         if self.state is not RunState.HOLDING:
             return
         self._resume.clear()
@@ -545,8 +551,29 @@ class Executor:
             await self.ctx.disable_lamps()
             self.ctx.controller = None
         self._fire(Trigger.HOLD_REACHED)
-        log.info("held", run_id=self.run_id, before_step=self.step_index + 1)
-        await self._resume.wait()
+        log.info("held", run_id=self.run_id, before_step=before + 1, by=self._hold_by)
+        run_id = self.run_id
+        assert run_id is not None
+        hold = self.store.hold_started(
+            run_id,
+            before_step=before,
+            requested_t_s=round(self._hold_t, 3),
+            requested_by=self._hold_by,
+            held_t_s=round(self.t_run(), 3),
+        )
+        self._resume_by = ""
+        resumed = False
+        try:
+            await self._resume.wait()
+            resumed = self.ctx is None or not self.ctx.aborting  # not woken by a trip
+        finally:
+            self.store.hold_ended(
+                run_id,
+                hold,
+                t_s=round(self.t_run(), 3),
+                by=self._resume_by if resumed else (self._abort_reason or ""),
+                result="resumed" if resumed else "aborted",
+            )
 
     def _start_trace(self, run_id: str, samples: list[Sample]) -> Callable[[], None]:
         """Record a sample of every snapshot published from now on; returns ``stop``.

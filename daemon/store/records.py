@@ -83,6 +83,20 @@ class AlarmRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class HoldRecord:
+    """An operator hold: asked for at ``requested_t_s``, the machine held (lamps off, between
+    steps) from ``held_t_s`` before recipe step ``before_step`` until ``ended_t_s``."""
+
+    before_step: int
+    requested_t_s: float
+    requested_by: str  # the operator's name as the command gave it, else where it came from
+    held_t_s: float
+    ended_t_s: float | None  # None: the run ended (or the daemon died) while held
+    ended_by: str
+    result: Literal["held", "resumed", "aborted"]
+
+
+@dataclass(frozen=True, slots=True)
 class RunRecord:
     run_id: str
     recipe_name: str
@@ -104,6 +118,7 @@ class RunRecord:
     # Device name -> the identity it reported at run start; empty for runs recorded before
     # the run_devices table existed.
     devices: dict[str, str] = field(default_factory=dict)
+    holds: tuple[HoldRecord, ...] = ()
 
 
 class RunStore:
@@ -353,6 +368,43 @@ class RunStore:
                 (run_id, t_s, code, severity, message),
             )
 
+    def hold_started(
+        self,
+        run_id: str,
+        *,
+        before_step: int,
+        requested_t_s: float,
+        requested_by: str,
+        held_t_s: float,
+    ) -> int:
+        """Record that the run is held before step ``before_step``; returns the hold's index."""
+        with self._tx() as db:
+            self._require_running(db, run_id)
+            (idx,) = db.execute("SELECT count(*) FROM holds WHERE run_id = ?", (run_id,)).fetchone()
+            db.execute(
+                "INSERT INTO holds (run_id, idx, before_step, requested_t_s, requested_by, "
+                "held_t_s) VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, idx, before_step, requested_t_s, requested_by, held_t_s),
+            )
+        return int(idx)
+
+    def hold_ended(
+        self,
+        run_id: str,
+        idx: int,
+        *,
+        t_s: float,
+        by: str,
+        result: Literal["resumed", "aborted"],
+    ) -> None:
+        with self._tx() as db:
+            self._require_running(db, run_id)
+            db.execute(
+                "UPDATE holds SET ended_t_s = ?, ended_by = ?, result = ? "
+                "WHERE run_id = ? AND idx = ? AND result = 'held'",
+                (t_s, by, result, run_id, idx),
+            )
+
     def finish_run(
         self,
         run_id: str,
@@ -408,6 +460,14 @@ class RunStore:
                 (run_id,),
             ).fetchall()
         )
+        holds = tuple(
+            HoldRecord(*row)
+            for row in self._db.execute(
+                "SELECT before_step, requested_t_s, requested_by, held_t_s, ended_t_s, "
+                "ended_by, result FROM holds WHERE run_id = ? ORDER BY idx",
+                (run_id,),
+            )
+        )
         return RunRecord(
             run_id=run_id,
             recipe_name=row[1],
@@ -427,6 +487,7 @@ class RunStore:
             steps=steps,
             alarms=alarms,
             devices=devices,
+            holds=holds,
         )
 
     _RUN_COLUMNS: Final = (

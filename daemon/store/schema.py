@@ -191,5 +191,32 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     # conversion and dispensed volume per sample. Added columns are NULL in the rows of older
     # runs (not measured then); ADD COLUMN rewrites no row, so no finished record changes.
     tuple(f"ALTER TABLE samples ADD COLUMN {column} REAL" for column in SAMPLE_PROCESS_COLUMNS),
+    # Operator holds (reports, the steps table): who asked, when the machine was held before
+    # which step, and when and by whom it was resumed (or that the run ended held).
+    (
+        """
+        CREATE TABLE holds (
+            run_id TEXT NOT NULL REFERENCES runs (run_id),
+            idx INTEGER NOT NULL,
+            before_step INTEGER NOT NULL,
+            requested_t_s REAL NOT NULL,
+            requested_by TEXT NOT NULL,
+            held_t_s REAL NOT NULL,
+            ended_t_s REAL,
+            ended_by TEXT NOT NULL DEFAULT '',
+            result TEXT NOT NULL DEFAULT 'held'
+                CHECK (result IN ('held', 'resumed', 'aborted')),
+            PRIMARY KEY (run_id, idx)
+        ) STRICT
+        """,
+        *(
+            f"""
+            CREATE TRIGGER holds_finished_no_{op.lower()} BEFORE {op} ON holds
+            WHEN (SELECT state FROM runs WHERE run_id = {row}.run_id) <> 'running'
+            BEGIN SELECT RAISE(ABORT, 'run is finished: its record cannot be changed'); END
+            """
+            for op, row in (("INSERT", "NEW"), ("UPDATE", "OLD"), ("DELETE", "OLD"))
+        ),
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)

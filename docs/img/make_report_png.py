@@ -26,6 +26,7 @@ from daemon.recipe.load import load_recipe_file  # noqa: E402
 from daemon.report import write_report  # noqa: E402
 from daemon.run.executor import Executor  # noqa: E402
 from daemon.store.records import RunStore  # noqa: E402
+from daemon.thermal.source import configured_model  # noqa: E402
 from drivers.clock import VirtualClock  # noqa: E402
 from drivers.sim.devices import build_sim_machine  # noqa: E402
 from drivers.sim.plant import Plant  # noqa: E402
@@ -53,6 +54,8 @@ async def record_run(data_dir: Path) -> str:
             settings.limits,
             equipment_id=settings.equipment_id,
             config_hash=config_hash(settings),
+            # The simulated plant's identified model, as `bonderd run --sim` uses.
+            thermal_model=configured_model(settings, sim=True),
         )
         monitor_task = asyncio.create_task(monitor.run())
         try:
