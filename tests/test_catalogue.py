@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from daemon.judge.reflow import COOLING_TYPES, HEATING_TYPES
+from daemon.judge.series import COOLING_TYPES, HEATING_TYPES
 from daemon.machine.monitor import Monitor
 from daemon.recipe.catalogue import KIND_DEVICES, STEP_TYPES, Guard, holdable, step_types
 from daemon.recipe.model import (

@@ -18,7 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from daemon.judge.evaluate import evaluate
-from daemon.judge.reflow import _extreme, _rates, _Trace
+from daemon.judge.series import Trace as _Trace
+from daemon.judge.series import extreme as _extreme
+from daemon.judge.series import rates as _rates
 from daemon.judge.types import Check, StepOutcome
 from daemon.recipe.model import VacuumFilmBondRecipe
 from daemon.run.result import build_result, decide_result

@@ -17,13 +17,20 @@ daemon/judge/evaluate.py) is pure and takes ~0.1-0.2 s for a 10 000-sample run: 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from itertools import compress
+from collections.abc import Sequence
 from typing import Final
 
+from daemon.judge.series import (
+    RATE_WINDOW_S,
+    Mask,
+    Series,
+    Trace,
+    extreme,
+    missing_text,
+    time_above,
+    window_text,
+)
 from daemon.judge.types import Check, Metrics, StepOutcome
-from daemon.recipe.catalogue import step_types
 from daemon.recipe.model import (
     O2_PPM_MIN_PRESSURE_MBAR,
     BumpMaterials,
@@ -37,9 +44,6 @@ from daemon.recipe.model import (
 )
 from daemon.store.trace import Sample
 
-HEATING_TYPES: Final = step_types(lambda s: s.heats)
-COOLING_TYPES: Final = step_types(lambda s: s.cools)
-
 # "Below atmospheric" as a number. The film is pressed onto the chips by the difference to
 # ambient, and a torn film lets the space rise to ambient; so the limit must sit below any
 # sea-level barometric pressure (storms reach ~950 mbar) less the gauge's error near
@@ -48,269 +52,9 @@ COOLING_TYPES: Final = step_types(lambda s: s.cools)
 # ~950 mbar) must lower it: see ``evaluate_reflow(vacuum_limit_mbar=...)``.
 VACUUM_LIMIT_MBAR: Final = 900.0
 
-# Rates are least-squares slopes over a centred window of this width. At the 20 Hz trace that
-# is 41 points, and noise within ±0.1 °C moves the slope by at most ~0.14 °C/s (the worst
-# case is a 0.2 °C step in mid-window; random noise moves it ~0.02 °C/s), where a difference
-# of consecutive samples reads up to 2 °C/s of pure noise. A 1 s window would allow 0.27 °C/s
-# of noise error, too close to recipe limits of 1-3 °C/s. Ramps last tens of seconds, and a
-# 1 s burst at 10 °C/s (lamp stuck on) still reads 5 °C/s, so nothing real is averaged away.
-RATE_WINDOW_S: Final = 2.0
-# A window with fewer points or a shorter span (gaps, missing readings) gives no rate.
-_RATE_MIN_POINTS: Final = 5
-_RATE_MIN_SPAN_S: Final = 0.6 * RATE_WINDOW_S
-# Samples between exact rebuilds of the sliding rate window's sums (``_rates``).
-_RATE_RESUM: Final = 100
-
-
-Series = list[float | None]  # one value per sample, None = no valid reading
-Mask = list[bool]  # one flag per sample: inside the span a check covers
-
-
-def _valid(v: float | None) -> float | None:
-    return None if v is None or math.isnan(v) else v
-
-
-def _window(lo: float, hi: float) -> str:
-    return f"[{lo:g}, {hi:g}]"
-
-
-class _Trace:
-    """The samples as per-sample columns, computed once for all checks."""
-
-    def __init__(
-        self, recipe: VacuumFilmBondRecipe | BumpReflowRecipe, samples: Sequence[Sample]
-    ) -> None:
-        self.recipe = recipe
-        self.samples = samples
-        # The chip signal is the channel the reflow controls on: the recipe's peak window and
-        # ramp limit were written for it.
-        reflow = next((s for s in recipe.steps if isinstance(s, Reflow)), None)
-        self.chip_channel = reflow.control_tc if reflow is not None else "chip"
-        step_type = {s.name: s.type for s in recipe.steps}
-        self.t = [s.t_s for s in samples]
-        self.phase = [step_type.get(s.step) for s in samples]
-        self.heating = [p in HEATING_TYPES for p in self.phase]
-        self.cooling = [p in COOLING_TYPES for p in self.phase]
-        self.chip: Series = []
-        self.component: Series = []  # Sample.component_avg_c
-        # The chuck must be below Tg everywhere, so its hottest channel is what counts.
-        self.chuck: Series = []  # the hottest valid ``chuck*`` channel
-        self._temperature_columns(samples)
-        # _valid() inlined: two columns of every sample.
-        isnan = math.isnan
-        self.pressure: Series = [
-            None if (v := s.pressure_mbar) is None or isnan(v) else v for s in samples
-        ]
-        self.o2: Series = [None if (v := s.o2_ppm) is None or isnan(v) else v for s in samples]
-        self.o2_partial: Series = [_valid(s.o2_partial_mbar()) for s in samples]
-        # A rate belongs to the step it was measured in: at a boundary the next step may
-        # legitimately change pace (lamps off for venting once the cool is done). Rates are
-        # read only in heating and cooling steps (the ramp and cooling-rate checks, their
-        # metrics): the other steps' windows are not computed.
-        self.rate: Series = []
-        start = 0
-        for end in range(1, len(samples) + 1):
-            if end == len(samples) or samples[end].step != samples[start].step:
-                if self.heating[start] or self.cooling[start]:
-                    self.rate += _rates(self.t[start:end], self.chip[start:end])
-                else:
-                    self.rate += [None] * (end - start)
-                start = end
-
-    def _temperature_columns(self, samples: Sequence[Sample]) -> None:
-        """The chip, component-average and hottest-chuck columns in one pass.
-
-        The same values as ``_valid`` of the chip channel, ``_valid(component_avg_c())`` and
-        the largest valid ``chuck*`` reading, sample by sample (tests/test_conformance.py
-        compares them), without a method call and a scan of every channel name per sample:
-        the channels of each prefix are picked once per layout of the temperature dict (one
-        layout per run, as a rule), in the dict's order, so the average adds up in the same
-        order as ``component_avg_c``.
-        """
-        channel = self.chip_channel
-        chip, component, chuck = self.chip, self.component, self.chuck
-        layouts: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}
-        names: tuple[str, ...] = ()
-        comp_keys: tuple[str, ...] = ()
-        chuck_keys: tuple[str, ...] = ()
-        isnan = math.isnan
-        for s in samples:
-            temps = s.temps_c
-            if tuple(temps) != names:
-                names = tuple(temps)
-                layout = layouts.get(names)
-                if layout is None:
-                    layout = layouts[names] = (
-                        tuple(k for k in names if k.startswith("component")),
-                        tuple(k for k in names if k.startswith("chuck")),
-                    )
-                comp_keys, chuck_keys = layout
-            v = temps.get(channel)
-            chip.append(None if v is None or isnan(v) else v)
-            if len(comp_keys) == 1:
-                # One channel (the usual layout): sum([x]) / 1 is 0 + x, i.e. x + 0.0.
-                x = temps[comp_keys[0]]
-                component.append(None if x is None or isnan(x) else x + 0.0)
-            else:
-                comp = [x for k in comp_keys if (x := temps[k]) is not None]
-                avg = sum(comp) / len(comp) if comp else None
-                component.append(None if avg is None or math.isnan(avg) else avg)
-            if len(chuck_keys) == 1:
-                x = temps[chuck_keys[0]]
-                chuck.append(None if x is None or isnan(x) else x)
-            else:
-                hot = [x for k in chuck_keys if (x := temps[k]) is not None and not math.isnan(x)]
-                chuck.append(max(hot) if hot else None)
-
-    def mask(self, pred: Callable[[int], bool]) -> Mask:
-        return [pred(i) for i in range(len(self.samples))]
-
-    def in_steps(self, names: set[str]) -> Mask:
-        return [s.step in names for s in self.samples]
-
-    def where(self, i: int) -> str:
-        s = self.samples[i]
-        return f"t={s.t_s:.1f} s in step {s.step or '(between steps)'}"
-
-
-# ---------------------------------------------------------------------------- signal helpers
-
-
-@dataclass
-class _Extreme:
-    """The extreme of a series over a span, and the samples in it that lacked the reading."""
-
-    value: float | None = None
-    at: int = -1
-    seen: int = 0
-    missing: int = 0
-    first_missing: int = -1
-
-
-def _extreme(span: Mask, values: Series, *, highest: bool = True) -> _Extreme:
-    # Whole-list passes in C (compress, count, max, index): the checks run over the complete
-    # trace at the run's end, 13 passes of ~5000 samples. Same answer as a loop that keeps
-    # the first strictly greater (smaller) value: max() and min() keep the first extreme
-    # element, and index() finds that element again (the first equal one is it).
-    if len(span) != len(values):
-        raise ValueError(f"span has {len(span)} samples, the series {len(values)}")
-    ext = _Extreme()
-    inside = list(compress(values, span))
-    ext.seen = len(inside)
-    ext.missing = inside.count(None)
-    present = [v for v in inside if v is not None] if ext.missing else inside
-    if not ext.missing and not present:
-        return ext
-    where = list(compress(range(len(span)), span))  # sample index of each inside value
-    if ext.missing:
-        ext.first_missing = where[inside.index(None)]
-    if present:
-        value = max(present) if highest else min(present)  # type: ignore[type-var]
-        ext.value, ext.at = value, where[inside.index(value)]
-    return ext
-
-
-def _missing_text(tr: _Trace, count: int, first: int, what: str) -> str:
-    return (
-        f"{what} not measured in {count} sample(s), first at {tr.where(first)}: "
-        "not measured is not proof"
-    )
-
-
-def _time_above(t: Sequence[float], values: Series, span: Mask, level: float) -> float:
-    """Time the series spent at or above ``level`` within the span, over sample intervals.
-
-    Crossings are placed by linear interpolation, so the result does not depend on where the
-    samples happen to fall; an interval with a missing reading at either end is not counted.
-    """
-    total = 0.0
-    for i in range(1, len(t)):
-        a, b = values[i - 1], values[i]
-        if a is None or b is None or not (span[i - 1] and span[i]):
-            continue
-        dt = t[i] - t[i - 1]
-        da, db = a - level, b - level
-        if da >= 0 and db >= 0:
-            total += dt
-        elif da >= 0 or db >= 0:
-            total += dt * max(da, db) / abs(da - db)
-    return total
-
-
-def _rates(t: Sequence[float], values: Series) -> Series:
-    """Per sample: least-squares slope (°C/s) of the series over a centred window.
-
-    The window's sums slide: a point is added as the window reaches it and taken off as the
-    window leaves it, so each sample costs a few operations instead of a pass over its ~41
-    points (the pass was two thirds of the end-of-run judge). Times count from an origin
-    inside the window, moved and the sums rebuilt exactly every ``_RATE_RESUM`` samples, so
-    the sums stay small and the add-and-take-off rounding cannot pile up: the slope agrees
-    with a fresh fit of the window to ~1e-12 relative (tests/test_conformance.py).
-    """
-    ts = [x for x, v in zip(t, values, strict=True) if v is not None]
-    vs = [v for v in values if v is not None]
-    n_valid = len(ts)
-    half = RATE_WINDOW_S / 2.0
-    out: Series = []
-    lo = hi = 0
-    # Sums over the window [lo, hi) of d = t - origin, d², v, d·v.
-    origin = ts[0] if ts else 0.0
-    s1 = s2 = sy = sdy = 0.0
-    since_resum = _RATE_RESUM
-    for tc, v in zip(t, values, strict=True):
-        if v is None:
-            out.append(None)
-            continue
-        new_lo = lo
-        while new_lo < n_valid and ts[new_lo] < tc - half:
-            new_lo += 1
-        new_hi = max(hi, new_lo)
-        while new_hi < n_valid and ts[new_hi] <= tc + half:
-            new_hi += 1
-        since_resum += 1
-        if since_resum >= _RATE_RESUM or new_lo >= hi:
-            # Rebuild exactly around an origin here (also when the window jumped a gap).
-            origin, since_resum = tc, 0
-            s1 = s2 = sy = sdy = 0.0
-            for j in range(new_lo, new_hi):
-                d = ts[j] - origin
-                s1 += d
-                s2 += d * d
-                sy += vs[j]
-                sdy += d * vs[j]
-        else:
-            for j in range(lo, new_lo):  # left the window
-                d = ts[j] - origin
-                s1 -= d
-                s2 -= d * d
-                sy -= vs[j]
-                sdy -= d * vs[j]
-            for j in range(hi, new_hi):  # entered it
-                d = ts[j] - origin
-                s1 += d
-                s2 += d * d
-                sy += vs[j]
-                sdy += d * vs[j]
-        lo, hi = new_lo, new_hi
-        n = hi - lo
-        if n < _RATE_MIN_POINTS or ts[hi - 1] - ts[lo] < _RATE_MIN_SPAN_S:
-            out.append(None)
-            continue
-        # The same fit with times relative to the window's centre: x = d - u.
-        u = tc - origin
-        sx = s1 - n * u
-        sxx = s2 - 2.0 * u * s1 + n * u * u
-        sxy = sdy - u * sy
-        den = n * sxx - sx * sx
-        out.append((n * sxy - sx * sy) / den if den > 0 else None)
-    return out
-
-
-# ---------------------------------------------------------------------------- the checks
-
 
 def _max_limit_check(
-    tr: _Trace,
+    tr: Trace,
     name: str,
     condition: str,
     span: Mask,
@@ -323,10 +67,10 @@ def _max_limit_check(
     span_text: str,
 ) -> Check:
     """A check that a series stays under a limit over a span, judged on its maximum."""
-    ext = _extreme(span, values)
+    ext = extreme(span, values)
     if ext.seen == 0:
         return Check(name, False, None, limit, f"not reached: no sample {span_text}", condition)
-    missing = _missing_text(tr, ext.missing, ext.first_missing, what) if ext.missing else ""
+    missing = missing_text(tr, ext.missing, ext.first_missing, what) if ext.missing else ""
     if ext.value is None:
         return Check(name, False, None, limit, missing, condition)
     held = ext.value <= limit if inclusive else ext.value < limit
@@ -342,7 +86,7 @@ def _max_limit_check(
     return Check(name, held and not ext.missing, ext.value, limit, detail, condition)
 
 
-def _component_check(tr: _Trace) -> Check:
+def _component_check(tr: Trace) -> Check:
     mats = tr.recipe.materials
     limit = component_max_c(tr.recipe)
     if isinstance(mats, BumpMaterials):
@@ -373,7 +117,7 @@ def _component_check(tr: _Trace) -> Check:
     )
 
 
-def _chuck_check(tr: _Trace) -> Check:
+def _chuck_check(tr: Trace) -> Check:
     tg = component_hard_c(tr.recipe)
     return _max_limit_check(
         tr,
@@ -390,7 +134,7 @@ def _chuck_check(tr: _Trace) -> Check:
     )
 
 
-def _chip_hotter_check(tr: _Trace) -> Check:
+def _chip_hotter_check(tr: Trace) -> Check:
     solidus = tr.recipe.materials.solder.solidus_c
     name = "chip_hotter_than_component"
     condition = (
@@ -427,12 +171,12 @@ def _chip_hotter_check(tr: _Trace) -> Check:
             + ("" if worst > 0.0 else ": the component was as hot as or hotter than the chip")
         )
     if missing:
-        parts.append(_missing_text(tr, missing, first_missing, "chip or component"))
+        parts.append(missing_text(tr, missing, first_missing, "chip or component"))
     ok = worst is not None and worst > 0.0 and missing == 0
     return Check(name, ok, worst, 0.0, "; ".join(parts), condition)
 
 
-def _vacuum_check(tr: _Trace, limit: float) -> Check:
+def _vacuum_check(tr: Trace, limit: float) -> Check:
     vacuum_cools = {s.name for s in tr.recipe.steps if isinstance(s, Cool) and s.keep_vacuum}
     in_vacuum_cool = tr.in_steps(vacuum_cools)
     also = " and while cooling" if vacuum_cools else ""
@@ -451,7 +195,7 @@ def _vacuum_check(tr: _Trace, limit: float) -> Check:
     )
 
 
-def _o2_span(tr: _Trace, values: Series, *, ppm: bool) -> Mask:
+def _o2_span(tr: Trace, values: Series, *, ppm: bool) -> Mask:
     """Where an O2 series is judged: from the start of pump-down to the end of heating.
 
     ``ppm``: the concentration, only where the space held ≥ O2_PPM_MIN_PRESSURE_MBAR.
@@ -479,7 +223,7 @@ def _o2_span(tr: _Trace, values: Series, *, ppm: bool) -> Mask:
     return span
 
 
-def _o2_checks(tr: _Trace) -> list[Check]:
+def _o2_checks(tr: Trace) -> list[Check]:
     """O2 from the start of pump-down to the end of the last heating step."""
     atm = tr.recipe.atmosphere
     checks = []
@@ -521,7 +265,7 @@ def _o2_checks(tr: _Trace) -> list[Check]:
     return checks
 
 
-def _purge_check(tr: _Trace, steps: Sequence[StepOutcome]) -> Check:
+def _purge_check(tr: Trace, steps: Sequence[StepOutcome]) -> Check:
     name = "purge_before_pump_down"
     condition = "the working space was purged with nitrogen before it was pumped down"
     limit = "purge completed before pump_down started"
@@ -549,7 +293,7 @@ def _purge_check(tr: _Trace, steps: Sequence[StepOutcome]) -> Check:
     return Check(name, True, None, limit, detail, condition)
 
 
-def _reflow_spans(tr: _Trace) -> list[tuple[Reflow, Mask, str]]:
+def _reflow_spans(tr: Trace) -> list[tuple[Reflow, Mask, str]]:
     """Each reflow step's excursion: from its start until the next reflow step starts.
 
     The excursion goes on past the step itself (the chip is still above liquidus early in
@@ -590,26 +334,24 @@ def _window_check(
         detail += f": {above}"
     if missing:
         detail += f"; {missing}"
-    return Check(name, held and not missing, value, _window(lo, hi), detail, condition)
+    return Check(name, held and not missing, value, window_text(lo, hi), detail, condition)
 
 
-def _reflow_checks(tr: _Trace) -> list[Check]:
+def _reflow_checks(tr: Trace) -> list[Check]:
     liquidus = tr.recipe.materials.solder.liquidus_c
     checks: list[Check] = []
     for r, span, suffix in _reflow_spans(tr):
-        ext = _extreme(span, tr.chip)
+        ext = extreme(span, tr.chip)
         missing = (
-            _missing_text(tr, ext.missing, ext.first_missing, tr.chip_channel)
-            if ext.missing
-            else ""
+            missing_text(tr, ext.missing, ext.first_missing, tr.chip_channel) if ext.missing else ""
         )
         peak, tal = r.peak_window_c, r.time_above_liquidus_s
         peak_cond = (
             f"the chip's peak temperature in reflow {r.name!r} was within "
-            f"{_window(peak.min, peak.max)} °C"
+            f"{window_text(peak.min, peak.max)} °C"
         )
         tal_cond = (
-            f"the chip spent {_window(tal.min, tal.max)} s at or above the solder liquidus "
+            f"the chip spent {window_text(tal.min, tal.max)} s at or above the solder liquidus "
             f"({liquidus:g} °C) in reflow {r.name!r}"
         )
         if ext.value is None:
@@ -619,7 +361,7 @@ def _reflow_checks(tr: _Trace) -> list[Check]:
                     f"peak_in_window{suffix}",
                     False,
                     None,
-                    _window(peak.min, peak.max),
+                    window_text(peak.min, peak.max),
                     why,
                     peak_cond,
                 )
@@ -629,7 +371,7 @@ def _reflow_checks(tr: _Trace) -> list[Check]:
                     f"time_above_liquidus{suffix}",
                     False,
                     None,
-                    _window(tal.min, tal.max),
+                    window_text(tal.min, tal.max),
                     why,
                     tal_cond,
                 )
@@ -642,13 +384,13 @@ def _reflow_checks(tr: _Trace) -> list[Check]:
                     ext.value,
                     window=peak,
                     text=f"peak {ext.value:.1f} °C at {tr.where(ext.at)} "
-                    f"(window {_window(peak.min, peak.max)} °C)",
+                    f"(window {window_text(peak.min, peak.max)} °C)",
                     missing=missing,
                     below="below the window",
                     above="above the window",
                 )
             )
-            above_s = _time_above(tr.t, tr.chip, span, liquidus)
+            above_s = time_above(tr.t, tr.chip, span, liquidus)
             checks.append(
                 _window_check(
                     f"time_above_liquidus{suffix}",
@@ -656,7 +398,7 @@ def _reflow_checks(tr: _Trace) -> list[Check]:
                     above_s,
                     window=tal,
                     text=f"{above_s:.1f} s at or above {liquidus:g} °C "
-                    f"(window {_window(tal.min, tal.max)} s)",
+                    f"(window {window_text(tal.min, tal.max)} s)",
                     missing=missing,
                     below="too short",
                     above="too long",
@@ -676,7 +418,7 @@ def _reflow_checks(tr: _Trace) -> list[Check]:
     return checks
 
 
-def _cool_checks(tr: _Trace) -> list[Check]:
+def _cool_checks(tr: Trace) -> list[Check]:
     cools = [s for s in tr.recipe.steps if isinstance(s, Cool)]
     return [
         _rate_check(
@@ -693,7 +435,7 @@ def _cool_checks(tr: _Trace) -> list[Check]:
 
 
 def _rate_check(
-    tr: _Trace,
+    tr: Trace,
     name: str,
     condition: str,
     span: Mask,
@@ -704,7 +446,7 @@ def _rate_check(
 ) -> Check:
     sign = 1.0 if heating else -1.0
     signed: Series = [None if r is None else sign * r for r in tr.rate]
-    ext = _extreme(span, signed)
+    ext = extreme(span, signed)
     verb = "heating" if heating else "cooling"
     if ext.seen == 0:
         return Check(name, False, None, limit, f"not reached: {step_text} never ran", condition)
@@ -727,7 +469,7 @@ def _rate_check(
 # ---------------------------------------------------------------------------- entry point
 
 
-def _metrics(tr: _Trace, steps: Sequence[StepOutcome]) -> Metrics:
+def _metrics(tr: Trace, steps: Sequence[StepOutcome]) -> Metrics:
     everywhere = [True] * len(tr.samples)
 
     def max_rate(span: Mask, sign: float) -> float | None:
@@ -740,20 +482,18 @@ def _metrics(tr: _Trace, steps: Sequence[StepOutcome]) -> Metrics:
     ends = tr.t[-1:] + [o.ended_t_s for o in steps if o.ended_t_s is not None]
     liquidus = tr.recipe.materials.solder.liquidus_c
     return {
-        "peak_c": _extreme(everywhere, tr.chip).value,
+        "peak_c": extreme(everywhere, tr.chip).value,
         "time_above_liquidus_s": (
-            _time_above(tr.t, tr.chip, everywhere, liquidus) if tr.samples else None
+            time_above(tr.t, tr.chip, everywhere, liquidus) if tr.samples else None
         ),
-        "max_component_c": _extreme(everywhere, tr.component).value,
-        "max_chuck_c": _extreme(everywhere, tr.chuck).value,
-        "min_pressure_mbar": _extreme(everywhere, tr.pressure, highest=False).value,
+        "max_component_c": extreme(everywhere, tr.component).value,
+        "max_chuck_c": extreme(everywhere, tr.chuck).value,
+        "min_pressure_mbar": extreme(everywhere, tr.pressure, highest=False).value,
         # As judged by the o2_ppm check: under vacuum (< O2_PPM_MIN_PRESSURE_MBAR) a
         # concentration is not meaningful (202834 "ppm" of a few mbar of leaked-in air), and
         # the partial pressure is what acts on the solder.
-        "max_o2_ppm": _extreme(_o2_span(tr, tr.o2, ppm=True), tr.o2).value,
-        "max_o2_partial_mbar": _extreme(
-            _o2_span(tr, tr.o2_partial, ppm=False), tr.o2_partial
-        ).value,
+        "max_o2_ppm": extreme(_o2_span(tr, tr.o2, ppm=True), tr.o2).value,
+        "max_o2_partial_mbar": extreme(_o2_span(tr, tr.o2_partial, ppm=False), tr.o2_partial).value,
         "max_ramp_c_per_s": max_rate(tr.heating, 1.0),
         "max_cool_rate_c_per_s": max_rate(tr.cooling, -1.0),
         "cycle_time_s": max(ends) - min(starts) if starts and ends else None,
@@ -772,7 +512,7 @@ def evaluate_reflow(
     ``samples`` are the run's trace in time order (as recorded); ``steps`` the outcomes of
     the steps that started, in order. Returns every check, passed or not, and the metrics.
     """
-    tr = _Trace(recipe, samples)
+    tr = Trace(recipe, samples)
     if isinstance(recipe, BumpReflowRecipe):
         # No component and no film: the chip sits on a carrier in N2 at about atmosphere.
         bump = [
