@@ -177,31 +177,44 @@ class WatchFolder:
         """Scan what is already there, then watch forever; cancel to stop."""
         dir_fd = self._open_dir()
         try:
-            stop = asyncio.Event()
-            changes = watchfiles.awatch(
-                self.folder,
-                watch_filter=None,
-                stop_event=stop,
-                recursive=False,
-                debounce=200,
-                step=50,
-                rust_timeout=int(self.settle_s * 1000),
-                yield_on_timeout=True,
-                ignore_permission_denied=True,
-            )
             await self.scan(dir_fd)
             self.ready.set()
-            try:
-                async for _ in changes:
-                    # Every wake-up (a change or a quiet settle period) rescans the folder:
-                    # a file is judged by what is on disk, not by which event announced it.
-                    await self.scan(dir_fd)
-            finally:
-                stop.set()
+            while True:
+                try:
+                    await self._watch(dir_fd)
+                except Exception as exc:
+                    # The watcher itself gave up: it cannot decode a name that is not UTF-8
+                    # ("Unable to decode path"). The scan below refuses that file (moved to
+                    # rejected/), then watching starts again; without this the service
+                    # restarted every 1.5 s for as long as the file was there.
+                    log.warning("watch_watcher_restarted", error=safe_name(repr(exc))[:300])
+                await asyncio.sleep(self.settle_s)
+                await self.scan(dir_fd)
         finally:
             os.close(dir_fd)
             os.close(self._rej_fd)
             self._rej_fd = -1
+
+    async def _watch(self, dir_fd: int) -> None:
+        stop = asyncio.Event()
+        changes = watchfiles.awatch(
+            self.folder,
+            watch_filter=None,
+            stop_event=stop,
+            recursive=False,
+            debounce=200,
+            step=50,
+            rust_timeout=int(self.settle_s * 1000),
+            yield_on_timeout=True,
+            ignore_permission_denied=True,
+        )
+        try:
+            async for _ in changes:
+                # Every wake-up (a change or a quiet settle period) rescans the folder:
+                # a file is judged by what is on disk, not by which event announced it.
+                await self.scan(dir_fd)
+        finally:
+            stop.set()
 
     async def scan(self, dir_fd: int) -> None:
         names = set()
