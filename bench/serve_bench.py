@@ -239,10 +239,90 @@ def measure(
     return out
 
 
+async def fuzz_window(
+    settings: MqttSettings, watch_dir: Path, seconds: float, seed: int = 19
+) -> dict[str, Any]:
+    """Issue 19: a run in reflow while hostile payloads and files arrive (tests/hostile.py).
+
+    The figure is the loop's lateness p99 as the ``status`` reply reports it: over the last
+    minute (1200 cycles). With ``seconds`` ≥ 60 that window holds only fuzz cycles; shorter
+    (``--quick``) it also holds the reflow's quiet start.
+    """
+    from tests.hostile import files, payloads  # noqa: PLC0415 - bench-only dependency
+
+    async with CommandClient.connect(settings, EQ, identifier="bench-fuzz") as mes:
+        reply = await mes.request(
+            "start", {"recipe_toml": bench_recipe().text, "lot_id": "BENCH-FUZZ"}, timeout_s=30
+        )
+        assert reply["ok"], reply
+        deadline = time.monotonic() + 120.0
+        while (await mes.request("status"))["result"]["step"] != "reflow":
+            assert time.monotonic() < deadline, "the run never reached reflow"
+            await asyncio.sleep(0.2)
+        t0 = time.monotonic()
+        sent = internal = unanswered = 0
+        batch = 0
+        file_gen = files(seed, 10_000)
+        while time.monotonic() - t0 < seconds:
+            for name, data in (next(file_gen) for _ in range(2)):
+                (watch_dir / os.fsdecode(name)).write_bytes(data)
+            for _cid, payload in payloads(seed + batch, 20):
+                try:
+                    got = await mes.request_raw(payload, timeout_s=15.0)
+                except Exception:
+                    unanswered += 1
+                    continue
+                sent += 1
+                if not got.get("ok") and (got.get("error") or {}).get("code") == "internal_error":
+                    internal += 1
+            batch += 1
+            await asyncio.sleep(0.05)
+        status = (await mes.request("status"))["result"]
+        await mes.request("abort", {"reason": "bench done"})
+    loop = status["control_loop"]
+    return {
+        "loop_jitter_fuzz_p99_ms": loop["late_p99_ms"],
+        "loop_jitter_fuzz_max_ms": loop["late_max_ms"],
+        "fuzz_window_s": round(time.monotonic() - t0, 1),
+        "fuzz_payloads": sent,
+        "fuzz_unanswered": unanswered,
+        "fuzz_internal_errors": internal,
+        "fuzz_step_at_end": status.get("step"),
+        "fuzz_trips": [a["code"] for a in status["alarms"] if a.get("severity") == "alarm"],
+        "loop_overruns_fuzz": loop["overruns"],
+    }
+
+
+def measure_fuzz(seconds: float = 60.0, nice: int | None = None) -> dict[str, Any]:
+    """`bonderd serve --sim` at speed 1 under the hostile fuzz during reflow (issue 19)."""
+    serve_nice = achievable_nice(unit_nice() if nice is None else nice)
+    with tempfile.TemporaryDirectory() as tmp, running_broker(Path(tmp) / "broker") as broker:
+        config = write_config(Path(tmp) / "b.toml", broker_port=broker.port, equipment_id=EQ)
+        text = config.read_text().replace("telemetry_hz = 5.0", "telemetry_hz = 2.0")
+        config.write_text(text.replace("snapshot_stale_s = 5.0", "snapshot_stale_s = 1.0"))
+        watch_dir = Path(tmp) / "watch"
+        serve = QuietServe(config, speed=1.0, nice=serve_nice)
+        serve.start()
+        try:
+            serve.wait_ready(timeout_s=90.0)
+            watch_dir.mkdir(exist_ok=True)
+            settings = MqttSettings(host="127.0.0.1", port=broker.port)
+            out = asyncio.run(fuzz_window(settings, watch_dir, seconds))
+        finally:
+            code = serve.stop()
+        if code != 0:
+            raise RuntimeError(f"bonderd serve exited {code}:\n{serve.log_text()[-3000:]}")
+    return out | {"serve_nice": serve_nice}
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--seconds", type=float, default=45.0)
     ap.add_argument("--requests", type=int, default=300)
     ap.add_argument("--nice", type=int, default=None, help="default: the unit's Nice=")
+    ap.add_argument("--fuzz", action="store_true", help="only the hostile-input figure (#19)")
     args = ap.parse_args()
+    if args.fuzz:
+        print(json.dumps(measure_fuzz(args.seconds, nice=args.nice), indent=2))
+        sys.exit(0)
     print(json.dumps(measure(args.seconds, args.requests, nice=args.nice), indent=2))

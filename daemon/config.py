@@ -349,6 +349,37 @@ def _keys_at(loc: Sequence[int | str]) -> list[str]:
     return []
 
 
+def serve_path_problems(settings: Settings) -> list[str]:
+    """What `bonderd serve` cannot start with, one ``key (env var): path: reason`` each:
+    folders that are files, TLS files that are missing, not files or unreadable."""
+    problems: list[str] = []
+    for key in ("data_dir", "watch_dir"):
+        path: Path = getattr(settings, key)
+        if path.exists() and not path.is_dir():
+            problems.append(
+                f"{key} ({_env_name(key.split('.'))}): {path}: is not a folder (a file is there); "
+                "set it to a folder the daemon may create or write"
+            )
+    for key in ("tls_ca", "tls_cert", "tls_key"):
+        tls: Path | None = getattr(settings.mqtt, key)
+        if tls is None:
+            continue
+        name = f"mqtt.{key}"
+        if not tls.exists():
+            problems.append(f"{name} ({_env_name(name.split('.'))}): {tls}: no such file")
+        elif not tls.is_file():
+            problems.append(f"{name} ({_env_name(name.split('.'))}): {tls}: not a regular file")
+        else:
+            try:
+                with tls.open("rb"):
+                    pass
+            except OSError as exc:
+                problems.append(
+                    f"{name} ({_env_name(name.split('.'))}): {tls}: cannot be read: {exc.strerror}"
+                )
+    return problems
+
+
 def config_hash(settings: Settings) -> str:
     """sha256 of a canonical JSON dump, recorded with every run for traceability.
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from daemon.config import load_settings
-from daemon.machine.factory import _transports
+from daemon.machine.factory import real_transports
 from tests.mqtt_broker import REPO, free_port, wait_port
 
 INSTALL = REPO / "systemd" / "install.sh"
@@ -139,7 +139,7 @@ def test_a_config_without_devices_stops_with_a_clear_message(tmp_path: Path) -> 
 
 def test_the_example_configuration_loads_with_devices(staged: Path) -> None:
     settings = load_settings(staged / "etc/bonderd/bonderd.toml", required=True)
-    real = _transports(settings)  # every transport validated, nothing connected
+    real = real_transports(settings)  # every transport validated, nothing connected
     assert {"dio", "valves", "thermocouples", "lamps", "gauge", "pump", "chiller", "o2"} <= set(
         real
     )

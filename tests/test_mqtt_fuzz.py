@@ -156,3 +156,87 @@ def test_after_the_fuzz_the_daemon_is_idle_and_answers(client: SyncClient) -> No
         client.request(json.dumps({"command": "status", "command_id": uuid.uuid4().hex}).encode())
     )
     assert status["ok"] and status["result"]["state"] == "idle"
+
+
+# ---- issue 19: hostile payloads and files while a run is in reflow -----------------------
+
+FUZZ_SEED = int(os.environ.get("BONDERD_FUZZ_SEED", "19"))
+FUZZ_N = int(os.environ.get("BONDERD_FUZZ_HOSTILE", "120"))
+
+
+def _status(c: SyncClient) -> dict[str, Any]:
+    doc = json.loads(
+        c.request(json.dumps({"command": "status", "command_id": uuid.uuid4().hex}).encode())
+    )
+    assert doc["ok"], doc
+    return dict(doc["result"])
+
+
+def test_hostile_input_during_reflow_is_answered_and_trips_nothing(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    import time  # noqa: PLC0415
+
+    from bench.interlock_reaction import bench_recipe  # noqa: PLC0415
+    from tests.hostile import files, payloads  # noqa: PLC0415
+
+    base = tmp_path_factory.mktemp("hostile")
+    with running_broker(base / "broker") as broker:
+        serve = Serve(
+            write_config(base / "b.toml", broker_port=broker.port, equipment_id=EQ), speed=10.0
+        )
+        serve.start()
+        try:
+            serve.wait_ready(timeout_s=60.0)
+            c = SyncClient(broker.port)
+            try:
+                start = {
+                    "command": "start",
+                    "command_id": "hostile-start",
+                    "args": {"recipe_toml": bench_recipe().text, "lot_id": "HOSTILE"},
+                }
+                assert json.loads(c.request(json.dumps(start).encode(), 30.0))["ok"]
+                deadline = time.monotonic() + 60.0
+                while _status(c)["step"] != "reflow":
+                    assert time.monotonic() < deadline, "never reached reflow"
+                    time.sleep(0.1)
+                watch = base / "watch"
+                for name, data in files(FUZZ_SEED, 40):
+                    (watch / os.fsdecode(name)).write_bytes(data)
+                answered = 0
+                for cid, payload in payloads(FUZZ_SEED, FUZZ_N):
+                    reply = json.loads(c.request(payload, 15.0))
+                    assert set(reply) == {"command_id", "ok", "result", "error"}
+                    if cid is not None:
+                        assert reply["command_id"] == cid, (payload[:200], reply)
+                    if not reply["ok"]:
+                        assert reply["error"]["code"] != "internal_error", reply
+                    answered += 1
+                assert answered == FUZZ_N
+                status = _status(c)
+                assert status["step"] == "reflow", "the fuzz outlasted reflow: lower FUZZ_N"
+                assert status["state"] == "running", status
+                assert not [a for a in status["alarms"] if a.get("severity") == "alarm"], status
+                # Every hostile file is judged: none left in the folder but the hidden ones.
+                deadline = time.monotonic() + 30.0
+                while left := [
+                    n for n in os.listdir(watch) if n != "rejected" and not n.startswith(".")
+                ]:
+                    assert time.monotonic() < deadline, left
+                    time.sleep(0.2)
+                status = _status(c)
+                assert not [a for a in status["alarms"] if a.get("severity") == "alarm"], status
+            finally:
+                c.close()
+            rejected = os.listdir(watch / "rejected")
+            for n in rejected:
+                if n.endswith(".errors.json"):
+                    assert json.loads((watch / "rejected" / n).read_text(encoding="utf-8"))
+        finally:
+            assert serve.stop() == 0, serve.log_text()[-3000:]
+    trips = [
+        line
+        for line in serve.log_lines()
+        if line.get("event") in ("interlock_trip", "service_failed")
+    ]
+    assert not trips, trips

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import sqlite3
 from datetime import UTC, datetime
@@ -11,7 +12,7 @@ from typing import Any
 
 from daemon.config import MqttSettings
 from daemon.mes.mqtt import CommandClient
-from daemon.store.records import INTERRUPTED_REASON, RunStore
+from daemon.store.records import DB_NAME, INTERRUPTED_REASON, RunStore
 from tests.mqtt_broker import RECIPES, Serve, running_broker, write_config
 
 SNPB = (RECIPES / "snpb-low-tg.toml").read_text()
@@ -258,6 +259,20 @@ def test_sigkill_mid_run_then_restart_records_abort_and_outputs_off_first(tmp_pa
     with RunStore(tmp_path / "data") as store:
         record = store.get_run(run_id)
     assert record is not None and record.state == "aborted" and record.reason == INTERRUPTED_REASON
+    # The MES books the run too: one RunCompleted (aborted, interrupted) after the restart.
+    db = sqlite3.connect(tmp_path / "data" / DB_NAME)
+    try:
+        rows = db.execute(
+            "SELECT payload_json FROM event_outbox WHERE event = 'RunCompleted'"
+        ).fetchall()
+    finally:
+        db.close()
+    done = [json.loads(r[0]) for r in rows]
+    done = [d for d in done if d["run_id"] == run_id]
+    assert len(done) == 1, done
+    assert done[0]["result"] == "aborted" and done[0]["reason"].startswith("interrupted")
+    assert done[0]["interrupted"] is True and done[0]["recipe"]["name"] == "snpb-low-tg"
+    assert done[0]["steps"] and done[0]["steps"][-1]["result"] == "aborted"
     db = sqlite3.connect(tmp_path / "data" / "bonderd.sqlite")
     try:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -239,8 +239,8 @@ def test_fuzz_every_file_is_taken_or_refused_with_a_reason(
         async def scan_twice() -> None:
             fd = watch._open_dir()
             try:
-                watch.scan(fd)  # first sight
-                watch.scan(fd)  # settled: judged
+                await watch.scan(fd)  # first sight
+                await watch.scan(fd)  # settled: judged
             finally:
                 os.close(fd)
                 os.close(watch._rej_fd)

@@ -18,24 +18,26 @@ import signal
 import sys
 import tomllib
 from collections.abc import Awaitable, Callable
-from typing import Final
+from datetime import UTC
+from typing import Any, Final
 
 import structlog
 
 from daemon.app.event_loop import new_event_loop
 from daemon.app.sdnotify import Notifier
-from daemon.config import Settings
+from daemon.config import ConfigError, Settings, serve_path_problems
 from daemon.errors import CommandRefused
 from daemon.machine.factory import close_all
 from daemon.mes.controller import Controller
 from daemon.mes.library import RecipeLibrary
-from daemon.mes.mqtt import MqttLink
-from daemon.mes.outbox import CommandLog, KeyValues, Outbox, ServeDb
+from daemon.mes.mqtt import MqttLink, tls_problems
+from daemon.mes.outbox import CommandLog, KeyValues, Outbox, ServeDb, utc_now
 from daemon.mes.watch_folder import WatchFolder
+from daemon.recipe.worker import RecipeWorker
 from daemon.run.rig import Rig, assemble, clock_for
 from daemon.run.run_state import ACTIVE
 from daemon.safety.safe_state import enter_safe_state, outputs_off
-from daemon.store.records import INTERRUPTED_REASON
+from daemon.store.records import INTERRUPTED_REASON, RunRecord
 from drivers.clock import Clock
 
 log = structlog.get_logger(__name__)
@@ -47,9 +49,53 @@ RESTART_DELAY_S: Final = 1.0  # before a failed service task (MQTT, watch folder
 FALLBACK_SOLIDUS_C: Final = 100.0
 GIL_SWITCH_S: Final = 0.001
 STATUS_REFRESH_S: Final = 10.0  # wall seconds between STATUS= refreshes (loop lateness)
+# serve_state key: the interrupted runs whose RunCompleted has been sent (sent once, ever).
+REPORTED_INTERRUPTED: Final = "interrupted_runs_reported"
 
 
 # ---- the supervisor -----------------------------------------------------------------------
+
+
+def check_start_up(settings: Settings) -> None:
+    """Refuse, naming the key and the path, what would otherwise fail later and over again:
+    a data_dir or watch_dir that is a file, a TLS file that is missing or unreadable."""
+    problems = serve_path_problems(settings) + tls_problems(settings.mqtt)
+    if problems:
+        raise ConfigError(problems)
+
+
+def interrupted_result(run: RunRecord) -> dict[str, Any]:
+    """The RunCompleted payload of a run found interrupted at start-up: the result document
+    as far as the records know it (no conformance, no metrics: the run was never judged)."""
+
+    def duration(step: Any) -> float | None:
+        end = step.ended_t_s
+        return None if end is None else round(max(0.0, end - step.started_t_s), 3)
+
+    return {
+        "run_id": run.run_id,
+        "recipe": {
+            "name": run.recipe_name,
+            "version": run.recipe_version,
+            "sha256": run.recipe_sha256,
+        },
+        "lot_id": run.lot_id,
+        "operator": run.operator,
+        "result": "aborted",
+        "reason": run.reason,
+        "interrupted": True,
+        "started_at": run.started_at.astimezone(UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z"),
+        "ended_at": None,  # unknown: nothing ran to see the end
+        "reported_at": utc_now(),
+        "steps": [
+            {"type": s.type, "name": s.name, "result": s.result, "duration_s": duration(s)}
+            for s in run.steps
+        ],
+        "conformance": [],
+        "metrics": {},
+    }
 
 
 def _solidus_of(recipe_text: str) -> float:
@@ -100,7 +146,9 @@ class Daemon:
         monitor, executor = rig.monitor, rig.executor
         monitor_task = asyncio.create_task(monitor.run(), name="monitor")
         tasks: dict[str, asyncio.Task[None]] = {}
+        worker = RecipeWorker()
         try:
+            await worker.start()
             await monitor.next()
             ctl = self.ctl = Controller(
                 settings=settings,
@@ -114,6 +162,7 @@ class Daemon:
                 library=RecipeLibrary(db),
                 kv=KeyValues(db),
                 notifier=self.notifier,
+                recipe_worker=worker,
             )
             # The interlocks watch the machine for the daemon's whole life, not only in runs.
             interlocks_task = executor.interlocks.start()
@@ -122,7 +171,11 @@ class Daemon:
                 settings.mqtt, settings.equipment_id, ctl.outbox, ctl.handle, ctl.state_doc
             )
             watch = WatchFolder(
-                settings.watch_dir, settings.limits, ctl.on_watch_accepted, ctl.on_watch_rejected
+                settings.watch_dir,
+                settings.limits,
+                ctl.on_watch_accepted,
+                ctl.on_watch_rejected,
+                parse=worker.parse,
             )
             services = {
                 "mqtt": ctl.link.run,
@@ -159,6 +212,7 @@ class Daemon:
             for task in [*tasks.values(), monitor_task]:
                 task.cancel()
             await asyncio.gather(*tasks.values(), monitor_task, return_exceptions=True)
+            await worker.close()
             db.close()
 
     async def _after_crash(self, ctl: Controller) -> None:
@@ -168,7 +222,8 @@ class Daemon:
         run = latest[0]
         if run.state != "aborted" or run.reason != INTERRUPTED_REASON or run.ended_at is not None:
             return
-        if any(a.get("run_id") == run.run_id for a in ctl.alarms):
+        reported = list(ctl.kv.get(REPORTED_INTERRUPTED, []))
+        if run.run_id in reported or any(a.get("run_id") == run.run_id for a in ctl.alarms):
             return  # reported at an earlier start already
         log.warning("interrupted_run_found", run_id=run.run_id)
         self.notifier.status(f"safe state after interrupted run {run.run_id}")
@@ -183,6 +238,11 @@ class Daemon:
             run_id=run.run_id,
             safe_state_problems=report.problems,
         )
+        # The MES books runs by their RunCompleted: one for this run too, once (docs/mqtt.md).
+        result = interrupted_result(run)
+        ctl.last_result = result
+        ctl.emit("RunCompleted", **result)
+        ctl.kv.put(REPORTED_INTERRUPTED, [*reported, run.run_id][-100:])
 
     async def _keep(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
         """Run a service forever: a failure is logged and the service restarted."""
@@ -260,6 +320,7 @@ def run_serve(settings: Settings, *, sim: bool, speed: float, seed: int = 0) -> 
     """`bonderd serve` on the event loop built for the control loop (daemon/app/event_loop.py)."""
     # A worker thread (a finished run's judgement, ADR 0097) holds the GIL for at most this
     # long once the loop wants it; the interpreter's default, 5 ms, is a tenth of a period.
+    check_start_up(settings)
     switch = sys.getswitchinterval()
     sys.setswitchinterval(GIL_SWITCH_S)
     try:

@@ -253,7 +253,7 @@ def put_real_drivers(
         elif isinstance(t, ZaberTransport):
             force = None
             if t.force_source == "wago-ai":
-                assert coupler is not None  # checked by _transports
+                assert coupler is not None  # checked by real_transports
                 force = WagoLoadCell(
                     coupler,
                     clock,

@@ -23,11 +23,12 @@ from daemon import __version__
 from daemon.config import NAME_PATTERN, Settings
 from daemon.errors import CommandRefused
 from daemon.machine.monitor import Monitor, Snapshot
-from daemon.mes.library import LibraryEntry, RecipeLibrary
+from daemon.mes.library import LibraryEntry, RecipeLibrary, library_source
 from daemon.mes.mqtt import MqttLink, Origin
-from daemon.mes.outbox import CommandLog, KeyValues, Outbox, utc_now
+from daemon.mes.outbox import CommandLog, KeyValues, Outbox, safe_text, utc_now
 from daemon.mes.watch_folder import Rejection
 from daemon.recipe.load import LoadedRecipe, RecipeInvalid, parse_recipe
+from daemon.recipe.worker import RecipeWorker
 from daemon.report import write_report
 from daemon.run.executor import Executor
 from daemon.run.rig import Rig
@@ -42,6 +43,7 @@ START_TIMEOUT_S: Final = 10.0
 # Read-only: answered in local control too, and in every run state.
 READ_ONLY_COMMANDS: Final = frozenset({"status", "list_recipes", "list_runs", "get_report"})
 REPORTS_DIR: Final = "reports"  # under data_dir: where `get_report` writes the HTML
+SQLITE_MAX_INT: Final = 2**63 - 1  # the records store integers as SQLite int64
 
 
 class StatusSink(Protocol):
@@ -70,7 +72,7 @@ class NoArgs(_Args):
 
 class StartArgs(_Args):
     recipe: str | None = Field(default=None, min_length=1, max_length=100, pattern=NAME_PATTERN)
-    version: int | None = Field(default=None, ge=1)
+    version: int | None = Field(default=None, ge=1, le=SQLITE_MAX_INT)
     recipe_toml: str | None = None
     lot_id: str = Field(min_length=1, max_length=64)
     operator: str | None = Field(default=None, max_length=64)
@@ -146,6 +148,49 @@ def _field_errors(exc: ValidationError) -> tuple[str, str]:
     return code, "; ".join(parts)
 
 
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _surrogate_problem(doc: Any) -> str | None:
+    """``path: reason`` for the first text in ``doc`` that UTF-8 cannot carry, or None.
+
+    JSON may spell a lone UTF-16 surrogate (``"\\ud800"``); Python decodes it into a str that
+    no UTF-8 encoder, SQLite or MQTT publish accepts. One C-speed dump finds out whether there
+    is one at all; only then is the document walked (iteratively) to name where.
+    """
+    try:
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")
+        return None
+    except UnicodeEncodeError:
+        pass
+    except (ValueError, RecursionError):
+        return None  # nothing to do with surrogates; the schema refuses it
+    stack: list[tuple[Any, str]] = [(doc, "")]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, str):
+            if not _encodable(node):
+                bad = next(c for c in node if 0xD800 <= ord(c) <= 0xDFFF)
+                return (
+                    f"{path or 'payload'}: not valid Unicode text: a lone surrogate "
+                    f"(U+{ord(bad):04X}) cannot be carried as UTF-8"
+                )
+        elif isinstance(node, dict):
+            for k, v in node.items():
+                if not _encodable(k):
+                    where = f"{path}.{safe_text(k)}" if path else safe_text(k)
+                    return f"{where}: not valid Unicode text (a key with a lone surrogate)"
+                stack.append((v, f"{path}.{k}" if path else k))
+        elif isinstance(node, list):
+            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(node))
+    return None
+
+
 def _iso(ts: datetime | None) -> str | None:
     if ts is None:
         return None
@@ -219,6 +264,9 @@ class Controller:
     library: RecipeLibrary
     kv: KeyValues
     notifier: StatusSink
+    # Where recipes are parsed and validated: a worker process in the daemon (ADR 0140);
+    # None parses in-line (tests that construct a controller of their own).
+    recipe_worker: RecipeWorker | None = None
     link: MqttLink | None = None
     run_task: asyncio.Task[None] | None = None
     control: Literal["remote", "local"] = "remote"
@@ -339,9 +387,15 @@ class Controller:
     def on_watch_accepted(self, loaded: LoadedRecipe, name: str) -> None:
         self.accept_recipe(loaded, f"watch:{name}")
 
-    def _parse_inline(self, text: str, source: str) -> LoadedRecipe:
+    async def parse(self, data: bytes, source: str) -> LoadedRecipe:
+        """Parse and validate off the control loop (the worker); raises RecipeInvalid."""
+        if self.recipe_worker is None:
+            return parse_recipe(data, source, self.settings.limits)
+        return await self.recipe_worker.parse(data, source, self.settings.limits)
+
+    async def _parse_inline(self, text: str, source: str) -> LoadedRecipe:
         try:
-            return parse_recipe(text.encode("utf-8"), source, self.settings.limits)
+            return await self.parse(text.encode("utf-8"), source)
         except RecipeInvalid as exc:
             errors = [{"field": i.field, "reason": i.reason} for i in exc.issues]
             self.reject_recipe(source, errors)
@@ -367,6 +421,11 @@ class Controller:
                 None,
                 error=("invalid_field", "command_id: must be text of 1 to 128 characters"),
             )
+        if not _encodable(command_id):
+            # Answered (the reply spells it as JSON escapes), never recorded: it cannot be a
+            # key of the command log, and a refusal executes nothing to be repeated.
+            problem = _surrogate_problem({"command_id": command_id})
+            return _reply(command_id, error=("invalid_field", problem or "command_id: invalid"))
         previous = self.commands.reply_for(command_id)
         if previous is not None:
             log.info("command_repeated", command_id=command_id)
@@ -379,7 +438,7 @@ class Controller:
         except Exception as exc:
             log.exception("command_failed", command_id=command_id)
             reply = _reply(command_id, error=("internal_error", f"{type(exc).__name__}: {exc}"))
-        self.commands.record(command_id, str(command)[:64], reply)
+        self.commands.record(command_id, safe_text(str(command)[:64]), reply)
         log.info(
             "command",
             command=command,
@@ -391,6 +450,9 @@ class Controller:
         return reply
 
     async def _execute(self, doc: dict[str, Any], origin: Origin) -> Any:
+        problem = _surrogate_problem(doc)
+        if problem is not None:
+            raise CommandError("invalid_field", problem)
         extra = sorted(set(doc) - _ENVELOPE_KEYS)
         if extra:
             raise CommandError("invalid_payload", f"unknown field(s): {', '.join(extra)}")
@@ -470,7 +532,7 @@ class Controller:
 
     async def _cmd_put_recipe(self, args: PutRecipeArgs, origin: Origin) -> dict[str, Any]:
         source = f"mqtt:{origin}:put_recipe"
-        loaded = self._parse_inline(args.recipe_toml, source)
+        loaded = await self._parse_inline(args.recipe_toml, source)
         if loaded.recipe.name != args.name:
             errors = [
                 {
@@ -494,24 +556,28 @@ class Controller:
         if refusal is not None:
             raise CommandError("not_allowed", refusal)
         if args.recipe_toml is not None:
-            loaded = self._parse_inline(args.recipe_toml, f"mqtt:{origin}:start")
+            loaded = await self._parse_inline(args.recipe_toml, f"mqtt:{origin}:start")
             version = self.accept_recipe(loaded, f"mqtt:{origin}:start").version
         else:
             assert args.recipe is not None
+            stored = self.library.text(args.recipe, args.version)
+            if stored is None:
+                which = f" version {args.version}" if args.version else ""
+                raise CommandError(
+                    "unknown_recipe", f"no recipe {args.recipe!r}{which} in the library"
+                )
+            text, version = stored
             try:
-                found = self.library.load(args.recipe, self.settings.limits, args.version)
+                # Limits may have been tightened since the recipe was accepted: validate again.
+                loaded = await self.parse(
+                    text.encode("utf-8"), library_source(args.recipe, version)
+                )
             except RecipeInvalid as exc:
                 raise CommandError(
                     "recipe_invalid",
                     f"library recipe {args.recipe!r} no longer passes validation: "
                     + "; ".join(f"{i.field}: {i.reason}" for i in exc.issues),
                 ) from exc
-            if found is None:
-                which = f" version {args.version}" if args.version else ""
-                raise CommandError(
-                    "unknown_recipe", f"no recipe {args.recipe!r}{which} in the library"
-                )
-            loaded, version = found
         self.rig.prepare(loaded.recipe)
         before = self.executor.run_id
         self.run_task = task = asyncio.create_task(

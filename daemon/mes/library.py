@@ -83,6 +83,15 @@ class RecipeLibrary:
         self, name: str, limits: Limits, version: int | None = None
     ) -> tuple[LoadedRecipe, int] | None:
         """The recipe (newest version unless given), re-validated against today's limits."""
+        found = self.text(name, version)
+        if found is None:
+            return None
+        text, version = found
+        # Limits may have been tightened since the recipe was accepted: validate again.
+        return parse_recipe(text.encode("utf-8"), library_source(name, version), limits), version
+
+    def text(self, name: str, version: int | None = None) -> tuple[str, int] | None:
+        """The stored text of a recipe (newest version unless given) and its version."""
         if version is None:
             row = self._db.db.execute(
                 "SELECT recipe_text, version FROM recipe_library WHERE name = ? "
@@ -96,6 +105,9 @@ class RecipeLibrary:
             ).fetchone()
         if row is None:
             return None
-        text, found = row
-        # Limits may have been tightened since the recipe was accepted: validate again.
-        return parse_recipe(text.encode("utf-8"), f"library:{name}@{found}", limits), int(found)
+        return str(row[0]), int(row[1])
+
+
+def library_source(name: str, version: int) -> str:
+    """How a library recipe is named in its validation errors."""
+    return f"library:{name}@{version}"

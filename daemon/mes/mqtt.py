@@ -29,7 +29,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from daemon.config import MqttSettings
-from daemon.mes.outbox import Outbox
+from daemon.mes.outbox import Outbox, json_text
 
 log = structlog.get_logger(__name__)
 
@@ -53,7 +53,8 @@ def _properties(packet_type: int) -> Properties:
 
 
 def _dumps(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, allow_nan=False, default=str, ensure_ascii=False).encode("utf-8")
+    # A reply may echo a command_id with a lone surrogate: spelt as a JSON escape, not raised.
+    return json_text(doc).encode("utf-8")
 
 
 def _tls_context(settings: MqttSettings) -> ssl.SSLContext | None:
@@ -65,6 +66,22 @@ def _tls_context(settings: MqttSettings) -> ssl.SSLContext | None:
     if settings.tls_cert is not None and settings.tls_key is not None:
         ctx.load_cert_chain(str(settings.tls_cert), str(settings.tls_key))
     return ctx
+
+
+def tls_problems(settings: MqttSettings) -> list[str]:
+    """The TLS files as the connection will load them: a CA or key that is not PEM, a key
+    that does not fit its certificate. Empty when fine (or when no TLS is configured)."""
+    try:
+        _tls_context(settings)
+    except FileNotFoundError:
+        return []  # named by daemon.config.serve_path_problems
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        keys = "mqtt.tls_ca" if settings.tls_cert is None else "mqtt.tls_ca/tls_cert/tls_key"
+        files = ", ".join(
+            str(p) for p in (settings.tls_ca, settings.tls_cert, settings.tls_key) if p is not None
+        )
+        return [f"{keys}: {files}: cannot be used for TLS: {exc}"]
+    return []
 
 
 def _client(
@@ -221,8 +238,21 @@ class MqttLink:
             topic = str(message.topic)
             origin: Origin = "local" if topic.endswith("/cmd/local") else "remote"
             payload = message.payload if isinstance(message.payload, bytes) else b""
-            if len(payload) > MAX_COMMAND_BYTES:
+            problem = _response_topic_problem(self.base, message)
+            if problem is not None:
+                # Not executed: the sender would never see the reply where it waits. Answered
+                # on …/reply (the contract's default) with its correlation data.
+                log.warning("command_refused_response_topic", problem=problem)
                 reply: dict[str, Any] = {
+                    "command_id": _command_id_of(payload),
+                    "ok": False,
+                    "result": None,
+                    "error": {"code": "invalid_response_topic", "message": problem},
+                }
+                await self._reply(client, message, reply, default_topic=True)
+                continue
+            if len(payload) > MAX_COMMAND_BYTES:
+                reply = {
                     "command_id": None,
                     "ok": False,
                     "result": None,
@@ -237,7 +267,12 @@ class MqttLink:
             await self._reply(client, message, reply)
 
     async def _reply(
-        self, client: aiomqtt.Client, request: aiomqtt.Message, reply: dict[str, Any]
+        self,
+        client: aiomqtt.Client,
+        request: aiomqtt.Message,
+        reply: dict[str, Any],
+        *,
+        default_topic: bool = False,
     ) -> None:
         props_in = request.properties
         response_topic = getattr(props_in, "ResponseTopic", None) if props_in else None
@@ -247,7 +282,7 @@ class MqttLink:
             props = _properties(PacketTypes.PUBLISH)
             props.CorrelationData = correlation
         topic = f"{self.base}/reply"
-        if isinstance(response_topic, str) and _valid_topic(response_topic):
+        if not default_topic and isinstance(response_topic, str) and _valid_topic(response_topic):
             topic = response_topic
         await client.publish(topic, _dumps(reply), qos=1, properties=props)
 
@@ -269,7 +304,45 @@ class MqttLink:
 
 
 def _valid_topic(topic: str) -> bool:
-    return 0 < len(topic.encode("utf-8")) <= 65535 and not any(c in topic for c in "#+\0")
+    try:
+        size = len(topic.encode("utf-8"))
+    except UnicodeEncodeError:
+        return False
+    return 0 < size <= 65535 and not any(c in topic for c in "#+\0")
+
+
+def _response_topic_problem(base: str, request: aiomqtt.Message) -> str | None:
+    """Why the request's MQTT 5 response topic is refused, or None (docs/mqtt.md "Replies").
+
+    Under the equipments' base topics (``bonder/<id>/…``, this one's and any other's) the
+    daemon publishes only its own documents; a reply there would pass for an event, the
+    state, the availability of this machine or another. The one subtree a reply may go to is
+    this equipment's per-client ``bonder/<id>/reply/<client id>`` of the example ACL (one
+    level, no more). Elsewhere (the MES's own namespace) the broker's ACL decides.
+    """
+    props = request.properties
+    topic = getattr(props, "ResponseTopic", None) if props else None
+    if not isinstance(topic, str) or not _valid_topic(topic):
+        return None  # none, or not one to publish to: the reply goes to …/reply as before
+    family = base.split("/", 1)[0] + "/"
+    if not topic.startswith(family):
+        return None
+    client = topic.removeprefix(f"{base}/reply/")
+    if client != topic and client and "/" not in client:
+        return None
+    return (
+        f"response topic {topic!r} is refused: under {family} a reply goes only to "
+        f"{base}/reply/<client id>; the command was not executed"
+    )
+
+
+def _command_id_of(payload: bytes) -> Any:
+    try:
+        doc = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+    command_id = doc.get("command_id") if isinstance(doc, dict) else None
+    return command_id if isinstance(command_id, str) and 0 < len(command_id) <= 128 else None
 
 
 # ---- the client side: bonderctl and tests ----------------------------------------------

@@ -32,6 +32,23 @@ KEEP_DELIVERED: Final = 10_000
 KEEP_REPLIES: Final = 100_000
 
 
+def safe_text(text: str) -> str:
+    """``text`` with whatever UTF-8 cannot carry (lone surrogates, including the undecodable
+    bytes of a file name as ``os`` hands them over) spelt as ``\\xNN`` / ``\\udNNN``."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def json_text(doc: Any, indent: int | None = None) -> str:
+    """JSON for SQLite and MQTT: UTF-8 as it is, or ASCII escapes where a str holds a lone
+    surrogate (``json`` spells it ``\\udNNN``, valid UTF-8 bytes); never raises on text."""
+    text = json.dumps(doc, allow_nan=False, default=str, ensure_ascii=False, indent=indent)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(doc, allow_nan=False, default=str, ensure_ascii=True, indent=indent)
+    return text
+
+
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -100,7 +117,7 @@ class Outbox:
                     self.equipment_id,
                     seq,
                     event,
-                    json.dumps(payload, allow_nan=False, default=str, ensure_ascii=False),
+                    json_text(payload),
                     ts,
                 ),
             )

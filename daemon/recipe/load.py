@@ -32,6 +32,14 @@ WHOLE_FILE = "(file)"
 _ADAPTER: TypeAdapter[AnyRecipe] = TypeAdapter(Recipe)
 _TAG_KEYS = ("type", "kind")
 
+# Bounds on what a recipe may be, checked before the schema is (docs/adr/0140): a recipe is a
+# few tables and a few tens of steps, so these are far above any real one and far below what
+# makes validation slow. Constants, not [limits], so that the config hash of every recorded
+# run stays what it was.
+MAX_DEPTH = 16  # tables and arrays inside each other; a recipe needs 4 (steps[i].x.y)
+MAX_STEPS = 200  # [[steps]] tables
+MAX_ARRAY_ITEMS = 1000  # items of any one array (steps aside)
+
 
 @dataclass(frozen=True)
 class RecipeIssue:
@@ -82,8 +90,13 @@ def parse_recipe(data: bytes, source: str, limits: Limits) -> LoadedRecipe:
         doc = tomllib.loads(text.removeprefix("\ufeff"))
     except tomllib.TOMLDecodeError as exc:
         raise whole_file(f"not valid TOML: {exc}") from exc
+    except RecursionError as exc:  # inline arrays/tables nested some thousand levels deep
+        raise whole_file(_too_deep()) from exc
     if not doc:
         raise whole_file("the file holds only comments and blank lines: there is no recipe in it")
+    bounds = _bounds_issue(doc)
+    if bounds is not None:
+        raise RecipeInvalid([RecipeIssue(source, *bounds)])
 
     try:
         # Strict: TOML values are typed, so "245" or true where a number belongs is a mistake,
@@ -132,6 +145,39 @@ def load_recipe_file(path: Path, limits: Limits) -> LoadedRecipe:
     return parse_recipe(data, source, limits)
 
 
+def _too_deep() -> str:
+    return (
+        f"tables and arrays are nested more than {MAX_DEPTH} levels deep; a recipe needs at "
+        "most 4 (steps[i].table.key)"
+    )
+
+
+def _bounds_issue(doc: dict[str, Any]) -> tuple[str, str] | None:
+    """The first bound the parsed TOML exceeds (field, reason), or None.
+
+    Iterative, so that no nesting the TOML parser accepted can exhaust the stack here.
+    """
+    steps = doc.get("steps")
+    if isinstance(steps, list) and len(steps) > MAX_STEPS:
+        return "steps", (
+            f"{len(steps)} steps; the equipment takes at most {MAX_STEPS} steps in one recipe"
+        )
+    stack: list[tuple[object, list[int | str]]] = [(doc, [])]
+    while stack:
+        node, path = stack.pop()
+        if len(path) > MAX_DEPTH:
+            return toml_key_path(path[:MAX_DEPTH]), _too_deep()
+        if isinstance(node, dict):
+            stack.extend((v, [*path, k]) for k, v in node.items())
+        elif isinstance(node, list):
+            if len(node) > MAX_ARRAY_ITEMS and path != ["steps"]:
+                return toml_key_path(path) or WHOLE_FILE, (
+                    f"an array of {len(node)} items; at most {MAX_ARRAY_ITEMS} are accepted"
+                )
+            stack.extend((v, [*path, i]) for i, v in enumerate(node))
+    return None
+
+
 def _too_large(limits: Limits, *, size: int | None) -> str:
     size_text = f"{size} bytes; " if size is not None else ""
     return (
@@ -152,12 +198,12 @@ def _position(data: bytes, offset: int) -> tuple[int, int]:
 
 
 def _model_issues(exc: ValidationError, doc: dict[str, Any], source: str) -> list[RecipeIssue]:
-    issues: list[RecipeIssue] = []
+    # A dict keeps the first occurrence of each issue in order: linear, where `issue not in
+    # list` was quadratic (6000 steps took seconds).
+    issues: dict[RecipeIssue, None] = {}
     for err in exc.errors(include_url=False):
-        issue = RecipeIssue(source, *_translate(err, doc))
-        if issue not in issues:
-            issues.append(issue)
-    return issues
+        issues.setdefault(RecipeIssue(source, *_translate(err, doc)), None)
+    return list(issues)
 
 
 _ABSENT = object()

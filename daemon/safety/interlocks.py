@@ -164,6 +164,13 @@ class Interlocks:
         while a cycle was acting (a trip's device writes) is taken at once, not skipped.
         """
         stale = asyncio.create_task(self._watch_stale(), name="interlocks-stale")
+        # Wall time: a stalled event loop stops the clock-time checks too (a paced simulated
+        # clock does not even advance), and the monitor's next cycle then looks fresh.
+        stall = (
+            asyncio.create_task(self._watch_loop(), name="interlocks-loop")
+            if math.isfinite(self.clock.speed)
+            else None
+        )
         try:
             snap = await self.monitor.next()
             while True:
@@ -181,7 +188,33 @@ class Interlocks:
                     snap = await self.monitor.next()
         finally:
             stale.cancel()
-            await asyncio.gather(stale, return_exceptions=True)
+            if stall is not None:
+                stall.cancel()
+            await asyncio.gather(stale, *([stall] if stall else []), return_exceptions=True)
+
+    async def _watch_loop(self) -> None:
+        """Trip when the event loop itself stalled longer than the staleness limit (wall time):
+        nothing was read, controlled or watched meanwhile, and it must not pass silently."""
+        loop = asyncio.get_running_loop()
+        limit = self.limits.snapshot_stale_s
+        period = min(0.1, limit / 4)
+        last = loop.time()
+        while True:
+            await asyncio.sleep(period)
+            now = loop.time()
+            stalled, last = now - last - period, now
+            if stalled > limit:
+                log.error("control_loop_stalled", stalled_s=round(stalled, 3), limit_s=limit)
+                await self._trip(
+                    [
+                        Finding(
+                            "loop_stalled",
+                            Action.TRIP,
+                            f"the control loop stalled for {stalled:.1f} s (limit {limit:g} s, "
+                            "limits.snapshot_stale_s): nothing was controlled meanwhile",
+                        )
+                    ]
+                )
 
     async def _watch_stale(self) -> None:
         """Trip when the monitor stops producing snapshots (staleness is itself a rule)."""
