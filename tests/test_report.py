@@ -29,7 +29,7 @@ from daemon.config import Limits
 from daemon.machine.identity import NOT_REPORTED, identify_machine
 from daemon.recipe.load import load_recipe_file
 from daemon.report import write_report
-from daemon.report.html import BAD, CHIP, COMPONENT
+from daemon.report.colours import BAD, CHIP, COMPONENT
 from daemon.report.svgplot import Chart, Series, linear_ticks, log_ticks, thin
 from daemon.store.records import DB_NAME, RunStore
 from daemon.store.schema import MIGRATIONS
