@@ -16,7 +16,8 @@ import pytest
 from pydantic import ValidationError
 
 from daemon.config import Limits, MqttSettings, Settings, serve_path_problems
-from daemon.mes.controller import StartArgs, _surrogate_problem
+from daemon.mes.commands import StartArgs
+from daemon.mes.commands import surrogate_problem as _surrogate_problem
 from daemon.mes.mqtt import _dumps, _response_topic_problem
 from daemon.mes.outbox import json_text
 from daemon.mes.watch_folder import REJECTED, Rejection, WatchFolder

@@ -18,7 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from daemon.mes.controller import ARGS
+from daemon.mes.commands import ARGS
 from tests.mqtt_broker import Serve, running_broker, write_config
 
 EQ = "bonder-fz"

@@ -17,12 +17,28 @@ from pathlib import Path
 from typing import Any, Final, Literal, Protocol
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ValidationError
 
 from daemon import __version__
-from daemon.config import NAME_PATTERN, Settings
+from daemon.config import Settings
 from daemon.errors import CommandRefused
 from daemon.machine.monitor import Monitor, Snapshot
+from daemon.mes.commands import (
+    ARGS,
+    ENVELOPE_KEYS,
+    AbortArgs,
+    AckAlarmArgs,
+    CommandError,
+    GetReportArgs,
+    HoldArgs,
+    ListRunsArgs,
+    NoArgs,
+    PutRecipeArgs,
+    StartArgs,
+    encodable,
+    field_errors,
+    surrogate_problem,
+)
 from daemon.mes.library import LibraryEntry, RecipeLibrary, library_source
 from daemon.mes.mqtt import MqttLink, Origin
 from daemon.mes.outbox import CommandLog, KeyValues, Outbox, safe_text, utc_now
@@ -43,152 +59,12 @@ START_TIMEOUT_S: Final = 10.0
 # Read-only: answered in local control too, and in every run state.
 READ_ONLY_COMMANDS: Final = frozenset({"status", "list_recipes", "list_runs", "get_report"})
 REPORTS_DIR: Final = "reports"  # under data_dir: where `get_report` writes the HTML
-SQLITE_MAX_INT: Final = 2**63 - 1  # the records store integers as SQLite int64
 
 
 class StatusSink(Protocol):
     """Where the one-line status goes (systemd's STATUS= in the daemon)."""
 
     def status(self, status: str) -> object: ...
-
-
-class CommandError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-# ---- command payloads ---------------------------------------------------------------------
-
-
-class _Args(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class NoArgs(_Args):
-    pass
-
-
-class StartArgs(_Args):
-    recipe: str | None = Field(default=None, min_length=1, max_length=100, pattern=NAME_PATTERN)
-    version: int | None = Field(default=None, ge=1, le=SQLITE_MAX_INT)
-    recipe_toml: str | None = None
-    lot_id: str = Field(min_length=1, max_length=64)
-    operator: str | None = Field(default=None, max_length=64)
-
-    @model_validator(mode="after")
-    def _one_recipe(self) -> StartArgs:
-        if (self.recipe is None) == (self.recipe_toml is None):
-            raise ValueError("give exactly one of 'recipe' (a library name) or 'recipe_toml'")
-        if self.version is not None and self.recipe is None:
-            raise ValueError("'version' goes with 'recipe'")
-        return self
-
-
-class HoldArgs(_Args):
-    """``hold`` and ``resume``: who commands it, for the run record (optional)."""
-
-    operator: str | None = Field(default=None, max_length=64)
-
-
-class AbortArgs(_Args):
-    reason: str | None = Field(default=None, max_length=500)
-
-
-class PutRecipeArgs(_Args):
-    name: str = Field(min_length=1, max_length=100, pattern=NAME_PATTERN)
-    recipe_toml: str
-
-
-class AckAlarmArgs(_Args):
-    code: str = Field(min_length=1, max_length=100)
-
-
-class ListRunsArgs(_Args):
-    limit: int = Field(default=20, ge=1, le=500)
-
-
-class GetReportArgs(_Args):
-    run_id: str = Field(min_length=1, max_length=128)
-
-
-ARGS: Final[dict[str, type[_Args]]] = {
-    "start": StartArgs,
-    "hold": HoldArgs,
-    "resume": HoldArgs,
-    "abort": AbortArgs,
-    "reset": NoArgs,
-    "status": NoArgs,
-    "list_recipes": NoArgs,
-    "put_recipe": PutRecipeArgs,
-    "ack_alarm": AckAlarmArgs,
-    "list_runs": ListRunsArgs,
-    "get_report": GetReportArgs,
-    # Only on `…/cmd/local` (the broker's ACL gives that topic to the machine's operator).
-    "take_control": NoArgs,
-    "release_control": NoArgs,
-}
-_ENVELOPE_KEYS: Final = frozenset({"command", "command_id", "args"})
-
-
-def _field_errors(exc: ValidationError) -> tuple[str, str]:
-    parts = []
-    code = "invalid_field"
-    for err in exc.errors(include_url=False):
-        loc = ".".join(str(p) for p in err["loc"]) or "args"
-        if err["type"] == "missing":
-            code = "missing_field"
-            parts.append(f"args.{loc}: required field is missing")
-        elif err["type"] == "extra_forbidden":
-            parts.append(f"args.{loc}: unknown field")
-        else:
-            msg = str(err["msg"]).removeprefix("Value error, ")
-            parts.append(f"args.{loc}: {msg}" if err["loc"] else f"args: {msg}")
-    return code, "; ".join(parts)
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _surrogate_problem(doc: Any) -> str | None:
-    """``path: reason`` for the first text in ``doc`` that UTF-8 cannot carry, or None.
-
-    JSON may spell a lone UTF-16 surrogate (``"\\ud800"``); Python decodes it into a str that
-    no UTF-8 encoder, SQLite or MQTT publish accepts. One C-speed dump finds out whether there
-    is one at all; only then is the document walked (iteratively) to name where.
-    """
-    try:
-        json.dumps(doc, ensure_ascii=False).encode("utf-8")
-        return None
-    except UnicodeEncodeError:
-        pass
-    except (ValueError, RecursionError):
-        return None  # nothing to do with surrogates; the schema refuses it
-    stack: list[tuple[Any, str]] = [(doc, "")]
-    while stack:
-        node, path = stack.pop()
-        if isinstance(node, str):
-            if not _encodable(node):
-                bad = next(c for c in node if 0xD800 <= ord(c) <= 0xDFFF)
-                return (
-                    f"{path or 'payload'}: not valid Unicode text: a lone surrogate "
-                    f"(U+{ord(bad):04X}) cannot be carried as UTF-8"
-                )
-        elif isinstance(node, dict):
-            for k, v in node.items():
-                if not _encodable(k):
-                    where = f"{path}.{safe_text(k)}" if path else safe_text(k)
-                    return f"{where}: not valid Unicode text (a key with a lone surrogate)"
-                stack.append((v, f"{path}.{k}" if path else k))
-        elif isinstance(node, list):
-            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(node))
-    return None
 
 
 def _iso(ts: datetime | None) -> str | None:
@@ -421,10 +297,10 @@ class Controller:
                 None,
                 error=("invalid_field", "command_id: must be text of 1 to 128 characters"),
             )
-        if not _encodable(command_id):
+        if not encodable(command_id):
             # Answered (the reply spells it as JSON escapes), never recorded: it cannot be a
             # key of the command log, and a refusal executes nothing to be repeated.
-            problem = _surrogate_problem({"command_id": command_id})
+            problem = surrogate_problem({"command_id": command_id})
             return _reply(command_id, error=("invalid_field", problem or "command_id: invalid"))
         previous = self.commands.reply_for(command_id)
         if previous is not None:
@@ -450,10 +326,10 @@ class Controller:
         return reply
 
     async def _execute(self, doc: dict[str, Any], origin: Origin) -> Any:
-        problem = _surrogate_problem(doc)
+        problem = surrogate_problem(doc)
         if problem is not None:
             raise CommandError("invalid_field", problem)
-        extra = sorted(set(doc) - _ENVELOPE_KEYS)
+        extra = sorted(set(doc) - ENVELOPE_KEYS)
         if extra:
             raise CommandError("invalid_payload", f"unknown field(s): {', '.join(extra)}")
         if "command" not in doc:
@@ -472,7 +348,7 @@ class Controller:
         try:
             args = ARGS[command].model_validate(raw_args)
         except ValidationError as exc:
-            raise CommandError(*_field_errors(exc)) from exc
+            raise CommandError(*field_errors(exc)) from exc
         if command in ("take_control", "release_control"):
             if origin != "local":
                 raise CommandError(
