@@ -3,7 +3,7 @@
 A scenario is a TOML file of ``[[fault]]`` tables (CONTRACT.md, "Fault scenario file"). Each
 fault fires either ``at_s`` seconds after the run starts or when the step named ``at_step``
 starts, plus ``after_s``. Which kinds a device accepts, and what ``value`` means, is the
-plant's table (``drivers.sim.plant.FAULT_KINDS``):
+plant's table (``drivers.sim.plant.fault_table.FAULT_KINDS``):
 
 =================  ==========================================  =============================
 device             kinds                                       value
@@ -50,14 +50,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from drivers.clock import Clock
-from drivers.sim.plant import (
+from drivers.sim.plant import TC_CHANNELS, Plant, PlantParams
+from drivers.sim.plant.fault_table import (
     FAULT_KINDS,
     FAULT_VALUE_OPTIONAL,
     FAULT_VALUE_REQUIRED,
-    TC_CHANNELS,
-    Plant,
     PlantFault,
-    PlantParams,
     fault_device_key,
 )
 
