@@ -6,7 +6,10 @@ import math
 from dataclasses import dataclass, fields
 from typing import Final
 
-TC_CHANNELS: Final = ("chip", "component", "chuck")
+from drivers.protocols import TC_CHANNELS  # the machine's channels, which the plant models
+
+__all__ = ["GAS_CONSTANT", "KELVIN", "STEFAN_BOLTZMANN", "TC_CHANNELS", "PlantParams"]
+
 KELVIN: Final = 273.15
 STEFAN_BOLTZMANN: Final = 5.670374419e-8  # W/(m²·K⁴)
 GAS_CONSTANT: Final = 8.314462618  # J/(mol·K)
