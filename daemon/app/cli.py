@@ -22,7 +22,8 @@ from daemon.recipe.load import RecipeInvalid, load_recipe_file
 from daemon.report import write_report
 from daemon.run.rig import ScenarioError, assemble, load_scenario
 from daemon.store.export import write_csv
-from daemon.store.records import DB_NAME, RunRecord, RunStore, UnknownRun
+from daemon.store.records import DB_NAME, RunStore, UnknownRun
+from daemon.store.summary import run_summary
 from drivers.errors import DeviceError
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
@@ -214,7 +215,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
         runs: list[dict[str, Any]] = []
     else:
         with RunStore(settings.data_dir) as store:
-            runs = [run_summary(r) for r in store.list_runs(max(1, args.limit))]
+            runs = [
+                {**run_summary(r), "holds": len(r.holds)}
+                for r in store.list_runs(max(1, args.limit))
+            ]
     if args.json:
         sys.stdout.write(json.dumps({"runs": runs}, indent=2, ensure_ascii=False) + "\n")
     elif runs:
@@ -222,27 +226,6 @@ def cmd_runs(args: argparse.Namespace) -> int:
     else:
         print(f"no runs recorded in {settings.data_dir}")
     return EXIT_OK
-
-
-def run_summary(run: RunRecord) -> dict[str, Any]:
-    """As the daemon's ``list_runs`` reply has it, with the operator and the holds."""
-    result = run.result.get("result") if run.result is not None else None
-    return {
-        "run_id": run.run_id,
-        "recipe": {
-            "name": run.recipe_name,
-            "version": run.recipe_version,
-            "sha256": run.recipe_sha256,
-        },
-        "lot_id": run.lot_id,
-        "operator": run.operator,
-        "state": run.state,
-        "result": result if result is not None else (None if run.state == "running" else run.state),
-        "reason": run.reason,
-        "started_at": run.started_at.isoformat(),
-        "ended_at": run.ended_at.isoformat() if run.ended_at is not None else None,
-        "holds": len(run.holds),
-    }
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -18,7 +18,6 @@ import signal
 import sys
 import tomllib
 from collections.abc import Awaitable, Callable
-from datetime import UTC
 from typing import Any, Final
 
 import structlog
@@ -38,6 +37,7 @@ from daemon.run.rig import Rig, assemble, clock_for
 from daemon.run.run_state import ACTIVE
 from daemon.safety.safe_state import enter_safe_state, outputs_off
 from daemon.store.records import INTERRUPTED_REASON, RunRecord
+from daemon.store.summary import iso_utc
 from drivers.clock import Clock
 
 log = structlog.get_logger(__name__)
@@ -84,9 +84,7 @@ def interrupted_result(run: RunRecord) -> dict[str, Any]:
         "result": "aborted",
         "reason": run.reason,
         "interrupted": True,
-        "started_at": run.started_at.astimezone(UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z"),
+        "started_at": iso_utc(run.started_at),
         "ended_at": None,  # unknown: nothing ran to see the end
         "reported_at": utc_now(),
         "steps": [

@@ -12,7 +12,6 @@ import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal, Protocol
 
@@ -50,7 +49,8 @@ from daemon.run.executor import Executor
 from daemon.run.rig import Rig
 from daemon.run.run_state import ACTIVE, RunState
 from daemon.safety.safe_state import outputs_off
-from daemon.store.records import RunRecord, RunStore, UnknownRun
+from daemon.store.records import RunStore, UnknownRun
+from daemon.store.summary import run_summary
 from drivers.clock import Clock
 
 log = structlog.get_logger(__name__)
@@ -67,38 +67,11 @@ class StatusSink(Protocol):
     def status(self, status: str) -> object: ...
 
 
-def _iso(ts: datetime | None) -> str | None:
-    if ts is None:
-        return None
-    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _run_summary(run: RunRecord) -> dict[str, Any]:
-    # `state` is the record's (running while a run lasts); `result` is the result document's
-    # verdict, absent until the run has finished (and for a run a crash interrupted).
-    result = run.result.get("result") if run.result is not None else None
-    return {
-        "run_id": run.run_id,
-        "recipe": {
-            "name": run.recipe_name,
-            "version": run.recipe_version,
-            "sha256": run.recipe_sha256,
-        },
-        "lot_id": run.lot_id,
-        "operator": run.operator,
-        "state": run.state,
-        "result": result if result is not None else (None if run.state == "running" else run.state),
-        "reason": run.reason,
-        "started_at": _iso(run.started_at),
-        "ended_at": _iso(run.ended_at),
-    }
-
-
 def _list_runs(data_dir: Path, limit: int) -> list[dict[str, Any]]:
     # A store of its own: RunStore's SQLite connection belongs to the thread that opened it,
     # and the daemon's is the event loop's (the same as `bonderd report` beside the daemon).
     with RunStore(data_dir) as store:
-        return [_run_summary(r) for r in store.list_runs(limit)]
+        return [run_summary(r) for r in store.list_runs(limit)]
 
 
 def _render_report(data_dir: Path, run_id: str) -> tuple[Path, str]:
