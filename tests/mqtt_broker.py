@@ -109,10 +109,11 @@ def running_broker(workdir: Path, **kw: Any) -> Iterator[Broker]:
         broker.stop()
 
 
-# The interlocks' staleness limit is clock time. At --speed 100 the default 1 s is 10 ms of
-# wall time: less than one scheduling hiccup on a loaded 2-core CI machine, so the daemon
-# would trip on the test machine's load, not on the simulated machine. 5 s of clock time is
-# 50 ms of wall time at speed 100: the rule stays armed and still trips if the monitor stops.
+# The interlocks scale the staleness limit by the clock's speed, so it is wall time at any
+# --speed (interlocks.py), and the loop-stall watcher uses it as wall time too. A test daemon
+# shares a loaded 2-core CI machine with brokers, browsers and other daemons, where a stall of
+# a second is the test machine's, not the simulated machine's. 5 s keeps both rules armed:
+# a monitor that stops, or a loop that hangs, still trips.
 STALE_S = 5.0
 
 
