@@ -123,6 +123,7 @@ def write_config(
     equipment_id: str = "bonder-t",
     extra: str = "",
     mqtt_extra: str = "",
+    hmi_extra: str = "",
 ) -> Path:
     base = path.parent
     path.write_text(
@@ -137,6 +138,10 @@ def write_config(
         f"port = {broker_port}\n"
         "telemetry_hz = 5.0\n"
         f"{mqtt_extra}\n"
+        # Any free port: tests run in parallel, and 8080 may be taken on the machine.
+        "[hmi]\n"
+        "port = 0\n"
+        f"{hmi_extra}\n"
     )
     return path
 

@@ -23,6 +23,8 @@ from typing import Any, Final
 import structlog
 
 from daemon.app.event_loop import new_event_loop
+from daemon.app.hmi.server import HmiServer
+from daemon.app.hmi.station import Station
 from daemon.app.sdnotify import Notifier
 from daemon.config import ConfigError, Settings, serve_path_problems
 from daemon.errors import CommandRefused
@@ -182,6 +184,12 @@ class Daemon:
                 "status_line": lambda: self._status_line(ctl),
                 "watchdog": lambda: self._watchdog(ctl),
             }
+            if settings.hmi.enabled:
+                # The operator station, at the rate the MES gets telemetry (ADR 0150).
+                hmi = HmiServer(
+                    settings.hmi, Station(ctl), period_s=1.0 / settings.mqtt.telemetry_hz
+                )
+                services["hmi"] = hmi.run
             for name, factory in services.items():
                 tasks[name] = asyncio.create_task(self._keep(name, factory), name=name)
             self.notifier.ready(f"ready: equipment {settings.equipment_id}")
@@ -301,7 +309,7 @@ class Daemon:
             else:
                 ctl.run_task.cancel()
                 await asyncio.gather(ctl.run_task, return_exceptions=True)
-        for name in ("watch_folder", "telemetry", "status_line", "watchdog"):
+        for name in ("watch_folder", "telemetry", "status_line", "watchdog", "hmi"):
             task = tasks.get(name)
             if task is not None:
                 task.cancel()

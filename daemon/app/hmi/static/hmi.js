@@ -1,0 +1,354 @@
+// The operator station's page: the run so far from /api/run, then live frames from
+// /api/stream (Server-Sent Events). Everything is drawn from what the daemon sends; text
+// from the daemon is only ever set as textContent.
+"use strict";
+
+(function () {
+  const CHANNELS = ["chip", "component", "chuck"];
+  const COLOURS = { chip: "#d62728", component: "#1f77b4", chuck: "#2ca02c", setpoint: "#555" };
+  const NO_POINTS = { show: false };
+  const ZONE_COLOURS = ["#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"];
+
+  let runId = null; // the run the charts show
+  let runLive = false; // whether that run is the one running now
+  let context = { liquidus_c: null, component_max_c: null, peak_windows: [] };
+  let steps = [];
+  let trace = emptyTrace(0);
+  let charts = null;
+  let loading = null; // the history fetch under way, if any
+  let pending = []; // live points received while the history loads
+
+  function emptyTrace(zones) {
+    const t = { t: [], sp: [], p: [], o2: [], zones: [] };
+    for (const ch of CHANNELS) t[ch] = [];
+    for (let z = 0; z < zones; z++) t.zones.push([]);
+    return t;
+  }
+
+  function byId(id) {
+    return document.getElementById(id);
+  }
+
+  function text(id, value) {
+    byId(id).textContent = value === null || value === undefined || value === "" ? "—" : String(value);
+  }
+
+  function fmt(v, digits) {
+    return v === null || v === undefined ? "—" : Number(v).toFixed(digits);
+  }
+
+  function positive(v) {
+    return v === null || v === undefined || !(v > 0) ? null : v;
+  }
+
+  // ---- charts ---------------------------------------------------------------------------
+  function drawGuides(u) {
+    const ctx = u.ctx;
+    const { left, top, width, height } = u.bbox;
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(left, top, width, height);
+    ctx.clip();
+    const lastT = trace.t.length ? trace.t[trace.t.length - 1] : 0;
+    for (const w of context.peak_windows || []) {
+      const step = steps.find((s) => s.name === w.step);
+      if (!step) continue;
+      const x0 = u.valToPos(step.start_s, "x", true);
+      const x1 = u.valToPos(step.end_s === null ? lastT : step.end_s, "x", true);
+      const y0 = u.valToPos(w.max_c, "y", true);
+      const y1 = u.valToPos(w.min_c, "y", true);
+      ctx.fillStyle = "rgba(44, 160, 44, 0.15)";
+      ctx.fillRect(x0, y0, Math.max(1, x1 - x0), y1 - y0);
+    }
+    const hline = (value, colour, dash, label) => {
+      if (value === null || value === undefined) return;
+      const y = u.valToPos(value, "y", true);
+      ctx.strokeStyle = colour;
+      ctx.lineWidth = 1.5 * devicePixelRatio;
+      ctx.setLineDash(dash.map((d) => d * devicePixelRatio));
+      ctx.beginPath();
+      ctx.moveTo(left, y);
+      ctx.lineTo(left + width, y);
+      ctx.stroke();
+      ctx.setLineDash([]);
+      ctx.fillStyle = colour;
+      ctx.textAlign = "left";
+      ctx.textBaseline = "bottom";
+      ctx.font = `${12 * devicePixelRatio}px sans-serif`;
+      ctx.fillText(label, left + 6 * devicePixelRatio, y - 4 * devicePixelRatio);
+    };
+    hline(context.liquidus_c, "#ff7f0e", [], context.liquidus_label || "liquidus");
+    hline(context.component_max_c, "#9467bd", [2, 3], context.component_label || "Tg − margin");
+    ctx.restore();
+  }
+
+  // The guide lines stay in view even before the chip comes near them.
+  function tempRange(_u, lo, hi) {
+    const guides = [context.liquidus_c, context.component_max_c, ...(context.peak_windows || []).map((w) => w.max_c)];
+    let top = Number.isFinite(hi) ? hi : 50;
+    for (const g of guides) if (g !== null && g !== undefined) top = Math.max(top, g);
+    return [Math.min(0, Number.isFinite(lo) ? lo : 0), top + 10];
+  }
+
+  function widthOf(el) {
+    return Math.max(300, el.clientWidth);
+  }
+
+  function makeCharts(zones) {
+    for (const id of ["chart-temps", "chart-gas", "chart-lamps"]) byId(id).textContent = "";
+    const x = { label: "run time (s)" };
+    const temps = new uPlot(
+      {
+        width: widthOf(byId("chart-temps")),
+        height: 320,
+        scales: { x: { time: false }, y: { range: tempRange } },
+        axes: [x, { label: "°C" }],
+        series: [
+          {},
+          ...CHANNELS.map((ch) => ({ label: ch, stroke: COLOURS[ch], width: ch === "chip" ? 2 : 1.5, points: NO_POINTS })),
+          { label: "setpoint", stroke: COLOURS.setpoint, width: 1.2, dash: [4, 3], points: NO_POINTS },
+        ],
+        hooks: { draw: [drawGuides] },
+      },
+      [[], [], [], [], []],
+      byId("chart-temps"),
+    );
+    const gas = new uPlot(
+      {
+        width: widthOf(byId("chart-gas")),
+        height: 200,
+        scales: { x: { time: false }, y: { distr: 3 } },
+        axes: [x, { label: "mbar / ppm" }],
+        series: [
+          {},
+          { label: "pressure (mbar)", stroke: "#1f77b4", width: 1.8, points: NO_POINTS },
+          { label: "O2 (ppm, not under vacuum)", stroke: "#d62728", width: 1.5, points: NO_POINTS },
+        ],
+      },
+      [[], [], []],
+      byId("chart-gas"),
+    );
+    const zoneSeries = [];
+    for (let z = 0; z < zones; z++) {
+      zoneSeries.push({ label: `zone ${z + 1} (%)`, stroke: ZONE_COLOURS[z % ZONE_COLOURS.length], width: 1.5, points: NO_POINTS });
+    }
+    const lamps = new uPlot(
+      {
+        width: widthOf(byId("chart-lamps")),
+        height: 160,
+        scales: { x: { time: false }, y: { range: [0, 100] } },
+        axes: [x, { label: "%" }],
+        series: [{}, ...zoneSeries],
+      },
+      [[], ...zoneSeries.map(() => [])],
+      byId("chart-lamps"),
+    );
+    charts = { temps, gas, lamps, zones };
+  }
+
+  function redraw() {
+    if (!charts || charts.zones !== trace.zones.length) makeCharts(trace.zones.length);
+    charts.temps.setData([trace.t, ...CHANNELS.map((ch) => trace[ch]), trace.sp]);
+    charts.gas.setData([trace.t, trace.p, trace.o2]);
+    charts.lamps.setData([trace.t, ...trace.zones]);
+    byId("chart-temps").dataset.points = String(trace.t.length);
+  }
+
+  function addPoint(pt) {
+    const n = trace.t.length;
+    if (n && pt.t_s <= trace.t[n - 1]) return false; // already in the history
+    if (pt.lamp_zones_pct.length !== trace.zones.length) {
+      if (n) return false; // a frame of another machine layout: the next history fixes it
+      trace = emptyTrace(pt.lamp_zones_pct.length);
+    }
+    trace.t.push(pt.t_s);
+    for (const ch of CHANNELS) trace[ch].push(pt.temps_c[ch] === undefined ? null : pt.temps_c[ch]);
+    trace.sp.push(pt.setpoint_c);
+    trace.p.push(positive(pt.pressure_mbar));
+    trace.o2.push(positive(pt.o2_ppm));
+    pt.lamp_zones_pct.forEach((v, z) => trace.zones[z].push(v));
+    return true;
+  }
+
+  function fromHistory(doc) {
+    const run = doc.run;
+    if (!run) {
+      runId = null;
+      steps = [];
+      trace = emptyTrace(0);
+      text("run-note", "no run recorded yet");
+      return;
+    }
+    runId = run.run_id;
+    steps = run.steps;
+    context = run.context;
+    const tr = doc.trace;
+    trace = emptyTrace(tr.lamp_zones_pct.length);
+    trace.t = tr.t_s.slice();
+    for (const ch of CHANNELS) trace[ch] = (tr.temps_c[ch] || tr.t_s.map(() => null)).slice();
+    trace.sp = tr.setpoint_c.slice();
+    trace.p = tr.pressure_mbar.map(positive);
+    trace.o2 = tr.o2_ppm.map(positive);
+    trace.zones = tr.lamp_zones_pct.map((z) => z.slice());
+    const what = `${run.recipe.name} v${run.recipe.version}, lot ${run.lot_id}`;
+    text("run-note", runLive ? `${what} — live` : `${what} — ${run.state}: the last recorded run, not live`);
+  }
+
+  async function loadHistory() {
+    if (loading) return loading;
+    loading = (async () => {
+      try {
+        const response = await fetch("/api/run", { cache: "no-store" });
+        if (!response.ok) throw new Error(`/api/run answered ${response.status}`);
+        fromHistory(await response.json());
+        for (const pt of pending) addPoint(pt);
+        redraw();
+      } finally {
+        pending = [];
+        loading = null;
+      }
+    })();
+    return loading;
+  }
+
+  // ---- the state panel and the synoptic ---------------------------------------------------
+  function showState(f) {
+    text("equipment", f.equipment_id);
+    const state = byId("state");
+    state.textContent = f.state;
+    state.className = `state-${f.state}`;
+    text("control", f.control);
+    text("e10", f.e10);
+    text("recipe", f.recipe ? `${f.recipe.name} v${f.recipe.version}` : null);
+    text("lot", f.lot_id);
+    text("operator", f.operator);
+    text("run-id", f.run_id);
+    const step = f.step;
+    text("step", step ? step.name : null);
+    text("step-count", step ? `(${step.index + 1}/${step.count})` : "");
+    byId("step-progress").value = step ? step.progress : 0;
+    text("remaining", step && step.remaining_s !== null ? `≈ ${fmt(step.remaining_s, 0)} s` : null);
+    const list = byId("alarms");
+    list.textContent = "";
+    if (!f.alarms.length) {
+      const li = document.createElement("li");
+      li.className = "none";
+      li.textContent = "none";
+      list.appendChild(li);
+    }
+    for (const a of f.alarms) {
+      const li = document.createElement("li");
+      li.className = a.severity === "alarm" ? "alarm" : "warning";
+      li.textContent = `${a.code}: ${a.message}`;
+      list.appendChild(li);
+    }
+    showSynoptic(f.synoptic);
+  }
+
+  function tileState(v) {
+    if (v === null || v === undefined) return ["unknown", "no reading"];
+    if (typeof v === "boolean") return [v ? "on" : "off", v ? "on" : "off"];
+    if (v.fault) return ["fault", "fault"];
+    if ("open" in v) return [v.open ? "on" : "off", v.open ? "open" : "closed"];
+    return [v.on ? "on" : "off", v.on ? "on" : "off"];
+  }
+
+  function showSynoptic(s) {
+    for (const tile of document.querySelectorAll("#synoptic .tile")) {
+      const key = tile.dataset.key;
+      const name = tile.dataset.name || tile.textContent;
+      tile.dataset.name = name;
+      const v = s[key];
+      let cls, detail;
+      if (key === "pressure_mbar") {
+        [cls, detail] = v === null || v === undefined ? ["unknown", "no reading"] : ["off", `${Number(v).toPrecision(3)} mbar`];
+      } else if (key === "estop_ok") {
+        [cls, detail] = v === null || v === undefined ? ["unknown", "no reading"] : v ? ["on", "released"] : ["fault", "PRESSED"];
+      } else if (key === "door_closed") {
+        [cls, detail] = v === null || v === undefined ? ["unknown", "no reading"] : v ? ["on", "closed"] : ["off", "open"];
+      } else {
+        [cls, detail] = tileState(v);
+        if (key === "chiller" && v && v.temp_c !== null) detail += ` ${fmt(v.temp_c, 1)} °C`;
+        if (key === "z_stage" && v) {
+          [cls, detail] = v.fault ? ["fault", "fault"] : [v.busy ? "on" : "off", `${fmt(v.position_um, 0)} µm${v.homed ? "" : " (not homed)"}`];
+        }
+        if ((key === "chuck_vacuum" || key === "support_vacuum") && v) {
+          const held = s[`${key}_ok`];
+          detail += held ? ", held" : ", not held";
+        }
+      }
+      tile.className = `tile ${cls}`;
+      tile.textContent = `${name}: ${detail}`;
+    }
+    const errors = byId("device-errors");
+    errors.textContent = "";
+    for (const [device, why] of Object.entries(s.device_errors || {})) {
+      const li = document.createElement("li");
+      li.textContent = `${device}: ${why}`;
+      errors.appendChild(li);
+    }
+  }
+
+  // ---- the stream -------------------------------------------------------------------------
+  function setLive(on, why) {
+    const el = byId("live");
+    el.className = on ? "live-on" : "live-off";
+    el.textContent = on ? "live" : `not live: ${why}`;
+  }
+
+  function onFrame(f) {
+    showState(f);
+    const current = f.run_id;
+    if (current && current !== runId) {
+      runLive = true; // a run started since the history was read: read it again
+      loadHistory();
+      return;
+    }
+    runLive = Boolean(current) && current === runId;
+    if (runLive && f.step && f.step.start_s !== null) noteStep(f.step);
+    if (f.point && runLive) {
+      if (loading) pending.push(f.point);
+      else if (addPoint(f.point)) redraw();
+    }
+  }
+
+  // A step the history did not have yet: the previous one ended where this one started.
+  function noteStep(step) {
+    if (steps.some((s) => s.name === step.name && s.start_s === step.start_s)) return;
+    const last = steps[steps.length - 1];
+    if (last && last.end_s === null) last.end_s = step.start_s;
+    steps.push({ name: step.name, start_s: step.start_s, end_s: null, result: "running" });
+  }
+
+  function connect() {
+    const source = new EventSource("/api/stream");
+    source.addEventListener("open", () => {
+      setLive(true);
+      loadHistory(); // what happened while the page was away is in the records
+    });
+    source.addEventListener("frame", (e) => onFrame(JSON.parse(e.data)));
+    source.addEventListener("resync", () => loadHistory());
+    source.addEventListener("error", () => {
+      setLive(false, "connection to the daemon lost, reconnecting — showing what was received");
+    });
+  }
+
+  async function start() {
+    const response = await fetch("/api/state", { cache: "no-store" });
+    const doc = await response.json();
+    runLive = Boolean(doc.frame.run_id);
+    showState(doc.frame);
+    context = doc.context;
+    connect();
+  }
+
+  window.addEventListener("resize", () => {
+    if (!charts) return;
+    for (const [name, id] of [["temps", "chart-temps"], ["gas", "chart-gas"], ["lamps", "chart-lamps"]]) {
+      charts[name].setSize({ width: widthOf(byId(id)), height: charts[name].height });
+    }
+  });
+  document.addEventListener("DOMContentLoaded", () => {
+    start().catch((err) => setLive(false, `cannot reach the daemon (${err.message})`));
+  });
+})();

@@ -1,0 +1,189 @@
+"""The operator station's server without a browser: headers, routes, bad input, a failing
+handler, a stalled page's bounded queue, the vendored chart library, the `[hmi]` section."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from structlog.testing import capture_logs
+
+from daemon.app.hmi.feed import RESYNC, Feed
+from daemon.app.hmi.server import make_app
+from daemon.config import ConfigError, load_settings
+
+VENDOR = Path(__file__).resolve().parents[1] / "daemon" / "app" / "hmi" / "static" / "vendor"
+# uPlot 1.6.32 from the npm registry (`npm pack uplot@1.6.32`, dist/ and LICENSE as shipped;
+# the tarball's sha1 c800a63b432bad692d6d746f44f0882aa73a49ae). A changed byte is a new
+# version of somebody else's code in the operator's browser: update on purpose, here.
+UPLOT_SHA256 = {
+    "uplot/uPlot.iife.min.js": "19c8d4c6ad88929a79f4ae49d6f7161566dfd0ba3d15cc495e974f787eb78f1f",
+    "uplot/uPlot.min.css": "df630c6a8d6f8eeaff264b50f73ce5b114f646ffd9a0bb74f049b0a00135fa04",
+    "uplot/LICENSE": "8f989229699b4fe2f1a0432d0e9edc338a8a911e250e2d1b01ecd770a5f5b1bd",
+}
+
+
+class FakeStation:
+    """A source with a run of three samples; ``broken`` makes the frame fail like a bug."""
+
+    def __init__(self) -> None:
+        self.broken = False
+        self.asked: list[str | None] = []
+
+    def frame(self) -> dict[str, Any]:
+        if self.broken:
+            raise RuntimeError("a bug in the frame")
+        return {"state": "idle", "point": None}
+
+    def context(self) -> dict[str, Any]:
+        return {"liquidus_c": 217.0}
+
+    async def history(self, run_id: str | None) -> dict[str, Any]:
+        self.asked.append(run_id)
+        if run_id == "nope":
+            return {"run": None}
+        return {"run": {"run_id": run_id or "r1"}, "trace": {"t_s": [0.0, 0.05, 0.1]}}
+
+
+@asynccontextmanager
+async def serving(station: FakeStation) -> AsyncIterator[TestClient[Any, Any]]:
+    # Not a fixture: the suite's leaked-task check must run after the server has closed.
+    async with TestClient(TestServer(make_app(station, feed=Feed()))) as c:
+        yield c
+
+
+async def test_every_answer_carries_a_strict_content_security_policy() -> None:
+    station = FakeStation()
+    async with serving(station) as c:
+        for path in ("/", "/static/hmi.js", "/api/state", "/no/such/page"):
+            response = await c.get(path)
+            csp = response.headers["Content-Security-Policy"]
+            assert "default-src 'none'" in csp and "script-src 'self'" in csp
+            assert "unsafe" not in csp  # neither inline script nor eval
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
+            assert "frame-ancestors 'none'" in csp
+
+
+async def test_page_has_no_inline_script_and_loads_only_its_own_files() -> None:
+    station = FakeStation()
+    async with serving(station) as c:
+        html = await (await c.get("/")).text()
+        assert "<script>" not in html and "style=" not in html and "onclick" not in html
+        assert "http://" not in html and "https://" not in html
+        js = await c.get("/static/vendor/uplot/uPlot.iife.min.js")
+        assert js.status == 200 and js.headers["Content-Type"].startswith("text/javascript")
+
+
+async def test_unknown_routes_and_files_are_404() -> None:
+    station = FakeStation()
+    async with serving(station) as c:
+        assert (await c.get("/admin")).status == 404
+        assert (await c.get("/static/../server.py")).status == 404
+        assert (await c.get("/static/nothing.js")).status == 404
+        assert (await c.post("/api/state")).status == 405
+
+
+async def test_bad_query_is_refused_naming_the_field() -> None:
+    station = FakeStation()
+    async with serving(station) as c:
+        response = await c.get("/api/run", params={"run_id": "x'; drop table runs"})
+        assert response.status == 400
+        body = await response.json()
+        assert body["errors"][0]["field"] == "run_id"
+        assert "required form" in body["errors"][0]["reason"]
+        response = await c.get("/api/run", params={"limit": "5"})
+        assert response.status == 400
+        assert (await response.json())["errors"][0] == {"field": "limit", "reason": "unknown key"}
+        assert station.asked == []  # nothing reached the records
+        missing = await c.get("/api/run", params={"run_id": "nope"})
+        assert missing.status == 404
+        ok = await c.get("/api/run", params={"run_id": "r7"})
+        assert (await ok.json())["run"]["run_id"] == "r7"
+
+
+async def test_a_failing_handler_is_a_500_and_one_log_line() -> None:
+    station = FakeStation()
+    async with serving(station) as c:
+        station.broken = True
+        with capture_logs() as logs:
+            response = await c.get("/api/state")
+        assert response.status == 500
+        assert "RuntimeError" not in await response.text()  # no traceback to the browser
+        failed = [e for e in logs if e["event"] == "hmi_handler_failed"]
+        assert len(failed) == 1 and failed[0]["path"] == "/api/state"
+        station.broken = False
+        assert (await c.get("/api/state")).status == 200  # and the server carries on
+
+
+async def test_stream_sends_the_current_frame_then_published_ones() -> None:
+    station, feed = FakeStation(), Feed()
+    async with TestClient(TestServer(make_app(station, feed=feed))) as c:
+        response = await c.get("/api/stream")
+        assert response.headers["Content-Type"] == "text/event-stream"
+        first = await asyncio.wait_for(response.content.readuntil(b"\n\n"), 5)
+        assert first.startswith(b"event: frame\ndata: {")
+        for _ in range(50):
+            if len(feed):
+                break
+            await asyncio.sleep(0.01)
+        feed.publish(b'event: frame\ndata: {"n":1}\n\n')
+        second = await asyncio.wait_for(response.content.readuntil(b"\n\n"), 5)
+        assert second == b'event: frame\ndata: {"n":1}\n\n'
+        response.close()
+
+
+def test_a_stalled_page_holds_at_most_depth_frames_then_resyncs() -> None:
+    async def scenario() -> None:
+        feed = Feed(depth=8)
+        stalled = feed.subscribe()
+        reader = feed.subscribe()
+        got: list[bytes] = []
+        for i in range(10_000):
+            feed.publish(f"event: frame\ndata: {i}\n\n".encode())
+            if i % 4 == 0:
+                while not reader.queue.empty():
+                    got.append(reader.queue.get_nowait())
+        # The page that never reads costs at most `depth` frames, whatever was published.
+        assert stalled.queue.qsize() <= 8
+        assert stalled.resyncs > 1000 and stalled.dropped > 9000
+        queued = [stalled.queue.get_nowait() for _ in range(stalled.queue.qsize())]
+        assert RESYNC in queued
+        # The page that keeps up lost nothing.
+        assert len(got) + reader.queue.qsize() == 10_000 and reader.resyncs == 0
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("name", sorted(UPLOT_SHA256))
+def test_vendored_chart_library_is_the_pinned_release(name: str) -> None:
+    data = (VENDOR / name).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == UPLOT_SHA256[name]
+    if name.endswith("LICENSE"):
+        assert data.startswith(b"The MIT License")
+
+
+def test_hmi_section_defaults_and_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = load_settings(tmp_path / "none.toml", required=False)
+    assert settings.hmi.enabled and settings.hmi.anonymous_view
+    assert (settings.hmi.host, settings.hmi.port) == ("127.0.0.1", 8080)
+    monkeypatch.setenv("BONDERD_HMI__PORT", "8443")
+    assert load_settings(tmp_path / "none.toml", required=False).hmi.port == 8443
+    monkeypatch.setenv("BONDERD_HMI__PORT", "70000")
+    with pytest.raises(ConfigError, match=r"BONDERD_HMI__PORT: hmi.port: must be ≤ 65535"):
+        load_settings(tmp_path / "none.toml", required=False)
+    monkeypatch.delenv("BONDERD_HMI__PORT")
+    conf = tmp_path / "b.toml"
+    conf.write_text('[hmi]\ntls_cert = "/etc/bonderd/hmi.pem"\n')
+    with pytest.raises(ConfigError, match="tls_cert and tls_key go together"):
+        load_settings(conf, required=True)
+    conf.write_text("[hmi]\nprot = 8080\n")
+    with pytest.raises(ConfigError, match=r"hmi.prot: unknown key \(did you mean hmi.port\?\)"):
+        load_settings(conf, required=True)
