@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from daemon.store.records import RunStore
 from tests.mqtt_broker import RECIPES, REPO, Broker, Serve, running_broker, write_config
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
@@ -59,11 +60,46 @@ class Station:
         self.bonderctl("start", recipe, "--lot", lot, "--operator", "ana")
 
 
+USERS = {"ana": ("operator", "ana-secret-1"), "eve": ("engineer", "eve-secret-2")}
+
+
+def add_users(path: Path) -> None:
+    """The accounts, made as an administrator makes them: `bonderd user add`."""
+    for name, (role, password) in USERS.items():
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "daemon.app.cli",
+                "user",
+                "add",
+                name,
+                "--role",
+                role,
+                "--users-file",
+                str(path),
+            ],
+            input=password + "\n",
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert f"user {name} added, role {role}" in done.stdout
+
+
 @contextmanager
-def station(workdir: Path, speed: float = SPEED) -> Iterator[Station]:
+def station(workdir: Path, speed: float = SPEED, hmi_extra: str = "") -> Iterator[Station]:
     with running_broker(workdir / "broker") as broker:
         serve = Serve(
-            write_config(workdir / "bonderd.toml", broker_port=broker.port, equipment_id=EQ),
+            write_config(
+                workdir / "bonderd.toml",
+                broker_port=broker.port,
+                equipment_id=EQ,
+                hmi_extra=hmi_extra,
+            ),
             speed=speed,
         )
         serve.start()
@@ -162,3 +198,149 @@ def test_live_view_follows_a_run_and_requests_nothing_outside(tmp_path: Path) ->
     assert errors == [], errors
     outside = [u for u in watched.requests if not u.startswith(st.url)]
     assert outside == [], outside
+
+
+def state_is(page: Any, *states: str, timeout: float = 30_000) -> None:
+    wanted = ",".join(f"'{x}'" for x in states)
+    page.wait_for_function(
+        f"() => [{wanted}].includes(document.getElementById('state').textContent)",
+        timeout=timeout,
+    )
+
+
+def login(page: Any, name: str, password: str) -> None:
+    page.fill("#login-name", name)
+    page.fill("#login-password", password)
+    page.click("#login")
+
+
+def result_text(page: Any, contains: str) -> str:
+    page.wait_for_function(
+        f"() => document.getElementById('action-result').textContent.includes({contains!r})"
+    )
+    return str(page.text_content("#action-result"))
+
+
+def test_operator_runs_holds_and_aborts_a_lot_from_the_station(tmp_path: Path) -> None:
+    users = tmp_path / "users.json"
+    add_users(users)
+    with (
+        station(tmp_path, speed=20, hmi_extra=f'users_file = "{users}"') as st,
+        browser_page(st.url) as (page, watched),
+    ):
+        st.bonderctl("put-recipe", str(RECIPES / "snpb-low-tg.toml"))
+        page.wait_for_selector("#live.live-on")
+        assert page.is_hidden("#actions")  # the anonymous view has no buttons
+
+        login(page, "ana", "wrong-password")
+        assert "unknown name or wrong password" in result_text(page, "login refused")
+        login(page, "ana", USERS["ana"][1])
+        page.wait_for_selector("#actions:not([hidden])")
+        assert page.text_content("#user") == "ana (operator)"
+
+        # Remote control: the MES runs the machine, the station cannot start it.
+        assert page.text_content("#control") == "remote"
+        assert page.is_disabled("#start") and page.is_visible("#remote-note")
+        page.click("#take-control")
+        page.wait_for_function("() => document.getElementById('control').textContent === 'local'")
+        assert page.text_content("#e10") == "ENG"
+        assert page.is_enabled("#start")
+
+        page.select_option("#start-recipe", "snpb-low-tg")
+        page.fill("#start-lot", "LOT-STATION")
+        page.click("#start")
+        state_is(page, "running")
+        page.wait_for_function("() => document.getElementById('operator').textContent === 'ana'")
+        assert page.text_content("#lot") == "LOT-STATION"
+
+        # Hold asked for in the chuck stabilisation: held at the next step boundary.
+        page.click("#hold")
+        state_is(page, "holding", "held")
+        state_is(page, "held")
+        assert page.is_enabled("#resume")
+        page.click("#resume")
+        state_is(page, "running")
+
+        # Abort asks first; cancelling changes nothing.
+        page.click("#abort")
+        page.wait_for_selector("#abort-dialog[open]")
+        page.click("#abort-cancel")
+        assert page.text_content("#state") == "running"
+        page.click("#abort")
+        page.fill("#abort-reason", "wrong film loaded")
+        page.click("#abort-confirm")
+        state_is(page, "aborting", "aborted")
+        state_is(page, "aborted", timeout=60_000)
+
+        # Resetting is an engineer's: the operator's button is disabled, and the API refuses.
+        assert page.is_disabled("#reset")
+        page.click("#logout")
+        page.wait_for_selector("#login-form:not([hidden])")
+        login(page, "eve", USERS["eve"][1])
+        page.wait_for_selector("#actions:not([hidden])")
+        for code in page.eval_on_selector_all(
+            "#alarms li[data-code]", "els => els.map(e => e.dataset.code)"
+        ):
+            page.click(f'#alarms li[data-code="{code}"] button.ack')
+            result_text(page, "ack_alarm: done")
+        page.click("#reset")
+        state_is(page, "idle")
+        page.click("#release-control")
+        page.wait_for_function("() => document.getElementById('control').textContent === 'remote'")
+        errors = list(watched.errors)
+        log = st.serve.log_lines()
+
+    # The one refusal asked for, the wrong password, is a 401 the browser reports; nothing else.
+    assert errors == [
+        "Failed to load resource: the server responded with a status of 401 (Unauthorized)"
+    ], errors
+    actions = [(x["user"], x["command"], x["ok"]) for x in log if x.get("event") == "hmi_action"]
+    assert ("ana", "start", True) in actions and ("ana", "hold", True) in actions
+    assert ("ana", "abort", True) in actions and ("eve", "reset", True) in actions
+    commands = [x for x in log if x.get("event") == "command" and x.get("origin") == "station"]
+    assert {c["command"] for c in commands} >= {"take_control", "start", "hold", "resume", "abort"}
+    # The record keeps who held and resumed, and why the run was aborted and by whom.
+    with RunStore(tmp_path / "data") as store:
+        run = store.list_runs(1)[0]
+    assert run.lot_id == "LOT-STATION" and run.operator == "ana"
+    assert run.state == "aborted"
+    assert "wrong film loaded (by ana at the operator station)" in run.reason
+    assert run.holds and run.holds[0].requested_by == "ana (operator station)"
+
+
+def test_in_remote_control_the_station_cannot_hold_but_can_always_abort(tmp_path: Path) -> None:
+    users = tmp_path / "users.json"
+    add_users(users)
+    with (
+        station(tmp_path, speed=20, hmi_extra=f'users_file = "{users}"') as st,
+        browser_page(st.url) as (page, watched),
+    ):
+        page.wait_for_selector("#live.live-on")
+        login(page, "ana", USERS["ana"][1])
+        page.wait_for_selector("#actions:not([hidden])")
+        st.start_run("snpb-low-tg", "LOT-MES")  # the MES starts the lot
+        state_is(page, "running")
+        assert page.text_content("#control") == "remote"
+        assert page.is_disabled("#start") and page.is_disabled("#hold")
+        assert page.is_enabled("#abort")
+        # The disabled button is a courtesy; the controller's rule is what holds. Asked
+        # directly, it refuses with its reason, and the run goes on.
+        refused = page.evaluate(
+            """async () => {
+                const s = await (await fetch('/api/session')).json();
+                const r = await fetch('/api/action/hold', {method: 'POST',
+                    headers: {'Content-Type': 'application/json', 'X-CSRF-Token': s.csrf},
+                    body: '{}'});
+                return [r.status, await r.json()];
+            }"""
+        )
+        assert refused[0] == 409
+        assert refused[1]["error"]["code"] == "not_allowed"
+        assert "remote control" in refused[1]["error"]["message"]
+        assert page.text_content("#state") == "running"
+        page.click("#abort")
+        page.fill("#abort-reason", "smoke at the chamber")
+        page.click("#abort-confirm")
+        state_is(page, "aborted", timeout=60_000)
+        errors = [e for e in watched.errors if "409 (Conflict)" not in e]
+    assert errors == [], errors

@@ -14,8 +14,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
 
+from daemon.app.hmi.access import FREE_FAILURES, Throttle
 from daemon.app.hmi.feed import RESYNC, Feed
 from daemon.app.hmi.server import make_app
+from daemon.app.hmi.users import User, UsersError, add_user, load_users
 from daemon.config import ConfigError, load_settings
 
 VENDOR = Path(__file__).resolve().parents[1] / "daemon" / "app" / "hmi" / "static" / "vendor"
@@ -35,6 +37,7 @@ class FakeStation:
     def __init__(self) -> None:
         self.broken = False
         self.asked: list[str | None] = []
+        self.commands: list[tuple[str, dict[str, Any], str]] = []
 
     def frame(self) -> dict[str, Any]:
         if self.broken:
@@ -44,6 +47,13 @@ class FakeStation:
     def context(self) -> dict[str, Any]:
         return {"liquidus_c": 217.0}
 
+    def recipes(self) -> list[dict[str, Any]]:
+        return [{"name": "sac305-polyimide", "version": 2}]
+
+    async def command(self, command: str, args: dict[str, Any], user: User) -> dict[str, Any]:
+        self.commands.append((command, args, user.name))
+        return {"command_id": "x", "ok": True, "result": {}, "error": None}
+
     async def history(self, run_id: str | None) -> dict[str, Any]:
         self.asked.append(run_id)
         if run_id == "nope":
@@ -52,10 +62,27 @@ class FakeStation:
 
 
 @asynccontextmanager
-async def serving(station: FakeStation) -> AsyncIterator[TestClient[Any, Any]]:
+async def serving(station: FakeStation, **kw: Any) -> AsyncIterator[TestClient[Any, Any]]:
     # Not a fixture: the suite's leaked-task check must run after the server has closed.
-    async with TestClient(TestServer(make_app(station, feed=Feed()))) as c:
+    async with TestClient(TestServer(make_app(station, feed=Feed(), **kw))) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def users(tmp_path_factory: pytest.TempPathFactory) -> dict[str, User]:
+    path = tmp_path_factory.mktemp("users") / "users.json"
+    add_user(path, "ana", "operator", "ana-secret-1")
+    add_user(path, "eve", "engineer", "eve-secret-2")
+    return load_users(path)
+
+
+async def log_in(c: TestClient[Any, Any], name: str, password: str) -> dict[str, Any]:
+    response = await c.post("/api/login", json={"name": name, "password": password})
+    assert response.status == 200, await response.text()
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    doc: dict[str, Any] = await response.json()
+    return doc
 
 
 async def test_every_answer_carries_a_strict_content_security_policy() -> None:
@@ -187,3 +214,87 @@ def test_hmi_section_defaults_and_environment(
     conf.write_text("[hmi]\nprot = 8080\n")
     with pytest.raises(ConfigError, match=r"hmi.prot: unknown key \(did you mean hmi.port\?\)"):
         load_settings(conf, required=True)
+
+
+async def test_no_session_or_no_csrf_token_changes_nothing(users: dict[str, User]) -> None:
+    station = FakeStation()
+    async with serving(station, users=users) as c:
+        anonymous = await c.post("/api/action/hold", json={})
+        assert anonymous.status == 401
+        doc = await log_in(c, "ana", "ana-secret-1")
+        assert doc["user"] == "ana" and doc["role"] == "operator" and doc["csrf"]
+        no_token = await c.post("/api/action/hold", json={})
+        assert no_token.status == 403
+        wrong = await c.post("/api/action/hold", json={}, headers={"X-CSRF-Token": "guess"})
+        assert wrong.status == 403
+        assert station.commands == []
+        ok = await c.post("/api/action/hold", json={}, headers={"X-CSRF-Token": doc["csrf"]})
+        assert ok.status == 200
+        assert station.commands == [("hold", {}, "ana")]
+
+
+async def test_roles_unknown_actions_and_bad_bodies_are_refused(users: dict[str, User]) -> None:
+    station = FakeStation()
+    async with serving(station, users=users) as c:
+        csrf = {"X-CSRF-Token": (await log_in(c, "ana", "ana-secret-1"))["csrf"]}
+        reset = await c.post("/api/action/reset", json={}, headers=csrf)
+        assert reset.status == 403 and "engineer" in (await reset.json())["errors"][0]["reason"]
+        assert (await c.post("/api/action/put_recipe", json={}, headers=csrf)).status == 404
+        form = await c.post("/api/action/hold", data="a=1", headers=csrf)
+        assert form.status == 415  # only JSON, which a foreign form cannot send
+        no_reason = await c.post("/api/action/abort", json={"reason": " "}, headers=csrf)
+        assert no_reason.status == 400
+        assert (await no_reason.json())["errors"][0]["field"] == "reason"
+        assert station.commands == []
+        logout = await c.post("/api/logout", json={}, headers=csrf)
+        assert logout.status == 200
+        assert (await c.post("/api/action/hold", json={}, headers=csrf)).status == 401
+    async with serving(station, users=users) as c:
+        csrf = {"X-CSRF-Token": (await log_in(c, "eve", "eve-secret-2"))["csrf"]}
+        assert (await c.post("/api/action/reset", json={}, headers=csrf)).status == 200
+    assert station.commands == [("reset", {}, "eve")]
+
+
+async def test_failed_logins_are_throttled(users: dict[str, User]) -> None:
+    clock = [1000.0]
+    throttle = Throttle(now=lambda: clock[0])
+    async with serving(FakeStation(), users=users, throttle=throttle) as c:
+        for _ in range(FREE_FAILURES):
+            bad = await c.post("/api/login", json={"name": "ana", "password": "nope-nope"})
+            assert bad.status == 401
+        # Now even the right password waits: the guesser cannot tell it was right.
+        locked = await c.post("/api/login", json={"name": "ana", "password": "ana-secret-1"})
+        assert locked.status == 429 and int(locked.headers["Retry-After"]) >= 1
+        clock[0] += 3.0
+        await log_in(c, "ana", "ana-secret-1")
+        unknown = await c.post("/api/login", json={"name": "mallory", "password": "x" * 9})
+        assert unknown.status == 401
+        extra = await c.post("/api/login", json={"name": "ana", "password": "x", "admin": 1})
+        assert extra.status == 400
+
+
+async def test_without_anonymous_view_only_a_session_sees_the_state(
+    users: dict[str, User],
+) -> None:
+    async with serving(FakeStation(), users=users, anonymous_view=False) as c:
+        assert (await c.get("/api/state")).status == 401
+        assert (await c.get("/api/stream")).status == 401
+        assert (await c.get("/")).status == 200  # the page, to log in from
+        await log_in(c, "ana", "ana-secret-1")
+        assert (await c.get("/api/state")).status == 200
+
+
+def test_users_file_is_owner_only_and_refuses_bad_entries(tmp_path: Path) -> None:
+    path = tmp_path / "users.json"
+    assert add_user(path, "ana", "operator", "ana-secret-1") is True
+    assert add_user(path, "ana", "engineer", "ana-secret-3") is False
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert "ana-secret" not in path.read_text()
+    assert load_users(path)["ana"].role == "engineer"
+    with pytest.raises(UsersError, match="must be 8 to 1024 characters"):
+        add_user(path, "bob", "operator", "short")
+    with pytest.raises(UsersError, match="--role: must be one of operator, engineer, maintenance"):
+        add_user(path, "bob", "admin", "long-enough")
+    path.write_text('{"users": {"bob": {"role": "root", "password_hash": "$argon2id$x"}}}')
+    with pytest.raises(UsersError, match=r"users.bob.role: must be one of"):
+        load_users(path)

@@ -199,6 +199,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     data_dir(tu)
 
+    us = add("user", "accounts of the operator station (docs/hmi.md)")
+    us_sub = us.add_subparsers(
+        dest="user_command", required=True, metavar="ACTION", help="add: create an account"
+    )
+    ua = us_sub.add_parser(
+        "add",
+        help="create or replace an account; the password is read from stdin",
+        description="create or replace an account; the password is read from stdin "
+        "(typed twice at a terminal, else the first line)",
+        epilog=EXIT_CODES,
+        formatter_class=fmt,
+    )
+    ua.add_argument("name", metavar="NAME", help="the user name")
+    ua.add_argument(
+        "--role", required=True, choices=["operator", "engineer", "maintenance"], help="role"
+    )
+    ua.add_argument(
+        "--users-file", type=Path, metavar="FILE", help="default: hmi.users_file of the config"
+    )
+    config(ua)
+
     rp = add("report", "write a run's report: one self-contained HTML file with plots")
     rp.add_argument("run_id", metavar="RUN_ID", help="the run (bonderd runs lists them)")
     data_dir(rp)
@@ -358,6 +379,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from daemon.app.tune_cli import run as tune  # noqa: PLC0415
 
             return asyncio.run(tune(args))
+        if args.command == "user":
+            from daemon.app.hmi.user_cli import run as user_cli  # noqa: PLC0415 - argon2 when asked
+
+            return user_cli(args, _settings(args))
         if args.command == "serve":
             from daemon.app.serve import run_serve  # noqa: PLC0415 - keeps MQTT out of the others
 

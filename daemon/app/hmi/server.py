@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -23,7 +24,9 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from daemon.app.hmi.access import Session, Sessions, Throttle
 from daemon.app.hmi.feed import Feed, sse
+from daemon.app.hmi.users import PASSWORD_MAX, Role, User, UsersError, load_users, verify
 from daemon.config import HmiSettings, describe_pydantic_error
 
 log = structlog.get_logger(__name__)
@@ -51,6 +54,21 @@ CONTENT_TYPES: Final = {
     ".svg": "image/svg+xml",
 }
 CLOSE: Final = b""  # the message that ends a stream (the server is stopping)
+COOKIE: Final = "bonderd_session"
+CSRF_HEADER: Final = "X-CSRF-Token"
+# What the station may ask of the controller, and the least role that may ask it.
+ACTIONS: Final[dict[str, Role]] = {
+    "take_control": "operator",
+    "release_control": "operator",
+    "start": "operator",
+    "hold": "operator",
+    "resume": "operator",
+    "abort": "operator",
+    "ack_alarm": "operator",
+    "reset": "engineer",  # a latched trip: somebody who knows why it tripped
+}
+# Controller error codes that mean "your input is wrong" rather than "not now".
+INPUT_ERRORS: Final = frozenset({"invalid_field", "missing_field", "invalid_payload"})
 RUN_ID_PATTERN: Final = r"^[A-Za-z0-9_.:-]{1,80}$"
 
 
@@ -62,6 +80,18 @@ class StationSource(Protocol):
     def context(self) -> dict[str, Any]: ...
 
     def history(self, run_id: str | None) -> Awaitable[dict[str, Any]]: ...
+
+    def recipes(self) -> list[dict[str, Any]]:
+        """The library's recipes, newest version of each."""
+
+    def command(self, command: str, args: dict[str, Any], user: User) -> Awaitable[dict[str, Any]]:
+        """The controller's reply to ``command`` from the station on behalf of ``user``."""
+
+
+class LoginForm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    password: Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX)]
 
 
 class RunQuery(BaseModel):
@@ -108,6 +138,13 @@ class _Shared:
     feed: Feed
     files: dict[str, tuple[bytes, str]]
     anonymous_view: bool
+    users: dict[str, User]
+    secure_cookie: bool
+    sessions: Sessions
+    throttle: Throttle
+    # One password check at a time: each is tens of ms of CPU by design, and a flood of
+    # logins must not take more than one core's worth away from the control loop's host.
+    verifying: asyncio.Lock
 
 
 SHARED: Final = web.AppKey("shared", _Shared)
@@ -130,17 +167,140 @@ async def _headers(_request: web.Request, response: web.StreamResponse) -> None:
     response.headers.setdefault("Cache-Control", "no-store")
 
 
+def _session(request: web.Request) -> Session | None:
+    return request.app[SHARED].sessions.get(request.cookies.get(COOKIE))
+
+
 def _require_view(request: web.Request) -> None:
-    if not request.app[SHARED].anonymous_view:
-        # Logins are not part of this version of the station: with anonymous_view off,
-        # nobody sees it, rather than everybody.
-        raise web.HTTPForbidden(
-            text="403: hmi.anonymous_view is false and this station has no logins yet"
+    if not request.app[SHARED].anonymous_view and _session(request) is None:
+        raise web.HTTPUnauthorized(text="401: log in to see the station (hmi.anonymous_view)")
+
+
+def _problem(status: int, code: str, field: str, reason: str) -> web.Response:
+    return web.json_response(
+        {"error": code, "errors": [{"field": field, "reason": reason}]}, status=status
+    )
+
+
+async def _json_body(request: web.Request) -> dict[str, Any] | web.Response:
+    # Only JSON: a form of another site cannot post it without the browser asking first.
+    if request.content_type != "application/json":
+        return _problem(415, "invalid_payload", "(body)", "must be application/json")
+    try:
+        doc = await request.json()
+    except ValueError:
+        return _problem(400, "malformed_json", "(body)", "not valid JSON")
+    if not isinstance(doc, dict):
+        return _problem(400, "invalid_payload", "(body)", "must be a JSON object")
+    return doc
+
+
+def _session_doc(session: Session | None) -> dict[str, Any]:
+    if session is None:
+        return {"user": None, "role": None, "csrf": None}
+    return {"user": session.user.name, "role": session.user.role, "csrf": session.csrf}
+
+
+async def _get_session(request: web.Request) -> web.Response:
+    return web.json_response(_session_doc(_session(request)))
+
+
+async def _login(request: web.Request) -> web.Response:
+    shared = request.app[SHARED]
+    body = await _json_body(request)
+    if isinstance(body, web.Response):
+        return body
+    try:
+        form = LoginForm.model_validate(body)
+    except ValidationError as exc:
+        return field_error(exc)
+    keys = (f"name:{form.name}", f"addr:{request.remote}")
+    wait = shared.throttle.wait_s(*keys)
+    if wait > 0:
+        log.warning("hmi_login_throttled", user=form.name, remote=request.remote)
+        response = _problem(
+            429, "throttled", "name", f"too many failed logins: try again in {wait:.0f} s"
         )
+        response.headers["Retry-After"] = str(max(1, round(wait)))
+        return response
+    async with shared.verifying:
+        user = await asyncio.to_thread(verify, shared.users, form.name, form.password)
+    if user is None:
+        shared.throttle.failed(*keys)
+        log.warning("hmi_login_failed", user=form.name, remote=request.remote)
+        return _problem(401, "login_failed", "password", "unknown name or wrong password")
+    shared.throttle.succeeded(*keys)
+    session = shared.sessions.open(user)
+    log.info("hmi_login", user=user.name, role=user.role, remote=request.remote)
+    response = web.json_response(_session_doc(session))
+    response.set_cookie(
+        COOKIE,
+        session.token,
+        httponly=True,
+        samesite="Strict",
+        secure=shared.secure_cookie,
+        path="/",
+    )
+    return response
+
+
+def _checked_session(request: web.Request) -> Session | web.Response:
+    """The session of a state-changing request, or the refusal: no session, or no CSRF
+    token that matches it."""
+    session = _session(request)
+    if session is None:
+        return _problem(401, "not_logged_in", "(session)", "log in first")
+    if not secrets.compare_digest(request.headers.get(CSRF_HEADER, ""), session.csrf):
+        return _problem(403, "csrf", CSRF_HEADER, "missing or not this session's token")
+    return session
+
+
+async def _logout(request: web.Request) -> web.Response:
+    session = _checked_session(request)
+    if isinstance(session, web.Response):
+        return session
+    request.app[SHARED].sessions.close(session.token)
+    log.info("hmi_logout", user=session.user.name)
+    response = web.json_response(_session_doc(None))
+    response.del_cookie(COOKIE, path="/")
+    return response
+
+
+async def _action(request: web.Request) -> web.Response:
+    command = request.match_info["command"]
+    need = ACTIONS.get(command)
+    if need is None:
+        raise web.HTTPNotFound()
+    session = _checked_session(request)
+    if isinstance(session, web.Response):
+        return session
+    user = session.user
+    if not user.may(need):
+        log.warning("hmi_action_refused", user=user.name, role=user.role, command=command)
+        return _problem(403, "role", "(session)", f"{command} needs the {need} role or above")
+    body = await _json_body(request)
+    if isinstance(body, web.Response):
+        return body
+    reason = body.get("reason")
+    if command == "abort" and not (isinstance(reason, str) and reason.strip()):
+        # The station asks for a confirmation with a reason; the record keeps it.
+        return _problem(400, "missing_field", "reason", "say why the run is aborted")
+    reply = await request.app[SHARED].source.command(command, body, user)
+    error = reply.get("error") or {}
+    log.info(
+        "hmi_action",
+        user=user.name,
+        role=user.role,
+        command=command,
+        ok=reply.get("ok"),
+        error=error.get("code"),
+    )
+    status = 200 if reply.get("ok") else 400 if error.get("code") in INPUT_ERRORS else 409
+    return web.json_response(reply, status=status)
 
 
 async def _file(request: web.Request, name: str) -> web.Response:
-    _require_view(request)
+    # The page and its files are public (the login form is on it); the machine's state is not.
     found = request.app[SHARED].files.get(name)
     if found is None:
         raise web.HTTPNotFound()
@@ -179,6 +339,11 @@ async def _run(request: web.Request) -> web.Response:
     return web.Response(text=body, content_type="application/json")
 
 
+async def _recipes(request: web.Request) -> web.Response:
+    _require_view(request)
+    return web.json_response({"recipes": request.app[SHARED].source.recipes()})
+
+
 async def _stream(request: web.Request) -> web.StreamResponse:
     _require_view(request)
     shared = request.app[SHARED]
@@ -213,10 +378,22 @@ def make_app(
     feed: Feed,
     anonymous_view: bool = True,
     files: dict[str, tuple[bytes, str]] | None = None,
+    users: dict[str, User] | None = None,
+    secure_cookie: bool = False,
+    sessions: Sessions | None = None,
+    throttle: Throttle | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[_contain_failures], client_max_size=64 * 1024)
     app[SHARED] = _Shared(
-        source, feed, files if files is not None else _static_files(), anonymous_view
+        source,
+        feed,
+        files if files is not None else _static_files(),
+        anonymous_view,
+        users or {},
+        secure_cookie,
+        sessions or Sessions(),
+        throttle or Throttle(),
+        asyncio.Lock(),
     )
     app.on_response_prepare.append(_headers)
     app.router.add_get("/", _index)
@@ -224,6 +401,11 @@ def make_app(
     app.router.add_get("/api/state", _state)
     app.router.add_get("/api/run", _run)
     app.router.add_get("/api/stream", _stream)
+    app.router.add_get("/api/session", _get_session)
+    app.router.add_get("/api/recipes", _recipes)
+    app.router.add_post("/api/login", _login)
+    app.router.add_post("/api/logout", _logout)
+    app.router.add_post("/api/action/{command}", _action)
 
     async def close_streams(_app: web.Application) -> None:
         feed.publish(CLOSE)
@@ -254,8 +436,20 @@ class HmiServer:
     async def run(self) -> None:
         files = await asyncio.to_thread(_static_files)
         ssl_context = await asyncio.to_thread(tls_context, self.settings)
+        try:
+            users = await asyncio.to_thread(load_users, self.settings.users_file)
+        except UsersError as exc:
+            # The view still serves; nobody can log in until the file is fixed.
+            log.error("hmi_users_unreadable", error=str(exc))
+            users = {}
+        log.info("hmi_users", count=len(users), file=str(self.settings.users_file))
         app = make_app(
-            self.source, feed=self.feed, anonymous_view=self.settings.anonymous_view, files=files
+            self.source,
+            feed=self.feed,
+            anonymous_view=self.settings.anonymous_view,
+            files=files,
+            users=users,
+            secure_cookie=ssl_context is not None,
         )
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()

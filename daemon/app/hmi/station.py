@@ -10,11 +10,14 @@ or after a lost connection draws the whole run, not only what it saw live.
 from __future__ import annotations
 
 import asyncio
+import json
+import uuid
 from pathlib import Path
 from typing import Any, Final
 
 import structlog
 
+from daemon.app.hmi.users import User
 from daemon.app.o2 import o2_meaningful
 from daemon.machine.monitor import Snapshot
 from daemon.mes.controller import Controller
@@ -251,6 +254,23 @@ class Station:
         if wanted is None and self.ex.state is not RunState.IDLE:
             wanted = self.ex.run_id
         return await asyncio.to_thread(run_history, self.ctl.settings.data_dir, wanted)
+
+    def recipes(self) -> list[dict[str, Any]]:
+        return [e.as_dict() for e in self.ctl.library.latest()]
+
+    async def command(self, command: str, args: dict[str, Any], user: User) -> dict[str, Any]:
+        """Through the one controller, as the MES's commands go (origin ``station``); the
+        user is named where the records keep a name: the operator of a start, who held or
+        resumed, why and by whom a run was aborted."""
+        args = dict(args)
+        if command == "start":
+            args.setdefault("operator", user.name)
+        elif command in ("hold", "resume"):
+            args["operator"] = user.name
+        elif command == "abort" and isinstance(args.get("reason"), str):
+            args["reason"] = f"{args['reason']} (by {user.name} at the operator station)"
+        payload = {"command_id": f"hmi-{uuid.uuid4().hex}", "command": command, "args": args}
+        return await self.ctl.handle(json.dumps(payload).encode("utf-8"), "station")
 
     def frame(self) -> dict[str, Any]:
         """The state panel, one chart point (when a run is on) and the synoptic, now."""

@@ -239,10 +239,21 @@
     for (const a of f.alarms) {
       const li = document.createElement("li");
       li.className = a.severity === "alarm" ? "alarm" : "warning";
+      li.dataset.code = a.code;
       li.textContent = `${a.code}: ${a.message}`;
+      if (session.user) {
+        const ack = document.createElement("button");
+        ack.type = "button";
+        ack.className = "ack";
+        ack.textContent = "acknowledge";
+        ack.addEventListener("click", () => act("ack_alarm", { code: a.code }));
+        li.appendChild(ack);
+      }
       list.appendChild(li);
     }
     showSynoptic(f.synoptic);
+    lastFrame = f;
+    enableActions();
   }
 
   function tileState(v) {
@@ -289,6 +300,137 @@
     }
   }
 
+  // ---- logins and actions ----------------------------------------------------------------
+  // Every action goes to the daemon's one command controller; what it refuses is shown with
+  // the controller's reason. The buttons' states only spare the operator a refusal.
+  let session = { user: null, role: null, csrf: null };
+  let lastFrame = null;
+  const RANK = { operator: 0, engineer: 1, maintenance: 2 };
+
+  function showSession(doc) {
+    session = doc;
+    const logged = Boolean(doc.user);
+    byId("login-form").hidden = logged;
+    byId("who").hidden = !logged;
+    byId("actions").hidden = !logged;
+    byId("user").textContent = logged ? `${doc.user} (${doc.role})` : "";
+    if (logged && !byId("start-operator").value) byId("start-operator").value = doc.user;
+    if (logged) loadRecipes();
+    if (lastFrame) showState(lastFrame);
+  }
+
+  function enableActions() {
+    const f = lastFrame;
+    if (!f || !session.user) return;
+    const local = f.control === "local";
+    const active = ["running", "holding", "held"].includes(f.state);
+    byId("take-control").disabled = local;
+    byId("release-control").disabled = !local;
+    byId("start").disabled = !local || f.state !== "idle";
+    byId("hold").disabled = !local || f.state !== "running";
+    byId("resume").disabled = !local || f.state !== "held";
+    byId("abort").disabled = !active;
+    byId("reset").disabled = RANK[session.role] < RANK.engineer;
+    byId("remote-note").hidden = local;
+  }
+
+  function result(text, ok) {
+    const el = byId("action-result");
+    el.textContent = text;
+    el.className = ok ? "done" : "refused";
+  }
+
+  async function post(path, body) {
+    const headers = { "Content-Type": "application/json" };
+    if (session.csrf) headers["X-CSRF-Token"] = session.csrf;
+    const response = await fetch(path, { method: "POST", headers, body: JSON.stringify(body), cache: "no-store" });
+    let doc = {};
+    try {
+      doc = await response.json();
+    } catch (_e) {
+      doc = {};
+    }
+    return { status: response.status, doc };
+  }
+
+  function refusal(doc) {
+    if (doc.error && typeof doc.error === "object") return `${doc.error.code}: ${doc.error.message}`;
+    if (doc.errors) return doc.errors.map((e) => `${e.field}: ${e.reason}`).join("; ");
+    return "refused";
+  }
+
+  async function act(command, args) {
+    result(`${command}…`, true);
+    const { status, doc } = await post(`/api/action/${command}`, args);
+    if (status === 401) {
+      showSession({ user: null, role: null, csrf: null });
+      result("the session ended: log in again", false);
+      return;
+    }
+    if (doc.ok) result(`${command}: done`, true);
+    else result(`${command} refused — ${refusal(doc)}`, false);
+  }
+
+  async function loadRecipes() {
+    const response = await fetch("/api/recipes", { cache: "no-store" });
+    if (!response.ok) return;
+    const select = byId("start-recipe");
+    const keep = select.value;
+    select.textContent = "";
+    for (const r of (await response.json()).recipes) {
+      const option = document.createElement("option");
+      option.value = r.name;
+      option.textContent = `${r.name} v${r.version}`;
+      select.appendChild(option);
+    }
+    if (keep) select.value = keep;
+  }
+
+  function wireActions() {
+    byId("login-form").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const { status, doc } = await post("/api/login", {
+        name: byId("login-name").value,
+        password: byId("login-password").value,
+      });
+      byId("login-password").value = "";
+      if (status === 200) {
+        showSession(doc);
+        result(`logged in as ${doc.user}`, true);
+        startView();
+      } else {
+        result(`login refused — ${refusal(doc)}`, false);
+      }
+    });
+    byId("logout").addEventListener("click", async () => {
+      await post("/api/logout", {});
+      showSession({ user: null, role: null, csrf: null });
+    });
+    byId("take-control").addEventListener("click", () => act("take_control", {}));
+    byId("release-control").addEventListener("click", () => act("release_control", {}));
+    byId("hold").addEventListener("click", () => act("hold", {}));
+    byId("resume").addEventListener("click", () => act("resume", {}));
+    byId("reset").addEventListener("click", () => act("reset", {}));
+    byId("start-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      const args = { recipe: byId("start-recipe").value, lot_id: byId("start-lot").value };
+      const operator = byId("start-operator").value;
+      if (operator) args.operator = operator;
+      act("start", args);
+    });
+    const dialog = byId("abort-dialog");
+    byId("abort").addEventListener("click", () => {
+      byId("abort-reason").value = "";
+      dialog.showModal();
+    });
+    byId("abort-cancel").addEventListener("click", () => dialog.close());
+    byId("abort-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      dialog.close();
+      act("abort", { reason: byId("abort-reason").value });
+    });
+  }
+
   // ---- the stream -------------------------------------------------------------------------
   function setLive(on, why) {
     const el = byId("live");
@@ -333,13 +475,27 @@
     });
   }
 
-  async function start() {
+  let viewing = false;
+
+  async function startView() {
+    if (viewing) return;
     const response = await fetch("/api/state", { cache: "no-store" });
+    if (response.status === 401) {
+      setLive(false, "log in to see the station");
+      return;
+    }
     const doc = await response.json();
+    viewing = true;
     runLive = Boolean(doc.frame.run_id);
-    showState(doc.frame);
     context = doc.context;
+    showState(doc.frame);
     connect();
+  }
+
+  async function start() {
+    wireActions();
+    showSession(await (await fetch("/api/session", { cache: "no-store" })).json());
+    await startView();
   }
 
   window.addEventListener("resize", () => {
