@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -150,9 +150,15 @@ class Serve:
     """`bonderd serve --sim` as a child process."""
 
     def __init__(
-        self, config: Path, *, speed: float = 100.0, env: dict[str, str] | None = None
+        self,
+        config: Path,
+        *,
+        speed: float = 100.0,
+        env: dict[str, str] | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.config = config
+        self.extra_args = list(extra_args)
         self.speed = speed
         self.log_path = config.parent / f"serve-{time.monotonic_ns()}.log"
         self.env = {
@@ -177,6 +183,7 @@ class Serve:
                 "--sim",
                 "--speed",
                 str(self.speed),
+                *self.extra_args,
             ],
             stdout=self._log_file,
             stderr=subprocess.STDOUT,

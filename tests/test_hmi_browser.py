@@ -91,7 +91,9 @@ def add_users(path: Path) -> None:
 
 
 @contextmanager
-def station(workdir: Path, speed: float = SPEED, hmi_extra: str = "") -> Iterator[Station]:
+def station(
+    workdir: Path, speed: float = SPEED, hmi_extra: str = "", faults: Path | None = None
+) -> Iterator[Station]:
     with running_broker(workdir / "broker") as broker:
         serve = Serve(
             write_config(
@@ -101,6 +103,7 @@ def station(workdir: Path, speed: float = SPEED, hmi_extra: str = "") -> Iterato
                 hmi_extra=hmi_extra,
             ),
             speed=speed,
+            extra_args=[] if faults is None else ["--faults", str(faults)],
         )
         serve.start()
         try:
@@ -343,4 +346,41 @@ def test_in_remote_control_the_station_cannot_hold_but_can_always_abort(tmp_path
         page.click("#abort-confirm")
         state_is(page, "aborted", timeout=60_000)
         errors = [e for e in watched.errors if "409 (Conflict)" not in e]
+    assert errors == [], errors
+
+
+FAULTS = REPO / "tests" / "data" / "faults" / "tc-chip-open-in-reflow.toml"
+
+
+def test_a_fault_alarm_is_shown_acknowledged_and_reset(tmp_path: Path) -> None:
+    users = tmp_path / "users.json"
+    add_users(users)
+    with (
+        station(tmp_path, speed=20, hmi_extra=f'users_file = "{users}"', faults=FAULTS) as st,
+        browser_page(st.url) as (page, watched),
+    ):
+        page.wait_for_selector("#live.live-on")
+        login(page, "eve", USERS["eve"][1])
+        page.wait_for_selector("#actions:not([hidden])")
+        st.start_run("snpb-low-tg", "LOT-FAULT")
+        # The chip thermocouple opens 5 s into reflow: the interlocks trip, the run aborts.
+        page.wait_for_selector("#alarms li.alarm[data-code]", timeout=60_000)
+        codes = page.eval_on_selector_all(
+            "#alarms li[data-code]", "els => els.map(e => e.dataset.code)"
+        )
+        text = page.text_content("#alarms") or ""
+        assert "chip" in text, text
+        state_is(page, "aborted", timeout=60_000)
+        assert page.text_content("#e10") == "UDT"  # the MES books unscheduled downtime
+        # The station takes control, acknowledges each alarm, and an engineer resets.
+        page.click("#take-control")
+        page.wait_for_function("() => document.getElementById('control').textContent === 'local'")
+        for code in codes:
+            page.click(f'#alarms li[data-code="{code}"] button.ack')
+            result_text(page, "ack_alarm: done")
+        page.wait_for_selector("#alarms li.none")
+        page.click("#reset")
+        state_is(page, "idle")
+        result_text(page, "reset: done")
+        errors = list(watched.errors)
     assert errors == [], errors

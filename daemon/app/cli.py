@@ -171,6 +171,12 @@ def _parser() -> argparse.ArgumentParser:
     sv = add("serve", "the daemon: MQTT, recipe watch folder, runs (docs/mqtt.md, systemd/)")
     config(sv)
     sim(sv)
+    sv.add_argument(
+        "--faults",
+        type=Path,
+        metavar="FILE",
+        help="fault scenario injected into every run (with --sim only: demonstrations, tests)",
+    )
 
     em = add("emulate", "protocol emulators of the configured real devices on the simulated plant")
     config(em)
@@ -386,7 +392,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             from daemon.app.serve import run_serve  # noqa: PLC0415 - keeps MQTT out of the others
 
-            return run_serve(_settings(args), sim=args.sim, speed=args.speed)
+            if args.faults is not None and not args.sim:
+                print("bonderd serve: --faults needs --sim", file=sys.stderr)
+                return EXIT_INVALID
+            faults = None if args.faults is None else load_scenario(args.faults)
+            return run_serve(_settings(args), sim=args.sim, speed=args.speed, scenario=faults)
         return asyncio.run(_run(args))
     except (ConfigError, ScenarioError) as exc:
         print(f"bonderd: {exc}", file=sys.stderr)
