@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -108,7 +109,12 @@ def station(
         serve.start()
         try:
             serve.wait_ready()
-            urls = [x["url"] for x in serve.log_lines() if x.get("event") == "hmi_listening"]
+            # The station listens moments after MQTT is up (both are services of the loop).
+            urls: list[str] = []
+            deadline = time.monotonic() + 20.0
+            while not urls and time.monotonic() < deadline:
+                urls = [x["url"] for x in serve.log_lines() if x.get("event") == "hmi_listening"]
+                time.sleep(0.05)
             assert urls, serve.log_text()
             yield Station(serve, broker, urls[0])
         finally:
@@ -290,6 +296,21 @@ def test_operator_runs_holds_and_aborts_a_lot_from_the_station(tmp_path: Path) -
         state_is(page, "idle")
         page.click("#release-control")
         page.wait_for_function("() => document.getElementById('control').textContent === 'remote'")
+
+        # The run is in the history: found by its lot, its report and its trace one click away.
+        page.click("nav a[href='/history']")
+        page.wait_for_selector("#runs tbody tr")
+        page.fill("#f-lot", "station")
+        page.select_option("#f-result", "aborted")
+        page.click("#filter button")
+        page.wait_for_function("() => document.querySelectorAll('#runs tbody tr').length === 1")
+        assert "LOT-STATION" in (page.text_content("#runs tbody tr") or "")
+        csv_href = page.get_attribute("#runs tbody tr a:text('CSV')", "href")
+        csv = page.request.get(st.url.rstrip("/") + csv_href)
+        assert csv.ok and csv.text().count("\n") > 100
+        page.click("#runs tbody tr a:text('report')")
+        page.wait_for_load_state()
+        assert "LOT-STATION" in page.content() and "wrong film loaded" in page.content()
         errors = list(watched.errors)
         log = st.serve.log_lines()
 

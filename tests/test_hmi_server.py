@@ -16,6 +16,7 @@ from structlog.testing import capture_logs
 
 from daemon.app.hmi.access import FREE_FAILURES, Throttle
 from daemon.app.hmi.feed import RESYNC, Feed
+from daemon.app.hmi.records_view import RunsQuery
 from daemon.app.hmi.server import make_app
 from daemon.app.hmi.users import User, UsersError, add_user, load_users
 from daemon.config import ConfigError, load_settings
@@ -53,6 +54,16 @@ class FakeStation:
     async def command(self, command: str, args: dict[str, Any], user: User) -> dict[str, Any]:
         self.commands.append((command, args, user.name))
         return {"command_id": "x", "ok": True, "result": {}, "error": None}
+
+    async def runs(self, query: RunsQuery) -> list[dict[str, Any]]:
+        self.asked.append(f"runs:{query.lot}:{query.result}:{query.limit}")
+        return [{"run_id": "r1"}]
+
+    async def report(self, run_id: str) -> str | None:
+        return None if run_id == "nope" else "<html><style>p{}</style><p>report</p></html>"
+
+    async def trace_csv(self, run_id: str) -> str | None:
+        return None if run_id == "nope" else "t_s,step\n0.0,purge\n"
 
     async def history(self, run_id: str | None) -> dict[str, Any]:
         self.asked.append(run_id)
@@ -298,3 +309,26 @@ def test_users_file_is_owner_only_and_refuses_bad_entries(tmp_path: Path) -> Non
     path.write_text('{"users": {"bob": {"role": "root", "password_hash": "$argon2id$x"}}}')
     with pytest.raises(UsersError, match=r"users.bob.role: must be one of"):
         load_users(path)
+
+
+async def test_history_runs_report_and_csv() -> None:
+    station = FakeStation()
+    async with serving(station) as c:
+        assert (await c.get("/history")).status == 200
+        runs = await c.get("/api/runs", params={"lot": "L1", "result": "aborted", "limit": "5"})
+        assert (await runs.json())["runs"] == [{"run_id": "r1"}]
+        assert station.asked == ["runs:L1:aborted:5"]
+        bad = await c.get("/api/runs", params={"result": "exploded"})
+        assert bad.status == 400 and (await bad.json())["errors"][0]["field"] == "result"
+        assert (await c.get("/api/runs", params={"limit": "0"})).status == 400
+        report = await c.get("/runs/r1/report")
+        assert report.status == 200 and "<p>report</p>" in await report.text()
+        # The report's own policy: its inline style, no script at all, sandboxed.
+        csp = report.headers["Content-Security-Policy"]
+        assert "sandbox" in csp and "script-src" not in csp and "default-src 'none'" in csp
+        csv = await c.get("/runs/r1/trace.csv")
+        assert csv.headers["Content-Type"].startswith("text/csv")
+        assert 'filename="r1.csv"' in csv.headers["Content-Disposition"]
+        assert (await c.get("/runs/nope/report")).status == 404
+        assert (await c.get("/runs/nope/trace.csv")).status == 404
+        assert (await c.get("/runs/a%20b/report")).status == 404

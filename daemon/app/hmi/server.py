@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from daemon.app.hmi.access import Session, Sessions, Throttle
 from daemon.app.hmi.feed import Feed, sse
+from daemon.app.hmi.records_view import RunsQuery
 from daemon.app.hmi.users import PASSWORD_MAX, Role, User, UsersError, load_users, verify
 from daemon.config import HmiSettings, describe_pydantic_error
 
@@ -70,6 +71,12 @@ ACTIONS: Final[dict[str, Role]] = {
 # Controller error codes that mean "your input is wrong" rather than "not now".
 INPUT_ERRORS: Final = frozenset({"invalid_field", "missing_field", "invalid_payload"})
 RUN_ID_PATTERN: Final = r"^[A-Za-z0-9_.:-]{1,80}$"
+# The run report is one self-contained file with its own <style> and no script (ADR 0040):
+# served under a policy of its own that allows its inline style and nothing else.
+REPORT_CSP: Final = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'; sandbox"
+)
 
 
 class StationSource(Protocol):
@@ -83,6 +90,15 @@ class StationSource(Protocol):
 
     def recipes(self) -> list[dict[str, Any]]:
         """The library's recipes, newest version of each."""
+
+    def runs(self, query: RunsQuery) -> Awaitable[list[dict[str, Any]]]:
+        """The recorded runs matching ``query``, newest first."""
+
+    def report(self, run_id: str) -> Awaitable[str | None]:
+        """The run's report page (None: no such run)."""
+
+    def trace_csv(self, run_id: str) -> Awaitable[str | None]:
+        """The run's trace as CSV (None: no such run)."""
 
     def command(self, command: str, args: dict[str, Any], user: User) -> Awaitable[dict[str, Any]]:
         """The controller's reply to ``command`` from the station on behalf of ``user``."""
@@ -163,7 +179,8 @@ async def _contain_failures(request: web.Request, handler: Handler) -> web.Strea
 
 
 async def _headers(_request: web.Request, response: web.StreamResponse) -> None:
-    response.headers.update(SECURITY_HEADERS)
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)  # a route's own policy (the report) stays
     response.headers.setdefault("Cache-Control", "no-store")
 
 
@@ -344,6 +361,52 @@ async def _recipes(request: web.Request) -> web.Response:
     return web.json_response({"recipes": request.app[SHARED].source.recipes()})
 
 
+async def _history_page(request: web.Request) -> web.Response:
+    return await _file(request, "history.html")
+
+
+async def _runs(request: web.Request) -> web.Response:
+    _require_view(request)
+    try:
+        query = RunsQuery.model_validate(dict(request.query))
+    except ValidationError as exc:
+        return field_error(exc)
+    return web.json_response({"runs": await request.app[SHARED].source.runs(query)})
+
+
+def _run_id(request: web.Request) -> str:
+    run_id = request.match_info["run_id"]
+    try:
+        RunQuery(run_id=run_id)
+    except ValidationError:
+        raise web.HTTPNotFound() from None
+    return run_id
+
+
+async def _report(request: web.Request) -> web.Response:
+    _require_view(request)
+    run_id = _run_id(request)
+    html = await request.app[SHARED].source.report(run_id)
+    if html is None:
+        raise web.HTTPNotFound(text=f"404: no run {run_id} in the records")
+    return web.Response(
+        text=html, content_type="text/html", headers={"Content-Security-Policy": REPORT_CSP}
+    )
+
+
+async def _csv(request: web.Request) -> web.Response:
+    _require_view(request)
+    run_id = _run_id(request)
+    text = await request.app[SHARED].source.trace_csv(run_id)
+    if text is None:
+        raise web.HTTPNotFound(text=f"404: no run {run_id} in the records")
+    return web.Response(
+        text=text,
+        content_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{run_id}.csv"'},
+    )
+
+
 async def _stream(request: web.Request) -> web.StreamResponse:
     _require_view(request)
     shared = request.app[SHARED]
@@ -403,6 +466,10 @@ def make_app(
     app.router.add_get("/api/stream", _stream)
     app.router.add_get("/api/session", _get_session)
     app.router.add_get("/api/recipes", _recipes)
+    app.router.add_get("/history", _history_page)
+    app.router.add_get("/api/runs", _runs)
+    app.router.add_get("/runs/{run_id}/report", _report)
+    app.router.add_get("/runs/{run_id}/trace.csv", _csv)
     app.router.add_post("/api/login", _login)
     app.router.add_post("/api/logout", _logout)
     app.router.add_post("/api/action/{command}", _action)

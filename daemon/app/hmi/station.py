@@ -17,6 +17,7 @@ from typing import Any, Final
 
 import structlog
 
+from daemon.app.hmi import records_view
 from daemon.app.hmi.users import User
 from daemon.app.o2 import o2_meaningful
 from daemon.machine.monitor import Snapshot
@@ -254,6 +255,23 @@ class Station:
         if wanted is None and self.ex.state is not RunState.IDLE:
             wanted = self.ex.run_id
         return await asyncio.to_thread(run_history, self.ctl.settings.data_dir, wanted)
+
+    async def runs(self, query: records_view.RunsQuery) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(
+            records_view.list_runs,
+            self.ctl.settings.data_dir,
+            lot=query.lot,
+            recipe=query.recipe,
+            result=query.result,
+            limit=query.limit,
+        )
+
+    async def report(self, run_id: str) -> str | None:
+        # Rendering reads the whole trace and draws the charts: seconds for a long run.
+        return await asyncio.to_thread(records_view.report_html, self.ctl.settings.data_dir, run_id)
+
+    async def trace_csv(self, run_id: str) -> str | None:
+        return await asyncio.to_thread(records_view.trace_csv, self.ctl.settings.data_dir, run_id)
 
     def recipes(self) -> list[dict[str, Any]]:
         return [e.as_dict() for e in self.ctl.library.latest()]

@@ -438,6 +438,20 @@
     el.textContent = on ? "live" : `not live: ${why}`;
   }
 
+  // How long after the daemon built a frame the page had drawn it (same host clock for a
+  // browser on the machine): the station's own lag, in the live badge's tooltip, and the
+  // last few hundred kept for bench/hmi_bench.py (hmi_update_p99_ms).
+  const UPDATE_KEEP = 600;
+  window.hmiUpdateMs = [];
+
+  function noteUpdate(f) {
+    const ms = Date.now() - Date.parse(f.ts);
+    if (!Number.isFinite(ms)) return;
+    window.hmiUpdateMs.push(ms);
+    if (window.hmiUpdateMs.length > UPDATE_KEEP) window.hmiUpdateMs.shift();
+    byId("live").title = `last frame drawn ${ms} ms after the daemon built it`;
+  }
+
   function onFrame(f) {
     showState(f);
     const current = f.run_id;
@@ -452,6 +466,7 @@
       if (loading) pending.push(f.point);
       else if (addPoint(f.point)) redraw();
     }
+    noteUpdate(f);
   }
 
   // A step the history did not have yet: the previous one ended where this one started.
