@@ -405,3 +405,66 @@ def test_a_fault_alarm_is_shown_acknowledged_and_reset(tmp_path: Path) -> None:
         result_text(page, "reset: done")
         errors = list(watched.errors)
     assert errors == [], errors
+
+
+def test_recipe_library_versions_diff_and_upload_with_field_errors(tmp_path: Path) -> None:
+    users = tmp_path / "users.json"
+    add_users(users)
+    snpb = (RECIPES / "snpb-low-tg.toml").read_text()
+    with (
+        station(tmp_path, speed=20, hmi_extra=f'users_file = "{users}"') as st,
+        browser_page(st.url) as (page, watched),
+    ):
+        st.bonderctl("put-recipe", str(RECIPES / "snpb-low-tg.toml"))
+        login(page, "ana", USERS["ana"][1])
+        page.wait_for_selector("#actions:not([hidden])")
+        page.click("nav a[href='/recipes']")
+        page.wait_for_selector("#recipe-list a[data-name='snpb-low-tg']")
+        page.wait_for_function(
+            "() => document.getElementById('recipe-text').textContent.includes('snpb-low-tg')"
+        )
+        assert page.is_hidden("#upload-box")  # an operator runs recipes, does not add them
+
+        page.goto(st.url)
+        page.click("#logout")
+        page.wait_for_selector("#login-form:not([hidden])")
+        login(page, "eve", USERS["eve"][1])
+        page.wait_for_selector("#actions:not([hidden])")
+        page.goto(st.url + "recipes")
+        page.wait_for_selector("#upload-box:not([hidden])")
+
+        # A new version: the engineer's edit, validated and added as v2.
+        edited = snpb.replace('description = "', 'description = "edited at the station: ', 1)
+        assert edited != snpb
+        page.fill("#upload-name", "snpb-low-tg")
+        page.fill("#upload-text", edited)
+        page.click("#upload")
+        page.wait_for_function(
+            "() => document.getElementById('upload-result').textContent.includes('v2 added')"
+        )
+        page.select_option("#diff-a", "1")
+        page.select_option("#diff-b", "2")
+        page.click("#compare")
+        page.wait_for_selector("#recipe-diff span.add")
+        added = page.text_content("#recipe-diff span.add:not(:first-child)") or ""
+        assert "edited at the station" in page.text_content("#recipe-diff")
+        assert added.startswith("+")
+
+        # A recipe the validation refuses: each problem on its own line, naming the field.
+        broken = snpb.replace("liquidus_c = 183.0", "liquidus_c = -5.0").replace(
+            'name = "snpb-low-tg"', 'name = "snpb-broken"'
+        )
+        assert broken != snpb
+        page.fill("#upload-name", "snpb-broken")
+        page.fill("#upload-text", broken)
+        page.click("#upload")
+        page.wait_for_selector("#upload-errors li")
+        problems = page.eval_on_selector_all(
+            "#upload-errors li", "els => els.map(e => e.textContent)"
+        )
+        assert len(problems) >= 2, problems  # one line per problem, not one run-on text
+        assert any(p.startswith("materials.solder.solidus_c: ") for p in problems), problems
+        assert all(": " in p for p in problems), problems
+        assert "recipe_invalid" in (page.text_content("#upload-result") or "")
+        errors = [e for e in watched.errors if "409 (Conflict)" not in e]
+    assert errors == [], errors

@@ -55,6 +55,13 @@ class FakeStation:
         self.commands.append((command, args, user.name))
         return {"command_id": "x", "ok": True, "result": {}, "error": None}
 
+    def recipe_versions(self, name: str) -> list[dict[str, Any]]:
+        return [{"name": name, "version": v} for v in (1, 2)] if name == "sac" else []
+
+    def recipe_text(self, name: str, version: int) -> str | None:
+        texts = {1: 'name = "sac"\npeak = 240\n', 2: 'name = "sac"\npeak = 245\n'}
+        return texts.get(version) if name == "sac" else None
+
     async def runs(self, query: RunsQuery) -> list[dict[str, Any]]:
         self.asked.append(f"runs:{query.lot}:{query.result}:{query.limit}")
         return [{"run_id": "r1"}]
@@ -250,7 +257,8 @@ async def test_roles_unknown_actions_and_bad_bodies_are_refused(users: dict[str,
         csrf = {"X-CSRF-Token": (await log_in(c, "ana", "ana-secret-1"))["csrf"]}
         reset = await c.post("/api/action/reset", json={}, headers=csrf)
         assert reset.status == 403 and "engineer" in (await reset.json())["errors"][0]["reason"]
-        assert (await c.post("/api/action/put_recipe", json={}, headers=csrf)).status == 404
+        assert (await c.post("/api/action/put_recipe", json={}, headers=csrf)).status == 403
+        assert (await c.post("/api/action/take_over", json={}, headers=csrf)).status == 404
         form = await c.post("/api/action/hold", data="a=1", headers=csrf)
         assert form.status == 415  # only JSON, which a foreign form cannot send
         no_reason = await c.post("/api/action/abort", json={"reason": " "}, headers=csrf)
@@ -332,3 +340,22 @@ async def test_history_runs_report_and_csv() -> None:
         assert (await c.get("/runs/nope/report")).status == 404
         assert (await c.get("/runs/nope/trace.csv")).status == 404
         assert (await c.get("/runs/a%20b/report")).status == 404
+
+
+async def test_recipe_versions_text_and_difference() -> None:
+    async with serving(FakeStation()) as c:
+        assert (await c.get("/recipes")).status == 200
+        versions = await (await c.get("/api/recipes/sac/versions")).json()
+        assert [v["version"] for v in versions["versions"]] == [1, 2]
+        assert (await c.get("/api/recipes/nothing/versions")).status == 404
+        assert (await c.get("/api/recipes/..%2Fetc/versions")).status == 404
+        text = await (await c.get("/api/recipes/sac/2")).json()
+        assert text["text"].endswith("peak = 245\n")
+        assert (await c.get("/api/recipes/sac/7")).status == 404
+        assert (await c.get("/api/recipes/sac/x")).status == 404
+        diff = await (await c.get("/api/recipes/sac/diff", params={"a": "1", "b": "2"})).json()
+        assert "-peak = 240" in diff["diff"] and "+peak = 245" in diff["diff"]
+        bad = await c.get("/api/recipes/sac/diff", params={"a": "0", "b": "2"})
+        assert bad.status == 400 and (await bad.json())["errors"][0]["field"] == "a"
+        missing = await c.get("/api/recipes/sac/diff", params={"a": "1", "b": "9"})
+        assert missing.status == 404 and "b=9" in (await missing.json())["errors"][0]["reason"]

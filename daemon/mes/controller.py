@@ -389,7 +389,7 @@ class Controller:
         return {"run_id": args.run_id, "path": str(path), "html": html}
 
     async def _cmd_put_recipe(self, args: PutRecipeArgs, origin: Origin) -> dict[str, Any]:
-        source = f"mqtt:{origin}:put_recipe"
+        source = "station:put_recipe" if origin == "station" else f"mqtt:{origin}:put_recipe"
         loaded = await self._parse_inline(args.recipe_toml, source)
         if loaded.recipe.name != args.name:
             errors = [

@@ -11,7 +11,9 @@ line; nothing else happens to the daemon.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import json
+import re
 import secrets
 import ssl
 from collections.abc import Awaitable, Callable
@@ -28,7 +30,7 @@ from daemon.app.hmi.access import Session, Sessions, Throttle
 from daemon.app.hmi.feed import Feed, sse
 from daemon.app.hmi.records_view import RunsQuery
 from daemon.app.hmi.users import PASSWORD_MAX, Role, User, UsersError, load_users, verify
-from daemon.config import HmiSettings, describe_pydantic_error
+from daemon.config import NAME_PATTERN, HmiSettings, describe_pydantic_error
 
 log = structlog.get_logger(__name__)
 
@@ -67,6 +69,7 @@ ACTIONS: Final[dict[str, Role]] = {
     "abort": "operator",
     "ack_alarm": "operator",
     "reset": "engineer",  # a latched trip: somebody who knows why it tripped
+    "put_recipe": "engineer",  # a new recipe or version into the library
 }
 # Controller error codes that mean "your input is wrong" rather than "not now".
 INPUT_ERRORS: Final = frozenset({"invalid_field", "missing_field", "invalid_payload"})
@@ -91,6 +94,12 @@ class StationSource(Protocol):
     def recipes(self) -> list[dict[str, Any]]:
         """The library's recipes, newest version of each."""
 
+    def recipe_versions(self, name: str) -> list[dict[str, Any]]:
+        """Every version of the recipe ``name``, oldest first (empty: no such recipe)."""
+
+    def recipe_text(self, name: str, version: int) -> str | None:
+        """The stored text of one version (None: no such version)."""
+
     def runs(self, query: RunsQuery) -> Awaitable[list[dict[str, Any]]]:
         """The recorded runs matching ``query``, newest first."""
 
@@ -108,6 +117,14 @@ class LoginForm(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Annotated[str, Field(min_length=1, max_length=64)]
     password: Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX)]
+
+
+class DiffQuery(BaseModel):
+    """``GET /api/recipes/{name}/diff``: the two versions to compare."""
+
+    model_config = ConfigDict(extra="forbid")
+    a: Annotated[int, Field(ge=1)]
+    b: Annotated[int, Field(ge=1)]
 
 
 class RunQuery(BaseModel):
@@ -361,6 +378,64 @@ async def _recipes(request: web.Request) -> web.Response:
     return web.json_response({"recipes": request.app[SHARED].source.recipes()})
 
 
+async def _recipes_page(request: web.Request) -> web.Response:
+    return await _file(request, "recipes.html")
+
+
+def _recipe_name(request: web.Request) -> str:
+    name = request.match_info["name"]
+    if not re.fullmatch(NAME_PATTERN, name):
+        raise web.HTTPNotFound()
+    return name
+
+
+async def _recipe_versions(request: web.Request) -> web.Response:
+    _require_view(request)
+    name = _recipe_name(request)
+    versions = request.app[SHARED].source.recipe_versions(name)
+    if not versions:
+        raise web.HTTPNotFound(text=f"404: no recipe {name} in the library")
+    return web.json_response({"name": name, "versions": versions})
+
+
+async def _recipe_version(request: web.Request) -> web.Response:
+    _require_view(request)
+    name = _recipe_name(request)
+    version = request.match_info["version"]
+    text = (
+        request.app[SHARED].source.recipe_text(name, int(version))
+        if version.isdigit() and len(version) < 10
+        else None
+    )
+    if text is None:
+        raise web.HTTPNotFound(text=f"404: no version {version} of recipe {name}")
+    return web.json_response({"name": name, "version": int(version), "text": text})
+
+
+async def _recipe_diff(request: web.Request) -> web.Response:
+    _require_view(request)
+    name = _recipe_name(request)
+    try:
+        query = DiffQuery.model_validate(dict(request.query))
+    except ValidationError as exc:
+        return field_error(exc)
+    source = request.app[SHARED].source
+    a, b = source.recipe_text(name, query.a), source.recipe_text(name, query.b)
+    missing = [f"{k}={v}" for k, v, t in (("a", query.a, a), ("b", query.b, b)) if t is None]
+    if a is None or b is None:
+        return _problem(404, "unknown_version", "a/b", f"no such version: {', '.join(missing)}")
+    lines = list(
+        difflib.unified_diff(
+            a.splitlines(),
+            b.splitlines(),
+            f"{name} v{query.a}",
+            f"{name} v{query.b}",
+            lineterm="",
+        )
+    )
+    return web.json_response({"name": name, "a": query.a, "b": query.b, "diff": lines})
+
+
 async def _history_page(request: web.Request) -> web.Response:
     return await _file(request, "history.html")
 
@@ -446,7 +521,7 @@ def make_app(
     sessions: Sessions | None = None,
     throttle: Throttle | None = None,
 ) -> web.Application:
-    app = web.Application(middlewares=[_contain_failures], client_max_size=64 * 1024)
+    app = web.Application(middlewares=[_contain_failures], client_max_size=512 * 1024)
     app[SHARED] = _Shared(
         source,
         feed,
@@ -467,6 +542,10 @@ def make_app(
     app.router.add_get("/api/session", _get_session)
     app.router.add_get("/api/recipes", _recipes)
     app.router.add_get("/history", _history_page)
+    app.router.add_get("/recipes", _recipes_page)
+    app.router.add_get("/api/recipes/{name}/versions", _recipe_versions)
+    app.router.add_get("/api/recipes/{name}/diff", _recipe_diff)
+    app.router.add_get("/api/recipes/{name}/{version}", _recipe_version)
     app.router.add_get("/api/runs", _runs)
     app.router.add_get("/runs/{run_id}/report", _report)
     app.router.add_get("/runs/{run_id}/trace.csv", _csv)

@@ -276,6 +276,13 @@ class Station:
     def recipes(self) -> list[dict[str, Any]]:
         return [e.as_dict() for e in self.ctl.library.latest()]
 
+    def recipe_versions(self, name: str) -> list[dict[str, Any]]:
+        return [e.as_dict() for e in self.ctl.library.versions(name)]
+
+    def recipe_text(self, name: str, version: int) -> str | None:
+        found = self.ctl.library.text(name, version)
+        return None if found is None else found[0]
+
     async def command(self, command: str, args: dict[str, Any], user: User) -> dict[str, Any]:
         """Through the one controller, as the MES's commands go (origin ``station``); the
         user is named where the records keep a name: the operator of a start, who held or
