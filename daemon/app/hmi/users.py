@@ -8,6 +8,7 @@ calls ``verify`` in a worker thread, one at a time.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -86,8 +87,9 @@ def load_users(path: Path) -> dict[str, User]:
 
 def add_user(path: Path, name: str, role: str, password: str) -> bool:
     """Create or replace the account ``name``; True if it is new. The file is replaced
-    atomically and readable by its owner only (it holds hashes, not passwords, but those are
-    worth an offline attack)."""
+    atomically. A new file is readable by its owner only (it holds hashes, not passwords, but
+    those are worth an offline attack); a replaced one keeps its owner, group and mode (the
+    service reads it as group ``bonderd``, docs/hmi.md), never readable by others."""
     if not USER_NAME.match(name):
         raise UsersError(
             f"NAME: {name!r}: 1 to 64 letters, digits, '_', '.' or '-', starting with a letter "
@@ -105,12 +107,19 @@ def add_user(path: Path, name: str, role: str, password: str) -> bool:
     table = {u.name: {"role": u.role, "password_hash": u.password_hash} for u in existing.values()}
     table[name] = {"role": role, "password_hash": _HASHER.hash(password)}
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        before: os.stat_result | None = path.stat()
+    except FileNotFoundError:
+        before = None
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump({"users": table}, f, indent=2, sort_keys=True)
             f.write("\n")
-        os.chmod(tmp, 0o600)
+        os.chmod(tmp, 0o600 if before is None else before.st_mode & 0o770)
+        if before is not None:
+            with contextlib.suppress(PermissionError):  # only root may give files away
+                os.chown(tmp, before.st_uid, before.st_gid)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
