@@ -61,7 +61,11 @@ class Station:
         self.bonderctl("start", recipe, "--lot", lot, "--operator", "ana")
 
 
-USERS = {"ana": ("operator", "ana-secret-1"), "eve": ("engineer", "eve-secret-2")}
+USERS = {
+    "ana": ("operator", "ana-secret-1"),
+    "eve": ("engineer", "eve-secret-2"),
+    "max": ("maintenance", "max-secret-3"),
+}
 
 
 def add_users(path: Path) -> None:
@@ -400,6 +404,17 @@ def test_a_fault_alarm_is_shown_acknowledged_and_reset(tmp_path: Path) -> None:
             page.click(f'#alarms li[data-code="{code}"] button.ack')
             result_text(page, "ack_alarm: done")
         page.wait_for_selector("#alarms li.none")
+        # Maintenance sees the latched trip and the devices' identities in the diagnostics.
+        page.click("#logout")
+        page.wait_for_selector("#login-form:not([hidden])")
+        login(page, "max", USERS["max"][1])
+        page.wait_for_selector("#diagnostics:not([hidden])")
+        page.wait_for_function(
+            "() => document.getElementById('diag-list').textContent.includes('latched trip')"
+        )
+        diag = page.text_content("#diag-list") or ""
+        assert "latched tripnone" not in diag, diag  # <dt>latched trip</dt><dd>code: …</dd>
+        assert "control loop" in diag and "overruns" in diag
         page.click("#reset")
         state_is(page, "idle")
         result_text(page, "reset: done")

@@ -62,6 +62,9 @@ class FakeStation:
         texts = {1: 'name = "sac"\npeak = 240\n', 2: 'name = "sac"\npeak = 245\n'}
         return texts.get(version) if name == "sac" else None
 
+    async def diagnostics(self) -> dict[str, Any]:
+        return {"control_loop": {"late_p99_ms": 0.4}}
+
     async def runs(self, query: RunsQuery) -> list[dict[str, Any]]:
         self.asked.append(f"runs:{query.lot}:{query.result}:{query.limit}")
         return [{"run_id": "r1"}]
@@ -91,6 +94,7 @@ def users(tmp_path_factory: pytest.TempPathFactory) -> dict[str, User]:
     path = tmp_path_factory.mktemp("users") / "users.json"
     add_user(path, "ana", "operator", "ana-secret-1")
     add_user(path, "eve", "engineer", "eve-secret-2")
+    add_user(path, "max", "maintenance", "max-secret-3")
     return load_users(path)
 
 
@@ -361,3 +365,13 @@ async def test_recipe_versions_text_and_difference() -> None:
         assert bad.status == 400 and (await bad.json())["errors"][0]["field"] == "a"
         missing = await c.get("/api/recipes/sac/diff", params={"a": "1", "b": "9"})
         assert missing.status == 404 and "b=9" in (await missing.json())["errors"][0]["reason"]
+
+
+async def test_diagnostics_are_for_maintenance(users: dict[str, User]) -> None:
+    async with serving(FakeStation(), users=users) as c:
+        assert (await c.get("/api/diagnostics")).status == 401
+        await log_in(c, "eve", "eve-secret-2")
+        assert (await c.get("/api/diagnostics")).status == 403  # an engineer is not enough
+        await log_in(c, "max", "max-secret-3")
+        doc = await (await c.get("/api/diagnostics")).json()
+        assert doc["control_loop"]["late_p99_ms"] == 0.4

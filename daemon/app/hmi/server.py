@@ -100,6 +100,9 @@ class StationSource(Protocol):
     def recipe_text(self, name: str, version: int) -> str | None:
         """The stored text of one version (None: no such version)."""
 
+    def diagnostics(self) -> Awaitable[dict[str, Any]]:
+        """The machine's health for maintenance."""
+
     def runs(self, query: RunsQuery) -> Awaitable[list[dict[str, Any]]]:
         """The recorded runs matching ``query``, newest first."""
 
@@ -378,6 +381,15 @@ async def _recipes(request: web.Request) -> web.Response:
     return web.json_response({"recipes": request.app[SHARED].source.recipes()})
 
 
+async def _diagnostics(request: web.Request) -> web.Response:
+    session = _session(request)
+    if session is None:
+        return _problem(401, "not_logged_in", "(session)", "log in first")
+    if not session.user.may("maintenance"):
+        return _problem(403, "role", "(session)", "diagnostics need the maintenance role")
+    return web.json_response(await request.app[SHARED].source.diagnostics())
+
+
 async def _recipes_page(request: web.Request) -> web.Response:
     return await _file(request, "recipes.html")
 
@@ -543,6 +555,7 @@ def make_app(
     app.router.add_get("/api/recipes", _recipes)
     app.router.add_get("/history", _history_page)
     app.router.add_get("/recipes", _recipes_page)
+    app.router.add_get("/api/diagnostics", _diagnostics)
     app.router.add_get("/api/recipes/{name}/versions", _recipe_versions)
     app.router.add_get("/api/recipes/{name}/diff", _recipe_diff)
     app.router.add_get("/api/recipes/{name}/{version}", _recipe_version)

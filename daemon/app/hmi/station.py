@@ -17,6 +17,7 @@ from typing import Any, Final
 
 import structlog
 
+from daemon import __version__
 from daemon.app.hmi import records_view
 from daemon.app.hmi.users import User
 from daemon.app.o2 import o2_meaningful
@@ -282,6 +283,33 @@ class Station:
     def recipe_text(self, name: str, version: int) -> str | None:
         found = self.ctl.library.text(name, version)
         return None if found is None else found[0]
+
+    async def diagnostics(self) -> dict[str, Any]:
+        """For maintenance: the control loop's health, the interlocks, the links, each
+        device's reading errors now and the identity each reported at the last run start."""
+        ctl = self.ctl
+        snap = ctl.monitor.latest
+
+        def identities() -> dict[str, str]:
+            with RunStore(ctl.settings.data_dir) as store:
+                latest = store.list_runs(1)
+            return dict(latest[0].devices) if latest else {}
+
+        interlocks = ctl.executor.interlocks
+        trip = interlocks.trip
+        return {
+            "software_version": __version__,
+            "equipment_id": ctl.settings.equipment_id,
+            "control_loop": ctl.control_loop_doc(),
+            "interlocks_healthy": interlocks.healthy(),
+            "interlock_trip": None
+            if trip is None
+            else {"code": trip.code, "message": trip.message},
+            "mqtt_connected": ctl.link is not None and ctl.link.connected.is_set(),
+            "events_pending": ctl.outbox.pending_count(),
+            "device_errors": {} if snap is None else dict(snap.errors),
+            "device_identities": await asyncio.to_thread(identities),
+        }
 
     async def command(self, command: str, args: dict[str, Any], user: User) -> dict[str, Any]:
         """Through the one controller, as the MES's commands go (origin ``station``); the

@@ -316,6 +316,7 @@
     byId("user").textContent = logged ? `${doc.user} (${doc.role})` : "";
     if (logged && !byId("start-operator").value) byId("start-operator").value = doc.user;
     if (logged) loadRecipes();
+    showDiagnostics(logged && doc.role === "maintenance");
     if (lastFrame) showState(lastFrame);
   }
 
@@ -384,6 +385,46 @@
       select.appendChild(option);
     }
     if (keep) select.value = keep;
+  }
+
+  // Maintenance sees the machine's health: refreshed every 2 s while the role is logged in.
+  let diagTimer = null;
+
+  function diagRow(list, key, value) {
+    const dt = document.createElement("dt");
+    dt.textContent = key;
+    const dd = document.createElement("dd");
+    dd.textContent = typeof value === "object" && value !== null ? JSON.stringify(value) : String(value);
+    list.appendChild(dt);
+    list.appendChild(dd);
+  }
+
+  async function loadDiagnostics() {
+    const response = await fetch("/api/diagnostics", { cache: "no-store" });
+    if (!response.ok) return;
+    const doc = await response.json();
+    const list = byId("diag-list");
+    list.textContent = "";
+    const loop = doc.control_loop;
+    diagRow(list, "software", doc.software_version);
+    diagRow(list, "control loop", `late p50 ${loop.late_p50_ms} / p99 ${loop.late_p99_ms} / max ${loop.late_max_ms} ms, ${loop.overruns} overruns`);
+    diagRow(list, "interlocks", doc.interlocks_healthy ? "healthy" : "NOT keeping up");
+    diagRow(list, "latched trip", doc.interlock_trip ? `${doc.interlock_trip.code}: ${doc.interlock_trip.message}` : "none");
+    diagRow(list, "MQTT", doc.mqtt_connected ? "connected" : "not connected");
+    diagRow(list, "events pending", doc.events_pending);
+    for (const [device, why] of Object.entries(doc.device_errors)) diagRow(list, `${device} error`, why);
+    for (const [device, ident] of Object.entries(doc.device_identities)) diagRow(list, device, ident);
+  }
+
+  function showDiagnostics(on) {
+    byId("diagnostics").hidden = !on;
+    if (on && diagTimer === null) {
+      loadDiagnostics();
+      diagTimer = setInterval(loadDiagnostics, 2000);
+    } else if (!on && diagTimer !== null) {
+      clearInterval(diagTimer);
+      diagTimer = null;
+    }
   }
 
   function wireActions() {
