@@ -4,12 +4,17 @@ handler, a stalled page's bounded queue, the vendored chart library, the `[hmi]`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import shutil
+import ssl
+import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from structlog.testing import capture_logs
@@ -17,9 +22,9 @@ from structlog.testing import capture_logs
 from daemon.app.hmi.access import FREE_FAILURES, Throttle
 from daemon.app.hmi.feed import RESYNC, Feed
 from daemon.app.hmi.records_view import RunsQuery
-from daemon.app.hmi.server import make_app
+from daemon.app.hmi.server import HmiServer, make_app
 from daemon.app.hmi.users import User, UsersError, add_user, load_users
-from daemon.config import ConfigError, load_settings
+from daemon.config import ConfigError, HmiSettings, load_settings
 
 VENDOR = Path(__file__).resolve().parents[1] / "daemon" / "app" / "hmi" / "static" / "vendor"
 # uPlot 1.6.32 from the npm registry (`npm pack uplot@1.6.32`, dist/ and LICENSE as shipped;
@@ -375,3 +380,55 @@ async def test_diagnostics_are_for_maintenance(users: dict[str, User]) -> None:
         await log_in(c, "max", "max-secret-3")
         doc = await (await c.get("/api/diagnostics")).json()
         assert doc["control_loop"]["late_p99_ms"] == 0.4
+
+
+OPENSSL = shutil.which("openssl")
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="Debian package openssl not installed")
+async def test_the_service_over_tls_streams_frames_and_stops_cleanly(
+    tmp_path: Path, users: dict[str, User]
+) -> None:
+    assert OPENSSL is not None
+    cert, key = tmp_path / "hmi.pem", tmp_path / "hmi.key"
+    made = await asyncio.to_thread(
+        subprocess.run,
+        [
+            *(OPENSSL, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"),
+            *("-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-keyout", str(key)),
+            *("-out", str(cert), "-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
+        capture_output=True,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    path = tmp_path / "users.json"
+    add_user(path, "ana", "operator", "ana-secret-1")
+    settings = HmiSettings(port=0, tls_cert=cert, tls_key=key, users_file=path)
+    server = HmiServer(settings, FakeStation(), period_s=0.02)
+    task = asyncio.create_task(server.run())
+    try:
+        for _ in range(200):
+            if server.url:
+                break
+            await asyncio.sleep(0.02)
+        assert server.url is not None and server.url.startswith("https://127.0.0.1:")
+        trust = ssl.create_default_context(cafile=str(cert))
+        async with aiohttp.ClientSession() as http:
+            login = await http.post(
+                server.url + "api/login",
+                json={"name": "ana", "password": "ana-secret-1"},
+                ssl=trust,
+            )
+            assert login.status == 200
+            assert "Secure" in login.headers["Set-Cookie"]  # never sent over plain HTTP
+            async with http.get(server.url + "api/stream", ssl=trust) as stream:
+                got = [
+                    await asyncio.wait_for(stream.content.readuntil(b"\n\n"), 5) for _ in range(4)
+                ]
+            assert all(m.startswith(b"event: frame\n") for m in got)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert server.url is None and server.frames >= 3
