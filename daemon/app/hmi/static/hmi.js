@@ -252,6 +252,7 @@
       list.appendChild(li);
     }
     showSynoptic(f.synoptic);
+    if (session.user && lastFrame && lastFrame.state !== "idle" && f.state === "idle") loadRecipes();
     lastFrame = f;
     enableActions();
   }
@@ -447,6 +448,8 @@
       await post("/api/logout", {});
       showSession({ user: null, role: null, csrf: null });
     });
+    // The library changes under the page (the MES, the watch folder, an engineer).
+    byId("start-recipe").addEventListener("focus", loadRecipes);
     byId("take-control").addEventListener("click", () => act("take_control", {}));
     byId("release-control").addEventListener("click", () => act("release_control", {}));
     byId("hold").addEventListener("click", () => act("hold", {}));
@@ -503,6 +506,7 @@
     }
     runLive = Boolean(current) && current === runId;
     if (runLive && f.step && f.step.start_s !== null) noteStep(f.step);
+    if (current && session.user && !byId("start-recipe").options.length) loadRecipes();
     if (f.point && runLive) {
       if (loading) pending.push(f.point);
       else if (addPoint(f.point)) redraw();
