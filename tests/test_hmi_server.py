@@ -432,3 +432,42 @@ async def test_the_service_over_tls_streams_frames_and_stops_cleanly(
         with contextlib.suppress(asyncio.CancelledError):
             await task
     assert server.url is None and server.frames >= 3
+
+
+class BigFrames(FakeStation):
+    def frame(self) -> dict[str, Any]:
+        return {"state": "running", "pad": "x" * 100_000}  # 100 kB a frame: fills any socket
+
+
+async def test_a_stalled_browser_costs_a_bounded_queue_not_growing_memory(
+    tmp_path: Path,
+) -> None:
+    settings = HmiSettings(port=0, users_file=tmp_path / "none.json")
+    server = HmiServer(settings, BigFrames(), period_s=0.01)
+    task = asyncio.create_task(server.run())
+    writer: asyncio.StreamWriter | None = None
+    try:
+        for _ in range(200):
+            if server.url:
+                break
+            await asyncio.sleep(0.02)
+        assert server.url is not None
+        port = int(server.url.rsplit(":", 1)[1].strip("/"))
+        # A browser that asks for the stream and then never reads a byte.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /api/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        await writer.drain()
+        for _ in range(300):  # 3 s: 300 frames, 30 MB offered to a socket nobody drains
+            await asyncio.sleep(0.01)
+        subs = list(server.feed._subscribers)
+        assert len(subs) == 1
+        sub = subs[0]
+        assert sub.resyncs >= 1 and sub.dropped > 100
+        assert sub.queue.qsize() <= server.feed.depth
+        del reader
+    finally:
+        if writer is not None:
+            writer.close()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
