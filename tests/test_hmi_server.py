@@ -471,3 +471,26 @@ async def test_a_stalled_browser_costs_a_bounded_queue_not_growing_memory(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_a_failing_frame_is_logged_and_the_service_keeps_serving(tmp_path: Path) -> None:
+    station = FakeStation()
+    server = HmiServer(
+        HmiSettings(port=0, users_file=tmp_path / "none.json"), station, period_s=0.01
+    )
+    sub = server.feed.subscribe()  # somebody watching, so frames are built
+    station.broken = True
+    with capture_logs() as logs:
+        task = asyncio.create_task(server.run())
+        try:
+            await asyncio.sleep(0.3)
+            assert server.url is not None  # still listening
+            station.broken = False
+            message = await asyncio.wait_for(sub.next(), 2)
+            assert message.startswith(b"event: frame")
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    failed = [e for e in logs if e["event"] == "hmi_frame_failed"]
+    assert len(failed) == 1  # logged once, not once per frame

@@ -58,6 +58,7 @@ CONTENT_TYPES: Final = {
 }
 CLOSE: Final = b""  # the message that ends a stream (the server is stopping)
 COOKIE: Final = "bonderd_session"
+FRAME_FAILURE_LOG_EVERY: Final = 600  # frames: five minutes at 2 Hz
 CSRF_HEADER: Final = "X-CSRF-Token"
 # What the station may ask of the controller, and the least role that may ask it.
 ACTIONS: Final[dict[str, Role]] = {
@@ -513,6 +514,9 @@ async def _stream(request: web.Request) -> web.StreamResponse:
             await response.write(message)
     except (ConnectionResetError, ConnectionError):
         pass  # the page went away
+    except Exception:
+        # Headers are sent: the page sees the stream end (and reconnects); the log says why.
+        log.exception("hmi_stream_failed", path=request.path)
     finally:
         shared.feed.unsubscribe(sub)
     return response
@@ -631,10 +635,18 @@ class HmiServer:
     async def _publish(self) -> None:
         loop = asyncio.get_running_loop()
         due = loop.time()
+        failures = 0
         while True:
             if len(self.feed):
                 # Built and encoded once for every page; nobody watching, nothing built.
-                self.feed.publish(sse("frame", _encode(self.source.frame())))
-                self.frames += 1
+                try:
+                    self.feed.publish(sse("frame", _encode(self.source.frame())))
+                    self.frames += 1
+                except Exception:
+                    # A bug in one frame must not take the station down; logged the first
+                    # time and every FRAME_FAILURE_LOG_EVERY-th after, not twice a second.
+                    if failures % FRAME_FAILURE_LOG_EVERY == 0:
+                        log.exception("hmi_frame_failed", failures=failures + 1)
+                    failures += 1
             due = max(due + self.period_s, loop.time())
             await asyncio.sleep(due - loop.time())
