@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import hashlib
 import shutil
+import socket
 import ssl
 import subprocess
 from collections.abc import AsyncIterator
@@ -494,3 +495,32 @@ async def test_a_failing_frame_is_logged_and_the_service_keeps_serving(tmp_path:
                 await task
     failed = [e for e in logs if e["event"] == "hmi_frame_failed"]
     assert len(failed) == 1  # logged once, not once per frame
+
+
+async def test_a_taken_port_is_logged_and_the_station_comes_up_when_it_is_free(
+    tmp_path: Path,
+) -> None:
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen()
+    port = blocker.getsockname()[1]
+    settings = HmiSettings(port=port, users_file=tmp_path / "none.json")
+    server = HmiServer(settings, FakeStation(), period_s=0.05, bind_retry_s=0.05)
+    with capture_logs() as logs:
+        task = asyncio.create_task(server.run())
+        try:
+            await asyncio.sleep(0.5)  # ten attempts
+            assert server.url is None
+            blocker.close()
+            for _ in range(100):
+                if server.url:
+                    break
+                await asyncio.sleep(0.02)
+            assert server.url == f"http://127.0.0.1:{port}/"
+        finally:
+            blocker.close()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    taken = [e for e in logs if e["event"] == "hmi_port_unavailable"]
+    assert len(taken) == 1 and taken[0]["port"] == port  # once, not per attempt

@@ -59,6 +59,8 @@ CONTENT_TYPES: Final = {
 CLOSE: Final = b""  # the message that ends a stream (the server is stopping)
 COOKIE: Final = "bonderd_session"
 FRAME_FAILURE_LOG_EVERY: Final = 600  # frames: five minutes at 2 Hz
+BIND_RETRY_S: Final = 5.0  # while the station's address is taken
+BIND_LOG_EVERY_S: Final = 60.0
 CSRF_HEADER: Final = "X-CSRF-Token"
 # What the station may ask of the controller, and the least role that may ask it.
 ACTIONS: Final[dict[str, Role]] = {
@@ -588,8 +590,16 @@ def tls_context(settings: HmiSettings) -> ssl.SSLContext | None:
 class HmiServer:
     """The station as one of the daemon's services: listen, then publish a frame per period."""
 
-    def __init__(self, settings: HmiSettings, source: StationSource, *, period_s: float) -> None:
+    def __init__(
+        self,
+        settings: HmiSettings,
+        source: StationSource,
+        *,
+        period_s: float,
+        bind_retry_s: float = BIND_RETRY_S,
+    ) -> None:
         self.settings = settings
+        self.bind_retry_s = bind_retry_s
         self.source = source
         self.period_s = period_s
         self.feed = Feed()
@@ -617,10 +627,7 @@ class HmiServer:
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
         try:
-            site = web.TCPSite(
-                runner, self.settings.host, self.settings.port, ssl_context=ssl_context
-            )
-            await site.start()
+            await self._listen(runner, ssl_context)
             host, port = runner.addresses[0][:2]
             scheme = "https" if ssl_context is not None else "http"
             shown = f"[{host}]" if ":" in host else host
@@ -631,6 +638,30 @@ class HmiServer:
         finally:
             self.url = None
             await runner.cleanup()
+
+    async def _listen(self, runner: web.AppRunner, ssl_context: ssl.SSLContext | None) -> None:
+        """Bind, waiting for the address while it is taken (another program, a previous
+        daemon still closing): the MES side serves meanwhile, and the log says so once a
+        minute rather than with a traceback a second."""
+        attempt = 0
+        while True:
+            site = web.TCPSite(
+                runner, self.settings.host, self.settings.port, ssl_context=ssl_context
+            )
+            try:
+                await site.start()
+                return
+            except OSError as exc:
+                if attempt % max(1, round(BIND_LOG_EVERY_S / self.bind_retry_s)) == 0:
+                    log.error(
+                        "hmi_port_unavailable",
+                        host=self.settings.host,
+                        port=self.settings.port,
+                        error=exc.strerror or str(exc),
+                        retry_s=self.bind_retry_s,
+                    )
+                attempt += 1
+                await asyncio.sleep(self.bind_retry_s)
 
     async def _publish(self) -> None:
         loop = asyncio.get_running_loop()
