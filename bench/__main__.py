@@ -87,6 +87,15 @@ def print_human(out: dict[str, Any]) -> None:
             f"status latency p50 {serve['command_latency_p50_ms']} / p99 "
             f"{serve['command_latency_p99_ms']} ms"
         )
+    hmi = out.get("hmi")
+    if hmi:
+        print(
+            f"operator station open (chromium + {hmi['hmi_stream_clients']} stream clients), "
+            f"run in {', '.join(hmi['hmi_steps_seen'])}: loop lateness p99 "
+            f"{hmi['hmi_loop_jitter_p99_ms']} ms, frame → drawn p50 {hmi['hmi_update_p50_ms']} "
+            f"/ p99 {hmi['hmi_update_p99_ms']} ms over {hmi['hmi_update_frames']} frames, "
+            f"CPU {hmi['hmi_serve_cpu_pct']:.1f} %, RSS {hmi['hmi_serve_rss_mb']:.0f} MiB"
+        )
     poll = out.get("device_poll")
     if poll:
         print(

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import device_poll, interlock_reaction, reaction_real, serve_bench, virtual
+from bench import device_poll, hmi_bench, interlock_reaction, reaction_real, serve_bench, virtual
 from daemon.run.virtual import BOND_RECIPES as RECIPES  # the figures are per bond recipe
 
 TRACKING_KEYS = (
@@ -39,6 +39,10 @@ TARGETS: dict[str, tuple[str, float]] = {
     "serve_rss_mb": ("<=", 120.0),
     "sim_speedup": (">=", 200.0),
     "device_poll_p95_ms": ("<=", 50.0),
+    # Issue 16: the operator station open (a page and 5 more stream clients) during a run.
+    "hmi_loop_jitter_p99_ms": ("<=", 2.0),
+    "hmi_update_p99_ms": ("<=", 250.0),
+    "hmi_serve_cpu_pct": ("<=", 5.0),
 }
 FIGURES = (
     *TRACKING_KEYS,
@@ -56,6 +60,9 @@ FIGURES = (
     "sim_speedup",
     "device_poll_ms",
     "device_poll_p95_ms",
+    "hmi_loop_jitter_p99_ms",
+    "hmi_update_p99_ms",
+    "hmi_serve_cpu_pct",
 )
 
 
@@ -276,6 +283,17 @@ class Suite:
             run,
         )
 
+    def hmi(self) -> None:
+        keys = ("hmi_loop_jitter_p99_ms", "hmi_update_p99_ms", "hmi_serve_cpu_pct")
+
+        def run() -> None:
+            res = hmi_bench.measure_hmi(seconds=10.0 if self.quick else 45.0)
+            self.out["hmi"] = res
+            for key in keys:
+                self.out[key] = res[key]
+
+        self._section("operator station open, 5 stream clients (issue 16)", keys, run)
+
     def device_poll(self) -> None:
         def run() -> None:
             res = _call(device_poll.measure, 40 if self.quick else 200)
@@ -294,6 +312,7 @@ class Suite:
         self.device_poll()
         self.serve()
         self.serve_fuzz()
+        self.hmi()
         self.out["targets"] = {
             f: {"target": f"{op} {t:g}", "met": meets(f, self.out.get(f))}
             for f, (op, t) in TARGETS.items()

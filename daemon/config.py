@@ -96,6 +96,27 @@ class MqttSettings(_Section):
         return self
 
 
+class HmiSettings(_Section):
+    """The operator station: the web page `bonderd serve` offers at the machine (ADR 0150)."""
+
+    enabled: bool = True
+    # Loopback by default: the station is for the screen at the machine; serving the plant
+    # network is a decision someone takes in the file (with tls_cert / tls_key).
+    host: Annotated[str, Field(min_length=1)] = "127.0.0.1"
+    # 0: any free port (the URL the daemon prints and logs names it; the tests use this).
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    anonymous_view: bool = True  # the read-only live view needs no login
+    users_file: Path = Path("/etc/bonderd/hmi-users.json")
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+    @model_validator(mode="after")
+    def _pairs(self) -> Self:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: set both or neither")
+        return self
+
+
 class Limits(_Section):
     """The equipment's hard limits. No recipe may exceed them; validation refuses it first."""
 
@@ -218,6 +239,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("/var/lib/bonderd")
     watch_dir: Path = Path("/var/lib/bonderd/watch")
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    hmi: HmiSettings = Field(default_factory=HmiSettings)
     limits: Limits = Field(default_factory=Limits)
     devices: dict[str, DeviceConfig] = Field(default_factory=dict)
     thermal: ThermalSection | None = None
@@ -360,11 +382,14 @@ def serve_path_problems(settings: Settings) -> list[str]:
                 f"{key} ({_env_name(key.split('.'))}): {path}: is not a folder (a file is there); "
                 "set it to a folder the daemon may create or write"
             )
-    for key in ("tls_ca", "tls_cert", "tls_key"):
-        tls: Path | None = getattr(settings.mqtt, key)
+    tls_keys = [("mqtt", k) for k in ("tls_ca", "tls_cert", "tls_key")]
+    if settings.hmi.enabled:
+        tls_keys += [("hmi", "tls_cert"), ("hmi", "tls_key")]
+    for section, key in tls_keys:
+        tls: Path | None = getattr(getattr(settings, section), key)
         if tls is None:
             continue
-        name = f"mqtt.{key}"
+        name = f"{section}.{key}"
         if not tls.exists():
             problems.append(f"{name} ({_env_name(name.split('.'))}): {tls}: no such file")
         elif not tls.is_file():
@@ -384,10 +409,12 @@ def config_hash(settings: Settings) -> str:
     """sha256 of a canonical JSON dump, recorded with every run for traceability.
 
     Secrets are masked by their type, so changing the broker password does not change the
-    hash; everything that can influence a process does.
+    hash; everything that can influence a process does. The operator station's section
+    cannot (where a page is served, who may look), so it is left out: runs recorded before
+    and after it existed keep comparable hashes (ADR 0150).
     """
     canonical = json.dumps(
-        settings.model_dump(mode="json"),
+        settings.model_dump(mode="json", exclude={"hmi"}),
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,

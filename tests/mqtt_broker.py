@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -124,6 +124,7 @@ def write_config(
     equipment_id: str = "bonder-t",
     extra: str = "",
     mqtt_extra: str = "",
+    hmi_extra: str = "",
 ) -> Path:
     base = path.parent
     path.write_text(
@@ -138,6 +139,10 @@ def write_config(
         f"port = {broker_port}\n"
         "telemetry_hz = 5.0\n"
         f"{mqtt_extra}\n"
+        # Any free port: tests run in parallel, and 8080 may be taken on the machine.
+        "[hmi]\n"
+        "port = 0\n"
+        f"{hmi_extra}\n"
     )
     return path
 
@@ -146,9 +151,15 @@ class Serve:
     """`bonderd serve --sim` as a child process."""
 
     def __init__(
-        self, config: Path, *, speed: float = 100.0, env: dict[str, str] | None = None
+        self,
+        config: Path,
+        *,
+        speed: float = 100.0,
+        env: dict[str, str] | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.config = config
+        self.extra_args = list(extra_args)
         self.speed = speed
         self.log_path = config.parent / f"serve-{time.monotonic_ns()}.log"
         self.env = {
@@ -173,6 +184,7 @@ class Serve:
                 "--sim",
                 "--speed",
                 str(self.speed),
+                *self.extra_args,
             ],
             stdout=self._log_file,
             stderr=subprocess.STDOUT,

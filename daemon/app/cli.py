@@ -171,6 +171,12 @@ def _parser() -> argparse.ArgumentParser:
     sv = add("serve", "the daemon: MQTT, recipe watch folder, runs (docs/mqtt.md, systemd/)")
     config(sv)
     sim(sv)
+    sv.add_argument(
+        "--faults",
+        type=Path,
+        metavar="FILE",
+        help="fault scenario injected into every run (with --sim only: demonstrations, tests)",
+    )
 
     em = add("emulate", "protocol emulators of the configured real devices on the simulated plant")
     config(em)
@@ -198,6 +204,27 @@ def _parser() -> argparse.ArgumentParser:
         help="°C of the coupon's solder (default SAC305, 217:220)",
     )
     data_dir(tu)
+
+    us = add("user", "accounts of the operator station (docs/hmi.md)")
+    us_sub = us.add_subparsers(
+        dest="user_command", required=True, metavar="ACTION", help="add: create an account"
+    )
+    ua = us_sub.add_parser(
+        "add",
+        help="create or replace an account; the password is read from stdin",
+        description="create or replace an account; the password is read from stdin "
+        "(typed twice at a terminal, else the first line)",
+        epilog=EXIT_CODES,
+        formatter_class=fmt,
+    )
+    ua.add_argument("name", metavar="NAME", help="the user name")
+    ua.add_argument(
+        "--role", required=True, choices=["operator", "engineer", "maintenance"], help="role"
+    )
+    ua.add_argument(
+        "--users-file", type=Path, metavar="FILE", help="default: hmi.users_file of the config"
+    )
+    config(ua)
 
     rp = add("report", "write a run's report: one self-contained HTML file with plots")
     rp.add_argument("run_id", metavar="RUN_ID", help="the run (bonderd runs lists them)")
@@ -358,10 +385,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             from daemon.app.tune_cli import run as tune  # noqa: PLC0415
 
             return asyncio.run(tune(args))
+        if args.command == "user":
+            from daemon.app.hmi.user_cli import run as user_cli  # noqa: PLC0415 - argon2 when asked
+
+            return user_cli(args, _settings(args))
         if args.command == "serve":
             from daemon.app.serve import run_serve  # noqa: PLC0415 - keeps MQTT out of the others
 
-            return run_serve(_settings(args), sim=args.sim, speed=args.speed)
+            if args.faults is not None and not args.sim:
+                print("bonderd serve: --faults needs --sim", file=sys.stderr)
+                return EXIT_INVALID
+            faults = None if args.faults is None else load_scenario(args.faults)
+            return run_serve(_settings(args), sim=args.sim, speed=args.speed, scenario=faults)
         return asyncio.run(_run(args))
     except (ConfigError, ScenarioError) as exc:
         print(f"bonderd: {exc}", file=sys.stderr)

@@ -23,6 +23,8 @@ from typing import Any, Final
 import structlog
 
 from daemon.app.event_loop import new_event_loop
+from daemon.app.hmi.server import HmiServer
+from daemon.app.hmi.station import Station
 from daemon.app.sdnotify import Notifier
 from daemon.config import ConfigError, Settings, serve_path_problems
 from daemon.errors import CommandRefused
@@ -33,7 +35,7 @@ from daemon.mes.mqtt import MqttLink, tls_problems
 from daemon.mes.outbox import CommandLog, KeyValues, Outbox, ServeDb, utc_now
 from daemon.mes.watch_folder import WatchFolder
 from daemon.recipe.worker import RecipeWorker
-from daemon.run.rig import Rig, assemble, clock_for
+from daemon.run.rig import FaultScenario, Rig, assemble, clock_for
 from daemon.run.run_state import ACTIVE
 from daemon.safety.safe_state import enter_safe_state, outputs_off
 from daemon.store.records import INTERRUPTED_REASON, RunRecord
@@ -105,8 +107,17 @@ def _solidus_of(recipe_text: str) -> float:
 
 
 class Daemon:
-    def __init__(self, settings: Settings, *, sim: bool, speed: float, seed: int = 0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        sim: bool,
+        speed: float,
+        seed: int = 0,
+        scenario: FaultScenario | None = None,
+    ) -> None:
         self.settings = settings
+        self.scenario = scenario
         self.sim = sim
         self.clock: Clock = clock_for(sim=sim, speed=speed)
         self.seed = seed
@@ -123,7 +134,12 @@ class Daemon:
         # The daemon's plant invariants are the test suite's referee, not the machine's: the
         # interlocks judge every snapshot, as on the machine.
         rig = assemble(
-            self.settings, sim=self.sim, seed=self.seed, clock=self.clock, check_invariants=False
+            self.settings,
+            sim=self.sim,
+            seed=self.seed,
+            clock=self.clock,
+            check_invariants=False,
+            scenario=self.scenario,
         )
         machine = rig.machine
         try:
@@ -182,6 +198,12 @@ class Daemon:
                 "status_line": lambda: self._status_line(ctl),
                 "watchdog": lambda: self._watchdog(ctl),
             }
+            if settings.hmi.enabled:
+                # The operator station, at the rate the MES gets telemetry (ADR 0150).
+                hmi = HmiServer(
+                    settings.hmi, Station(ctl), period_s=1.0 / settings.mqtt.telemetry_hz
+                )
+                services["hmi"] = hmi.run
             for name, factory in services.items():
                 tasks[name] = asyncio.create_task(self._keep(name, factory), name=name)
             self.notifier.ready(f"ready: equipment {settings.equipment_id}")
@@ -301,7 +323,7 @@ class Daemon:
             else:
                 ctl.run_task.cancel()
                 await asyncio.gather(ctl.run_task, return_exceptions=True)
-        for name in ("watch_folder", "telemetry", "status_line", "watchdog"):
+        for name in ("watch_folder", "telemetry", "status_line", "watchdog", "hmi"):
             task = tasks.get(name)
             if task is not None:
                 task.cancel()
@@ -314,7 +336,14 @@ class Daemon:
         log.info("serve_stopped", state=ex.state.value, events_pending=ctl.outbox.pending_count())
 
 
-def run_serve(settings: Settings, *, sim: bool, speed: float, seed: int = 0) -> int:
+def run_serve(
+    settings: Settings,
+    *,
+    sim: bool,
+    speed: float,
+    seed: int = 0,
+    scenario: FaultScenario | None = None,
+) -> int:
     """`bonderd serve` on the event loop built for the control loop (daemon/app/event_loop.py)."""
     # A worker thread (a finished run's judgement, ADR 0097) holds the GIL for at most this
     # long once the loop wants it; the interpreter's default, 5 ms, is a tenth of a period.
@@ -323,13 +352,20 @@ def run_serve(settings: Settings, *, sim: bool, speed: float, seed: int = 0) -> 
     sys.setswitchinterval(GIL_SWITCH_S)
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
-            return runner.run(serve(settings, sim=sim, speed=speed, seed=seed))
+            return runner.run(serve(settings, sim=sim, speed=speed, seed=seed, scenario=scenario))
     finally:
         sys.setswitchinterval(switch)
 
 
-async def serve(settings: Settings, *, sim: bool, speed: float, seed: int = 0) -> int:
-    daemon = Daemon(settings, sim=sim, speed=speed, seed=seed)
+async def serve(
+    settings: Settings,
+    *,
+    sim: bool,
+    speed: float,
+    seed: int = 0,
+    scenario: FaultScenario | None = None,
+) -> int:
+    daemon = Daemon(settings, sim=sim, speed=speed, seed=seed, scenario=scenario)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, daemon.request_stop, sig.name)

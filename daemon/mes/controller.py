@@ -58,6 +58,8 @@ log = structlog.get_logger(__name__)
 START_TIMEOUT_S: Final = 10.0
 # Read-only: answered in local control too, and in every run state.
 READ_ONLY_COMMANDS: Final = frozenset({"status", "list_recipes", "list_runs", "get_report"})
+# What the operator station may do only in local control (abort it may always).
+STATION_NEEDS_LOCAL: Final = frozenset({"start", "hold", "resume"})
 REPORTS_DIR: Final = "reports"  # under data_dir: where `get_report` writes the HTML
 
 
@@ -82,7 +84,7 @@ def _render_report(data_dir: Path, run_id: str) -> tuple[Path, str]:
 
 def _who(operator: str | None, origin: Origin) -> str:
     """``ana (local operator)``, ``the MES``: who a hold or resume is recorded as from."""
-    where = "local operator" if origin == "local" else "MES"
+    where = {"local": "local operator", "station": "operator station"}.get(origin, "MES")
     return f"{operator} ({where})" if operator else f"the {where}"
 
 
@@ -323,13 +325,20 @@ class Controller:
         except ValidationError as exc:
             raise CommandError(*field_errors(exc)) from exc
         if command in ("take_control", "release_control"):
-            if origin != "local":
+            if origin == "remote":
                 raise CommandError(
                     "not_allowed",
                     f"{command} is only accepted from the machine's local operator "
                     "(topic …/cmd/local)",
                 )
             return self._set_control("local" if command == "take_control" else "remote")
+        if origin == "station" and self.control == "remote" and command in STATION_NEEDS_LOCAL:
+            # The MES runs the machine: the station may stop it (abort), not run it.
+            raise CommandError(
+                "not_allowed",
+                f"{command} refused: the machine is in remote control (the MES runs it); "
+                "take local control at the station first",
+            )
         if origin == "remote" and self.control == "local" and command not in READ_ONLY_COMMANDS:
             raise CommandError(
                 "local_control",
@@ -380,7 +389,7 @@ class Controller:
         return {"run_id": args.run_id, "path": str(path), "html": html}
 
     async def _cmd_put_recipe(self, args: PutRecipeArgs, origin: Origin) -> dict[str, Any]:
-        source = f"mqtt:{origin}:put_recipe"
+        source = "station:put_recipe" if origin == "station" else f"mqtt:{origin}:put_recipe"
         loaded = await self._parse_inline(args.recipe_toml, source)
         if loaded.recipe.name != args.name:
             errors = [
@@ -484,7 +493,7 @@ class Controller:
         return {"state": self.executor.state.value, "by": by}
 
     async def _cmd_abort(self, args: AbortArgs, origin: Origin) -> dict[str, Any]:
-        who = "the machine's operator" if origin == "local" else "the MES"
+        who = "the machine's operator" if origin != "remote" else "the MES"
         reason = args.reason or f"aborted by {who}"
         self._refusable(lambda: self.executor.abort(reason, code="operator_abort"))
         return {"state": self.executor.state.value, "run_id": self.executor.run_id}

@@ -33,7 +33,8 @@ from daemon.mes.outbox import Outbox, json_text
 
 log = structlog.get_logger(__name__)
 
-Origin = Literal["remote", "local"]
+# "station": the operator station at the machine (daemon/app/hmi), never over MQTT.
+Origin = Literal["remote", "local", "station"]
 # handler(payload bytes, origin) -> reply document
 CommandHandler = Callable[[bytes, Origin], Awaitable[dict[str, Any]]]
 

@@ -1,0 +1,166 @@
+"""The operator station's cost to the daemon: `bonderd serve --sim` at speed 1 with a run
+into reflow, the station open in Debian's chromium and 5 more stream clients (issue 16).
+
+Figures:
+- ``hmi_loop_jitter_p99_ms``: the 20 Hz control loop's lateness p99 over the window, as
+  the ``status`` reply reports it, with 5 SSE clients reading ``/api/stream`` and the page;
+- ``hmi_update_p99_ms``: frame built by the daemon (from the latest snapshot, at most one
+  control period old) → drawn in the page, p99 over every frame of the window (the page's
+  own ``window.hmiUpdateMs``; browser and daemon on the same host clock);
+- ``hmi_serve_cpu_pct``: the daemon's CPU % of one core over the window, the station open
+  (the browser's own CPU is the browser's, not counted).
+
+    .venv/bin/python -m bench.hmi_bench [--seconds 45] [--clients 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench.interlock_reaction import bench_recipe
+from bench.serve_bench import EQ, QuietServe, achievable_nice, cpu_seconds, rss_mib, unit_nice
+from daemon.config import MqttSettings
+from daemon.mes.mqtt import CommandClient
+from tests.mqtt_broker import running_broker, write_config
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _p(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+
+async def _stream_client(url: str, stop: asyncio.Event, frames: list[int]) -> None:
+    async with aiohttp.ClientSession() as session, session.get(url + "api/stream") as response:
+        while not stop.is_set():
+            try:
+                async with asyncio.timeout(0.5):
+                    line = await response.content.readline()
+            except TimeoutError:
+                continue
+            if line.startswith(b"event: frame"):
+                frames[0] += 1
+
+
+def _browser(url: str, ready: threading.Event, stop: threading.Event, out: dict[str, Any]) -> None:
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415 - bench-only
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 950})
+            page.goto(url)
+            page.wait_for_selector("#live.live-on")
+            ready.set()
+            stop.wait()
+            out["update_ms"] = page.evaluate("() => window.hmiUpdateMs.slice()")
+            out["points"] = int(page.get_attribute("#chart-temps", "data-points") or 0)
+        finally:
+            browser.close()
+
+
+async def window(
+    settings: MqttSettings, url: str, pid: int, seconds: float, clients: int
+) -> dict[str, Any]:
+    stop = asyncio.Event()
+    frames = [0]
+    streams = [asyncio.create_task(_stream_client(url, stop, frames)) for _ in range(clients)]
+    page_ready, page_stop, page_out = threading.Event(), threading.Event(), {}
+    page = threading.Thread(target=_browser, args=(url, page_ready, page_stop, page_out))
+    page.start()
+    try:
+        await asyncio.to_thread(page_ready.wait, 60.0)
+        async with CommandClient.connect(settings, EQ, identifier="bench-hmi") as mes:
+            reply = await mes.request(
+                "start", {"recipe_toml": bench_recipe().text, "lot_id": "BENCH-HMI"}
+            )
+            assert reply["ok"], reply
+            c0, t0 = cpu_seconds(pid), time.monotonic()
+            steps: list[str] = []
+            status: dict[str, Any] = {}
+            while time.monotonic() - t0 < seconds:
+                await asyncio.sleep(1.0)
+                status = (await mes.request("status"))["result"]
+                if status.get("step") and status["step"] not in steps:
+                    steps.append(status["step"])
+            cpu = (cpu_seconds(pid) - c0) / (time.monotonic() - t0) * 100
+            rss = rss_mib(pid)
+            load = os.getloadavg()[0]
+            await mes.request("abort", {"reason": "bench done"})
+    finally:
+        page_stop.set()
+        await asyncio.to_thread(page.join, 60.0)
+        stop.set()
+        await asyncio.gather(*streams, return_exceptions=True)
+    loop = status["control_loop"]
+    update = [float(x) for x in page_out.get("update_ms", [])]
+    return {
+        "hmi_loop_jitter_p99_ms": loop["late_p99_ms"],
+        "hmi_loop_jitter_max_ms": loop["late_max_ms"],
+        "hmi_loop_overruns": loop["overruns"],
+        "hmi_update_p50_ms": _p(update, 0.5),
+        "hmi_update_p99_ms": _p(update, 0.99),
+        "hmi_update_frames": len(update),
+        "hmi_serve_cpu_pct": round(cpu, 2),
+        "hmi_serve_rss_mb": round(rss, 1),
+        "hmi_stream_clients": clients,
+        "hmi_stream_frames_received": frames[0],
+        "hmi_page_points": page_out.get("points"),
+        "hmi_steps_seen": steps,
+        "host_load_avg_1min": round(load, 2),
+    }
+
+
+def measure_hmi(seconds: float = 45.0, clients: int = 5, nice: int | None = None) -> dict[str, Any]:
+    if CHROMIUM is None:
+        raise RuntimeError("the station bench needs Debian's chromium")
+    serve_nice = achievable_nice(unit_nice() if nice is None else nice)
+    with tempfile.TemporaryDirectory() as tmp, running_broker(Path(tmp) / "broker") as broker:
+        config = write_config(Path(tmp) / "b.toml", broker_port=broker.port, equipment_id=EQ)
+        # As on the line: 2 Hz telemetry (the station's rate too), the real staleness limit.
+        text = config.read_text().replace("telemetry_hz = 5.0", "telemetry_hz = 2.0")
+        config.write_text(text.replace("snapshot_stale_s = 5.0", "snapshot_stale_s = 1.0"))
+        serve = QuietServe(config, speed=1.0, nice=serve_nice)
+        serve.start()
+        try:
+            serve.wait_ready(timeout_s=90.0)
+            assert serve.proc is not None
+            deadline = time.monotonic() + 20.0
+            urls: list[str] = []
+            while not urls and time.monotonic() < deadline:
+                urls = [x["url"] for x in serve.log_lines() if x.get("event") == "hmi_listening"]
+                time.sleep(0.1)
+            if not urls:
+                raise RuntimeError(f"no station URL in the log:\n{serve.log_text()[-3000:]}")
+            settings = MqttSettings(host="127.0.0.1", port=broker.port)
+            out = asyncio.run(window(settings, urls[0], serve.proc.pid, seconds, clients))
+        finally:
+            code = serve.stop()
+        if code != 0:
+            raise RuntimeError(f"bonderd serve exited {code}:\n{serve.log_text()[-3000:]}")
+    return out | {"hmi_window_s": seconds, "serve_nice": serve_nice}
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=45.0)
+    ap.add_argument("--clients", type=int, default=5)
+    ap.add_argument("--nice", type=int, default=None, help="default: the unit's Nice=")
+    args = ap.parse_args()
+    print(json.dumps(measure_hmi(args.seconds, args.clients, nice=args.nice), indent=2))
+    sys.exit(0)
