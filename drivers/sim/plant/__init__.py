@@ -25,6 +25,8 @@ The modules (docs/adr/0135):
 - ``thermal``, ``gas``, ``lift``: the thermal chain, the working space, the lead lift: each
   part's device accessors and its integration over a span;
 - ``events``: the fault queue and the discrete events;
+- ``panel``, ``panel_thermal``: a panel of chip sites (layout, lamp head, view factors) and
+  its thermal integration in place of the single chip's (docs/panel.md, docs/adr/0160);
 - ``plant``: ``Plant``, the parts put together: the I/O coupler, the snapshot, ``advance``.
 
 Import from here: ``from drivers.sim.plant import Plant, PlantParams``.

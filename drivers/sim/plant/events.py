@@ -23,11 +23,11 @@ from drivers.sim.plant.fault_table import (
 )
 from drivers.sim.plant.gas import WorkingSpace
 from drivers.sim.plant.lift import LeadLift
+from drivers.sim.plant.panel_thermal import PanelThermal
 from drivers.sim.plant.params import TC_CHANNELS
-from drivers.sim.plant.thermal import ThermalChain
 
 
-class PlantEvents(WorkingSpace, ThermalChain, LeadLift):
+class PlantEvents(WorkingSpace, PanelThermal, LeadLift):
     """The fault queue and the instants at which the plant changes discontinuously."""
 
     # ----------------------------------------------------------------- faults

@@ -1,0 +1,308 @@
+"""The thermal chain of a panel of chips (docs/panel.md, docs/adr/0160).
+
+With a panel of more than one site set (``set_panel``), each site's chip carries its own
+enthalpy and solder, each cell of the component under it its own temperature, and the lamp
+zones light every site and cell by the panel's view factors. The chuck, the chiller fluid,
+the temperature-control unit and the thermocouple lag are today's. The machine's ``chip``
+thermocouple sits on the reference site, its ``component`` thermocouple on that site's cell;
+``chip_c`` is the reference site's temperature, ``component_c`` the component's
+capacity-weighted mean (what a Tg margin is about). Without a panel (or with a 1 × 1 one)
+none of this runs: ``ThermalChain`` integrates as before, to the bit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from drivers.protocols import OUT_FILM_CLAMP
+from drivers.sim.plant.panel import PanelLayout, PanelModel, PanelPhysics, panel_model
+from drivers.sim.plant.params import KELVIN
+from drivers.sim.plant.thermal import ThermalChain
+
+
+@dataclass(frozen=True, slots=True)
+class SiteState:
+    """One site of the panel now. Temperatures °C."""
+
+    site: int
+    row: int
+    col: int
+    chip_c: float
+    cell_c: float  # the component under the chip
+    melt_fraction: float
+    tc_junction_c: float  # a thermocouple on this chip would be at this (lagged)
+
+
+def _site_temp(h: float, c: float, lat: float, ts: float, band: float) -> tuple[float, float]:
+    """Chip temperature and melt fraction from a site's enthalpy (the enthalpy method)."""
+    if h <= c * ts:
+        return h / c, 0.0
+    if h >= c * (ts + band) + lat:
+        return (h - lat) / c, 1.0
+    temp = (h + lat * ts / band) / (c + lat / band)
+    return temp, (temp - ts) / band
+
+
+class PanelThermal(ThermalChain):
+    """``ThermalChain`` with a panel of chip sites in place of the one chip."""
+
+    def set_panel(self, layout: PanelLayout | None, physics: PanelPhysics | None = None) -> None:
+        """Put a panel on the chuck (None or 1 × 1: the single chip of today).
+
+        The sites start at the chip's temperature now and the cells at the component's; the
+        stored energy changes with the panel's heat capacity (the energy counters go on).
+        """
+        self.advance()
+        if layout is None or layout.is_single:
+            if self._panel is not None:
+                raise ValueError("a panel is on the chuck: make a new plant for a single chip")
+            return
+        model = panel_model(layout, physics or PanelPhysics(), self._p)
+        chip, _ = self._chip_temp()
+        ts, band = self._band()
+        self._panel = model
+        self._site_h = []
+        for c, lat in zip(model.c_chip_j_k, model.latent_j, strict=True):
+            melt = min(1.0, max(0.0, (chip - ts) / band))
+            self._site_h.append(c * chip + lat * melt)
+        self._cell_t = [self._t_comp] * model.sites
+        self._site_tc = [self._tc["chip"]] * model.sites
+        self._filament = [0.0] * self._p.zones
+
+    @property
+    def panel(self) -> PanelModel | None:
+        return self._panel
+
+    def sites(self) -> list[SiteState]:
+        """Every site now (integrates up to now first); empty without a panel."""
+        self.advance()
+        model = self._panel
+        if model is None:
+            return []
+        ts, band = self._band()
+        out: list[SiteState] = []
+        for i in range(model.sites):
+            temp, melt = _site_temp(
+                self._site_h[i], model.c_chip_j_k[i], model.latent_j[i], ts, band
+            )
+            r, c = model.layout.row_col(i)
+            out.append(SiteState(i, r, c, temp, self._cell_t[i], melt, self._site_tc[i]))
+        return out
+
+    # The single chip's views, on the panel: the reference site.
+
+    def _chip_temp(self) -> tuple[float, float]:
+        model = self._panel
+        if model is None:
+            return super()._chip_temp()
+        i = model.layout.reference_site
+        ts, band = self._band()
+        return _site_temp(self._site_h[i], model.c_chip_j_k[i], model.latent_j[i], ts, band)
+
+    @property
+    def stored_energy_j(self) -> float:
+        model = self._panel
+        if model is None:
+            return super().stored_energy_j
+        p = self._p
+        cells = sum(c * t for c, t in zip(model.c_cell_j_k, self._cell_t, strict=True))
+        return (
+            sum(self._site_h)
+            + cells
+            + p.c_chuck_j_k * self._t_chuck
+            + p.c_fluid_j_k * self._t_fluid
+        )
+
+    def set_solder(self, solidus_c: float, liquidus_c: float) -> None:
+        model = self._panel
+        if model is None:
+            super().set_solder(solidus_c, liquidus_c)
+            return
+        ts0, band0 = self._band()
+        temps = [
+            _site_temp(h, c, lat, ts0, band0)[0]
+            for h, c, lat in zip(self._site_h, model.c_chip_j_k, model.latent_j, strict=True)
+        ]
+        super().set_solder(solidus_c, liquidus_c)
+        ts, band = self._band()
+        self._site_h = [
+            c * t + lat * min(1.0, max(0.0, (t - ts) / band))
+            for t, c, lat in zip(temps, model.c_chip_j_k, model.latent_j, strict=True)
+        ]
+
+    # ------------------------------------------------------------- integration
+
+    def _integrate_panel(self, h: float, p_means: Sequence[float], p_o2: float) -> list[float]:
+        """``_integrate_thermal`` for a panel: the same span, substeps and outputs (the
+        component's mean temperature at the end of each substep)."""
+        model = self._panel
+        assert model is not None
+        (
+            _,
+            fil_tau,
+            _,
+            _,
+            _,
+            _,
+            _,
+            inv_ck,
+            inv_cf,
+            _,
+            _,
+            _,
+            _,
+            _,
+            g_kf_flow,
+            g_kf_stagnant,
+            g_ka,
+            g_fa,
+            _,
+            amb,
+            amb_k4,
+            p_atm,
+            inv_patm,
+            _,
+            kp,
+            ki,
+            q_cool,
+            q_heat,
+            tc_tau_chip,
+            tc_tau_other,
+            coal_tau,
+            coal_o2_half,
+        ) = self._k_thermal
+        k_fil = 1.0 - math.exp(-h / fil_tau)
+        k_tc_chip = 1.0 - math.exp(-h / tc_tau_chip)
+        k_tc_other = 1.0 - math.exp(-h / tc_tau_other)
+
+        zone_w = [
+            pct / 100.0 * w for pct, w in zip(self.lamp_output_pct(), model.zone_max_w, strict=True)
+        ]
+        fil = self._filament
+        n = model.sites
+        ref = model.layout.reference_site
+        ts, band, _, _, _, _ = self._k_band
+        c_chip, lat = model.c_chip_j_k, model.latent_j
+        h_sol = [c * ts for c in c_chip]
+        h_liq = [c * (ts + band) + la for c, la in zip(c_chip, lat, strict=True)]
+        c_band = [c + la / band for c, la in zip(c_chip, lat, strict=True)]
+        lat_ts_band = [la * ts / band for la in lat]
+        clamped = self._outputs[OUT_FILM_CLAMP]
+        g_mk = model.g_cell_chuck_clamped_w_k if clamped else model.g_cell_chuck_free_w_k
+        g_rim = model.g_rim_w_k
+        g_lat = model.physics.g_lateral_w_k
+        pairs = model.pairs
+        inv_cc = [1.0 / c for c in model.c_cell_j_k]
+        c_cells = model.c_cell_j_k
+        c_cells_sum = sum(c_cells)
+        flow = self._chiller_running and not self._faults.chiller_failed
+        g_kf = g_kf_flow if flow else g_kf_stagnant
+        sp = self._chiller_sp
+        chill_i = self._chiller_i
+        q_ch = 0.0
+        tc = self._tc
+        tc_chip, tc_comp, tc_chuck = tc["chip"], tc["component"], tc["chuck"]
+        site_tc = self._site_tc
+        coal = self._coalescence
+        coal_k = 1.0 / (coal_tau * (1.0 + p_o2 / coal_o2_half))
+
+        hs = self._site_h
+        tm = self._cell_t
+        tk, tf = self._t_chuck, self._t_fluid
+        e_in = e_ch = e_loss = 0.0
+        t_comp: list[float] = []
+        tcp = [0.0] * n
+        melt = [0.0] * n
+        for p_mean in p_means:
+            for z, w in enumerate(zone_w):
+                fil[z] += (w - fil[z]) * k_fil
+            for i in range(n):
+                hc = hs[i]
+                if hc <= h_sol[i]:
+                    tcp[i], melt[i] = hc / c_chip[i], 0.0
+                elif hc >= h_liq[i]:
+                    tcp[i], melt[i] = (hc - lat[i]) / c_chip[i], 1.0
+                else:
+                    t = (hc + lat_ts_band[i]) / c_band[i]
+                    tcp[i], melt[i] = t, (t - ts) / band
+            if melt[ref] and coal < 1.0:
+                coal += (1.0 - coal) * melt[ref] * coal_k * h
+            pressed = (p_atm - p_mean) * inv_patm
+            pressed = 0.0 if pressed < 0.0 else (1.0 if pressed > 1.0 else pressed)
+            gas = p_mean * inv_patm
+
+            # Every flux from the state at the substep's start, then every node moves.
+            dq_cell = [0.0] * n
+            for a, b in pairs:
+                q = g_lat * (tm[a] - tm[b])
+                dq_cell[a] -= q
+                dq_cell[b] += q
+            q_mk_sum = 0.0
+            for i in range(n):
+                t_i = tcp[i]
+                q_in_chip = 0.0
+                q_in_cell = 0.0
+                for f_chip, f_cell, fz in zip(
+                    model.absorbed[i], model.absorbed_cell[i], fil, strict=True
+                ):
+                    q_in_chip += f_chip * fz
+                    q_in_cell += f_cell * fz
+                q_cc = (
+                    model.g_atm_w_k[i]
+                    + model.g_vac_extra_w_k[i] * pressed
+                    + model.g_melt_w_k[i] * melt[i]
+                ) * (t_i - tm[i])
+                tck = t_i + KELVIN
+                q_loss = model.rad_w_k4[i] * (tck * tck * tck * tck - amb_k4) + model.g_gas_w_k[
+                    i
+                ] * gas * (t_i - amb)
+                # The cell's way down: the chuck under it, and on the rim the clamped
+                # component beyond the panel, which sits on the chuck too.
+                q_mk = (g_mk[i] + g_rim[i]) * (tm[i] - tk)
+                q_mk_sum += q_mk
+                hs[i] += h * (q_in_chip - q_cc - q_loss)
+                dq_cell[i] += q_in_cell + q_cc - q_mk
+                e_in += h * (q_in_chip + q_in_cell)
+                e_loss += h * q_loss
+            q_kf = g_kf * (tk - tf)
+            q_ka = g_ka * (tk - amb)
+            q_fa = g_fa * (tf - amb)
+            if flow:
+                err = tf - sp
+                chill_i += ki * err * h
+                if chill_i > q_cool:
+                    chill_i = q_cool
+                elif chill_i < -q_heat:
+                    chill_i = -q_heat
+                q_ch = kp * err + chill_i
+                if q_ch > q_cool:
+                    q_ch = q_cool
+                elif q_ch < -q_heat:
+                    q_ch = -q_heat
+            mean = 0.0
+            for i in range(n):
+                tm[i] += h * dq_cell[i] * inv_cc[i]
+                mean += c_cells[i] * tm[i]
+                site_tc[i] += (tcp[i] - site_tc[i]) * k_tc_chip
+            tk += h * (q_mk_sum - q_kf - q_ka) * inv_ck
+            tf += h * (q_kf - q_ch - q_fa) * inv_cf
+            e_ch += h * q_ch
+            e_loss += h * (q_ka + q_fa)
+            tc_chip += (tcp[ref] - tc_chip) * k_tc_chip
+            tc_comp += (tm[ref] - tc_comp) * k_tc_other
+            tc_chuck += (tk - tc_chuck) * k_tc_other
+            t_comp.append(mean / c_cells_sum)
+
+        self._filament = fil
+        self._t_comp = t_comp[-1] if t_comp else self._t_comp
+        self._t_chuck, self._t_fluid = tk, tf
+        self._chiller_i = chill_i
+        self._chiller_q = q_ch if flow else 0.0
+        tc["chip"], tc["component"], tc["chuck"] = tc_chip, tc_comp, tc_chuck
+        self._coalescence = coal
+        self._e_in += e_in
+        self._e_chiller += e_ch
+        self._e_loss += e_loss
+        return t_comp
