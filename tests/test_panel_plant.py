@@ -16,7 +16,7 @@ CENTRE, SIDE, CORNER = 4, 1, 0  # on a 3 × 3 panel, row-major
 
 
 def heated_panel(
-    layout: PanelLayout, physics: PanelPhysics | None = None, pct: float = 40.0, s: float = 50.0
+    layout: PanelLayout, physics: PanelPhysics | None = None, pct: float = 64.0, s: float = 50.0
 ) -> Plant:
     plant, clock = make()
     plant.set_panel(layout, physics)
@@ -36,7 +36,7 @@ def test_energy_balance_closes_on_a_panel_through_melt_and_cooling() -> None:
     plant.set_panel(PanelLayout(3, 3))
     e0 = plant.state.stored_energy_j
     bond_ready(plant, clock)
-    lamps_on(plant, 40.0)
+    lamps_on(plant, 64.0)
     run_until(plant, clock, lambda: min(s.melt_fraction for s in plant.sites()) == 1.0, 60.0)
     plant.set_lamp_power([0.0] * 4)
     run(plant, clock, 30.0)
@@ -73,7 +73,7 @@ def test_a_site_with_more_solder_melts_later() -> None:
     plant, clock = make()
     plant.set_panel(heavy)
     bond_ready(plant, clock)
-    lamps_on(plant, 40.0)
+    lamps_on(plant, 64.0)
     melted: dict[int, float] = {}
 
     def watch() -> bool:

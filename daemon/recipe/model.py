@@ -150,6 +150,31 @@ VacuumFilmStep = Annotated[
 ]
 
 
+class Panel(Strict):
+    """Several chips on one component, bonded together (docs/panel.md). Without this
+    section the recipe bonds one chip: the 1 × 1 panel."""
+
+    rows: Annotated[int, Field(ge=1, le=10)]
+    cols: Annotated[int, Field(ge=1, le=10)]
+    pitch_mm: Positive = Field(default=12.0, description="chip centre to centre")
+    chip_mm: Positive = Field(default=10.0, description="chip edge, at most the pitch")
+    solder_mg: list[Positive] | None = Field(
+        default=None, description="solder per site, row-major; none: the standard mass"
+    )
+
+    @model_validator(mode="after")
+    def _fits(self) -> Panel:
+        if self.chip_mm > self.pitch_mm:
+            raise ValueError(f"chip_mm {self.chip_mm:g} is wider than pitch_mm {self.pitch_mm:g}")
+        sites = self.rows * self.cols
+        if self.solder_mg is not None and len(self.solder_mg) != sites:
+            raise ValueError(
+                f"solder_mg has {len(self.solder_mg)} values for {self.rows} × {self.cols} = "
+                f"{sites} sites"
+            )
+        return self
+
+
 class VacuumFilmBondRecipe(Strict):
     kind: Literal["vacuum_film_bond"]
     name: Annotated[
@@ -159,6 +184,7 @@ class VacuumFilmBondRecipe(Strict):
     materials: Materials
     atmosphere: Atmosphere
     steps: Annotated[list[VacuumFilmStep], Field(min_length=1)]
+    panel: Panel | None = None
 
     def step(self, name: str) -> VacuumFilmStep:
         for s in self.steps:

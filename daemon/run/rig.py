@@ -139,11 +139,12 @@ class Rig:
         return ctx is not None and ctx.lamps_enabled and self.interlocks.trip is None
 
     def prepare(self, recipe: AnyRecipe) -> None:
-        """Before a run of ``recipe``: on the simulated machine, its solder on the chuck and a
+        """Before a run of ``recipe``: on the simulated machine, its panel and solder on the chuck and a
         fresh invariant referee for it (checked after every integration when asked for)."""
         plant = self.plant
         if plant is None:
             return
+        rig_sim.put_panel(plant, recipe)
         solder = recipe.materials.solder
         plant.set_solder(solder.solidus_c, solder.liquidus_c)
         first = self.invariants is None

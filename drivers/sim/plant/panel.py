@@ -126,7 +126,10 @@ class PanelPhysics:
         ((27.0, 9.0), (27.0, -9.0), (-27.0, 9.0), (-27.0, -9.0)),
         ((9.0, 27.0), (-9.0, 27.0), (9.0, -27.0), (-9.0, -27.0)),
     )
-    lamp_max_w: float = 1000.0  # electrical, per lamp: a zone of k lamps delivers k × this
+    # Electrical, per lamp: a zone of k lamps delivers k × this. 625 W gives the centre site
+    # of the default panel the heating per % of lamp power of the single chip under four
+    # 1 kW zones, so the chip model identified on one chip holds for the panel's centre.
+    lamp_max_w: float = 625.0
     lamp_height_mm: float = 25.0
     reflector_exponent: float = 4.0
     film_transmission: float = 0.9  # of the lamps' spectrum through the vacuum film

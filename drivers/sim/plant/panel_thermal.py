@@ -49,15 +49,21 @@ class PanelThermal(ThermalChain):
     """``ThermalChain`` with a panel of chip sites in place of the one chip."""
 
     def set_panel(self, layout: PanelLayout | None, physics: PanelPhysics | None = None) -> None:
-        """Put a panel on the chuck (None or 1 × 1: the single chip of today).
+        """Put a panel on the chuck (None or 1 × 1: the single chip of today), in place of
+        what is there.
 
-        The sites start at the chip's temperature now and the cells at the component's; the
-        stored energy changes with the panel's heat capacity (the energy counters go on).
+        The sites start at the chip's temperature now (the reference site's, if a panel was
+        there) and the cells at the component's; the stored energy changes with the heat
+        capacity put on the chuck (the energy counters go on).
         """
         self.advance()
         if layout is None or layout.is_single:
             if self._panel is not None:
-                raise ValueError("a panel is on the chuck: make a new plant for a single chip")
+                # Back to one chip, at the reference site's temperature and melt.
+                temp, melt = self._chip_temp()
+                self._panel = None
+                self._h_chip = self._p.c_chip_j_k * temp + self._p.solder_latent_j * melt
+                self._site_h, self._cell_t, self._site_tc = [], [], []
             return
         model = panel_model(layout, physics or PanelPhysics(), self._p)
         chip, _ = self._chip_temp()
@@ -69,7 +75,6 @@ class PanelThermal(ThermalChain):
             self._site_h.append(c * chip + lat * melt)
         self._cell_t = [self._t_comp] * model.sites
         self._site_tc = [self._tc["chip"]] * model.sites
-        self._filament = [0.0] * self._p.zones
 
     @property
     def panel(self) -> PanelModel | None:
