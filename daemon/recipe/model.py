@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from drivers.protocols import panel_reference_site
+
 Celsius = Annotated[float, Field(ge=-50.0, le=600.0)]
 Seconds = Annotated[float, Field(ge=0.0)]
 PositiveSeconds = Annotated[float, Field(gt=0.0)]
@@ -161,6 +163,23 @@ class Panel(Strict):
     solder_mg: list[Positive] | None = Field(
         default=None, description="solder per site, row-major; none: the standard mass"
     )
+    instrumented: list[Annotated[int, Field(ge=0)]] | None = Field(
+        default=None,
+        description="the sites with a thermocouple (the centre's is the chip channel); "
+        "none: the centre only. The others' temperatures are estimates",
+    )
+
+    @property
+    def sites(self) -> int:
+        return self.rows * self.cols
+
+    @property
+    def reference_site(self) -> int:
+        return panel_reference_site(self.rows, self.cols)
+
+    @property
+    def instrumented_sites(self) -> tuple[int, ...]:
+        return tuple(sorted(self.instrumented)) if self.instrumented else (self.reference_site,)
 
     @model_validator(mode="after")
     def _fits(self) -> Panel:
@@ -172,6 +191,17 @@ class Panel(Strict):
                 f"solder_mg has {len(self.solder_mg)} values for {self.rows} × {self.cols} = "
                 f"{sites} sites"
             )
+        for site in self.instrumented or ():
+            if site >= sites:
+                raise ValueError(f"instrumented site {site} is not on the panel (0..{sites - 1})")
+        if self.instrumented is not None:
+            if len(set(self.instrumented)) != len(self.instrumented):
+                raise ValueError("instrumented lists a site twice")
+            if self.reference_site not in self.instrumented:
+                raise ValueError(
+                    f"instrumented must list the centre site {self.reference_site}: the chip "
+                    "thermocouple the reflow controls on sits there"
+                )
         return self
 
 

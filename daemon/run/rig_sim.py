@@ -24,8 +24,7 @@ from drivers.protocols import Machine
 from drivers.sim.devices import build_sim_machine
 from drivers.sim.faults import FaultInjector, FaultScenario, ScenarioError, load_scenario
 from drivers.sim.invariants import InvariantChecker, grace_for
-from drivers.sim.plant import Plant, PlantParams
-from drivers.sim.plant.panel import PanelLayout
+from drivers.sim.plant import PanelLayout, Plant, PlantParams
 
 __all__ = [
     "DIO_WATCHDOG_S",
@@ -63,6 +62,7 @@ def put_panel(plant: Plant, recipe: AnyRecipe) -> None:
             pitch_mm=panel.pitch_mm,
             chip_mm=panel.chip_mm,
             solder_mg=tuple(panel.solder_mg or ()),
+            instrumented=panel.instrumented_sites,
         )
     )
     current = plant.panel

@@ -41,6 +41,8 @@ from drivers.sim.plant.fault_table import (
     TcFault,
     fault_device_key,
 )
+from drivers.sim.plant.panel import PanelLayout, PanelPhysics
+from drivers.sim.plant.panel_thermal import SiteState
 from drivers.sim.plant.params import (
     GAS_CONSTANT,
     KELVIN,
@@ -59,10 +61,13 @@ __all__ = [
     "KELVIN",
     "STEFAN_BOLTZMANN",
     "TC_CHANNELS",
+    "PanelLayout",
+    "PanelPhysics",
     "Plant",
     "PlantFault",
     "PlantParams",
     "PlantState",
+    "SiteState",
     "SupportsPlantFault",
     "TcFault",
     "fault_device_key",

@@ -49,6 +49,8 @@ class PlantCore:
         self._site_h: list[float] = []
         self._cell_t: list[float] = []
         self._site_tc: list[float] = []
+        self._site_channels: tuple[tuple[int, str], ...] = ()  # (site, channel) with a TC
+        self._tc_channels: tuple[str, ...] = TC_CHANNELS  # every channel of ``_tc``
         self._lamp_cmd = [0.0] * p.zones
 
         self._outputs = dict.fromkeys(OUTPUTS, False)

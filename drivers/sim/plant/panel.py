@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from drivers.protocols import panel_reference_site, site_channel
 from drivers.sim.plant.params import STEFAN_BOLTZMANN, PlantParams
 
 # Points per side of the midpoint rule that integrates a zone's irradiance over an area:
@@ -35,6 +36,9 @@ class PanelLayout:
     # Share of the full film pressure each site's chip is pressed with (1 = full); empty: all 1.
     contact: tuple[float, ...] = ()
     chip_tc_site: int | None = None  # the site the machine's chip thermocouple sits on; centre
+    # The sites with a thermocouple of their own (the reference site's is the ``chip``
+    # channel, the others ``site_<n>``); empty: the reference site only.
+    instrumented: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.rows < 1 or self.cols < 1:
@@ -82,7 +86,13 @@ class PanelLayout:
         middle, the upper-left one of the four central sites of an even layout)."""
         if self.chip_tc_site is not None:
             return self.chip_tc_site
-        return ((self.rows - 1) // 2) * self.cols + (self.cols - 1) // 2
+        return panel_reference_site(self.rows, self.cols)
+
+    @property
+    def site_channels(self) -> dict[int, str]:
+        """The thermocouple channel of every instrumented site, by site."""
+        ref = self.reference_site
+        return {i: site_channel(i, ref) for i in sorted(self.instrumented or (ref,))}
 
     def centre_mm(self, site: int) -> tuple[float, float]:
         """The site's centre, mm, with the panel's centre at the origin (x along a row)."""

@@ -16,7 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from drivers.protocols import OUT_FILM_CLAMP
+from drivers.protocols import OUT_FILM_CLAMP, TC_CHANNELS
 from drivers.sim.plant.panel import PanelLayout, PanelModel, PanelPhysics, panel_model
 from drivers.sim.plant.params import KELVIN
 from drivers.sim.plant.thermal import ThermalChain
@@ -64,6 +64,8 @@ class PanelThermal(ThermalChain):
                 self._panel = None
                 self._h_chip = self._p.c_chip_j_k * temp + self._p.solder_latent_j * melt
                 self._site_h, self._cell_t, self._site_tc = [], [], []
+                self._site_channels = ()
+                self._drop_site_channels()
             return
         model = panel_model(layout, physics or PanelPhysics(), self._p)
         chip, _ = self._chip_temp()
@@ -75,6 +77,26 @@ class PanelThermal(ThermalChain):
             self._site_h.append(c * chip + lat * melt)
         self._cell_t = [self._t_comp] * model.sites
         self._site_tc = [self._tc["chip"]] * model.sites
+        # The instrumented sites' own channels (the reference site's is ``chip``).
+        self._site_channels = tuple(
+            (i, ch) for i, ch in layout.site_channels.items() if ch not in TC_CHANNELS
+        )
+        self._drop_site_channels()
+        for i, ch in self._site_channels:
+            self._tc[ch] = self._site_tc[i]
+        self._tc_channels = tuple(self._tc)
+
+    def _drop_site_channels(self) -> None:
+        # In place: ``tc_junctions`` is a live view of the dict.
+        for ch in [ch for ch in self._tc if ch not in TC_CHANNELS]:
+            del self._tc[ch]
+        self._tc_channels = TC_CHANNELS
+
+    @property
+    def tc_channels(self) -> tuple[str, ...]:
+        """Every thermocouple channel on the machine now: the machine's, then the panel's
+        instrumented sites' (``site_<n>``)."""
+        return self._tc_channels
 
     @property
     def panel(self) -> PanelModel | None:
@@ -306,6 +328,8 @@ class PanelThermal(ThermalChain):
         self._chiller_i = chill_i
         self._chiller_q = q_ch if flow else 0.0
         tc["chip"], tc["component"], tc["chuck"] = tc_chip, tc_comp, tc_chuck
+        for i, ch in self._site_channels:
+            tc[ch] = site_tc[i]
         self._coalescence = coal
         self._e_in += e_in
         self._e_chiller += e_ch
