@@ -67,6 +67,19 @@ def site_channels(panel: Panel) -> dict[int, str]:
     }
 
 
+def unwired_sites(recipe: object, channels: Sequence[str]) -> list[str]:
+    """The recipe's instrumented sites' channels the machine has no thermocouple input for
+    (a run must not start: its proof would lack them)."""
+    if not isinstance(recipe, VacuumFilmBondRecipe) or recipe.panel is None:
+        return []
+    panel = recipe.panel
+    if panel.sites == 1:
+        return []
+    have = set(channels)
+    wanted = site_channels(panel)
+    return [wanted[i] for i in panel.instrumented_sites if wanted[i] not in have]
+
+
 # ------------------------------------------------------------------------------ estimates
 
 

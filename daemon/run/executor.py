@@ -25,6 +25,7 @@ from daemon import __version__
 from daemon.config import Limits
 from daemon.errors import CommandRefused, SafetyStop, StepFailed
 from daemon.judge.evaluate import Judgement, judge_run
+from daemon.judge.panel import unwired_sites
 from daemon.judge.types import StepOutcome
 from daemon.machine.identity import identify_machine
 from daemon.machine.monitor import Monitor, NextCall, Snapshot
@@ -267,6 +268,13 @@ class Executor:
         refusal = self.start_refusal()
         if refusal is not None:
             raise CommandRefused(refusal)
+        unwired = unwired_sites(recipe, self.machine.thermocouples.channels)
+        if unwired:
+            raise CommandRefused(
+                f"start refused: the panel's instrumented site channel(s) {', '.join(unwired)} "
+                "are on no thermocouple input of this machine (map them in "
+                "devices.thermocouples or devices.site_thermocouples: docs/panel.md)"
+            )
         # Before START: nothing can cancel the run half-started (traceability; never raises).
         devices = await identify_machine(self.machine)
         self._fire(Trigger.START)

@@ -1,0 +1,119 @@
+"""A panel machine's thermocouple channel map in the config: which input carries which
+site, a second module for more, and a run refused when a measured site has no input."""
+
+from __future__ import annotations
+
+import asyncio
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from daemon.config import ConfigError, DeviceConfig, Limits, Settings
+from daemon.errors import CommandRefused
+from daemon.recipe.load import load_recipe_file
+from daemon.run.rig import assemble, build_machine
+from daemon.run.virtual import REPO
+from drivers.adam.driver import Adam6018
+from drivers.clock import ManualClock, VirtualClock
+from drivers.protocols import DEFAULT_TIMEOUT_S
+from drivers.reading import Reading
+from drivers.tc_pair import ThermocouplePair
+
+EXAMPLE = REPO / "config" / "panel-machine.example.toml"
+PANEL_RECIPE = REPO / "tests" / "data" / "recipes" / "panel-3x3-sac305.toml"
+
+
+def _adam(**inputs: str) -> DeviceConfig:
+    return DeviceConfig(driver="adam-6018", transport={"host": "127.0.0.1", **inputs})
+
+
+def _problems(**devices: DeviceConfig) -> str:
+    with pytest.raises(ConfigError) as exc:
+        build_machine(Settings(devices=devices), ManualClock(), sim=False)
+    return str(exc.value)
+
+
+def test_the_example_maps_the_panel_recipes_sites_on_one_module() -> None:
+    doc = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
+    devices = {k: DeviceConfig(**v) for k, v in doc["devices"].items()}
+    m = build_machine(Settings(devices=devices), ManualClock(), sim=False).machine
+    assert isinstance(m.thermocouples, Adam6018)
+    assert m.thermocouples.channels == (
+        "chip", "component", "chuck", "site_0", "site_2", "site_6", "site_8",
+    )  # fmt: skip
+
+
+def test_a_second_module_adds_its_sites_after_the_first() -> None:
+    m = build_machine(
+        Settings(
+            devices={
+                "thermocouples": _adam(),
+                "site_thermocouples": _adam(input_0="site_1", input_3="site_7"),
+            }
+        ),
+        ManualClock(),
+        sim=False,
+    ).machine
+    assert isinstance(m.thermocouples, ThermocouplePair)
+    assert m.thermocouples.channels == ("chip", "component", "chuck", "site_1", "site_7")
+
+
+@pytest.mark.parametrize(
+    ("devices", "reason"),
+    [
+        ({"thermocouples": _adam(input_0="chip", input_1="chip")}, "'chip' on input_0 and input_1"),
+        ({"thermocouples": _adam(input_0="chip", input_1="site_1")}, "no input carries component"),
+        ({"thermocouples": _adam(input_0="tip")}, "devices.thermocouples.transport.input_0"),
+        ({"thermocouples": _adam(), "site_thermocouples": _adam()}, "name the site channel"),
+        (
+            {"thermocouples": _adam(), "site_thermocouples": _adam(input_0="chip")},
+            "chip already on devices.thermocouples",
+        ),
+        ({"site_thermocouples": _adam(input_0="site_1")}, "needs devices.thermocouples"),
+    ],
+)
+def test_a_bad_channel_map_is_refused_naming_the_key(
+    devices: dict[str, DeviceConfig], reason: str
+) -> None:
+    assert reason in _problems(**devices)
+
+
+class _Module:
+    def __init__(self, name: str, channels: tuple[str, ...]) -> None:
+        self.name, self.channels, self.reads = name, channels, 0
+
+    async def connect(self, timeout: float = DEFAULT_TIMEOUT_S) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def read(self, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, Reading]:
+        self.reads += 1
+        return {ch: Reading(20.0 + i, 0.0) for i, ch in enumerate(self.channels)}
+
+
+def test_the_pair_reads_both_modules_into_one_reading() -> None:
+    a, b = _Module("tc", ("chip", "component", "chuck")), _Module("tc2", ("site_1",))
+    pair = ThermocouplePair(a, b)
+    out = asyncio.run(pair.read())
+    assert list(out) == ["chip", "component", "chuck", "site_1"] and out["site_1"].value == 20.0
+    assert (a.reads, b.reads) == (1, 1)
+    with pytest.raises(ValueError, match="chip"):
+        ThermocouplePair(a, _Module("tc2", ("chip",)))
+
+
+async def test_a_panel_run_whose_measured_sites_have_no_input_is_refused(tmp_path: Path) -> None:
+    # The simulated machine puts the sites' channels on when the recipe is prepared: a rig
+    # that was not prepared for the panel has only the machine's three.
+    loaded = load_recipe_file(PANEL_RECIPE, Limits())
+    rig = assemble(
+        Settings.model_construct(data_dir=tmp_path),
+        sim=True,
+        clock=VirtualClock(),
+        record_config_hash="",
+    )
+    try:
+        with pytest.raises(CommandRefused, match="site_0, site_2, site_6, site_8"):
+            await rig.executor.run(loaded, lot_id="L1")
+    finally:
+        rig.close()
