@@ -51,6 +51,9 @@ class PlantCore:
         self._site_tc: list[float] = []
         self._site_channels: tuple[tuple[int, str], ...] = ()  # (site, channel) with a TC
         self._tc_channels: tuple[str, ...] = TC_CHANNELS  # every channel of ``_tc``
+        # The panel's per-site constants and the (solidus, band) they are for.
+        self._panel_k: list[tuple[float, ...]] = []
+        self._panel_k_band: tuple[float, float] | None = None
         self._lamp_cmd = [0.0] * p.zones
 
         self._outputs = dict.fromkeys(OUTPUTS, False)

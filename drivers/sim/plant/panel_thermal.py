@@ -45,6 +45,62 @@ def _site_temp(h: float, c: float, lat: float, ts: float, band: float) -> tuple[
     return temp, (temp - ts) / band
 
 
+SiteConstants = tuple[float, ...]
+
+
+def _site_constants(model: PanelModel, ts: float, band: float) -> list[SiteConstants]:
+    """Per site, what ``_integrate_panel`` reads on every substep, in the order it unpacks:
+    c, latent, enthalpy at solidus and liquidus, heat capacity in the band, the band's
+    enthalpy offset, the chip-cell conductances (atmosphere, pressed extra, molten), ε·σ·A,
+    the gas conductance, the cell's way down clamped and free (with the rim), 1 / C of the
+    cell, then the chip's and the cell's absorbed share of each zone."""
+    out: list[SiteConstants] = []
+    for i in range(model.sites):
+        c, lat = model.c_chip_j_k[i], model.latent_j[i]
+        out.append(
+            (
+                c,
+                lat,
+                c * ts,
+                c * (ts + band) + lat,
+                c + lat / band,
+                lat * ts / band,
+                model.g_atm_w_k[i],
+                model.g_vac_extra_w_k[i],
+                model.g_melt_w_k[i],
+                model.rad_w_k4[i],
+                model.g_gas_w_k[i],
+                model.g_cell_chuck_clamped_w_k[i] + model.g_rim_w_k[i],
+                model.g_cell_chuck_free_w_k[i] + model.g_rim_w_k[i],
+                1.0 / model.c_cell_j_k[i],
+                *model.absorbed[i],
+                *model.absorbed_cell[i],
+            )
+        )
+    return out
+
+
+def _absorbed(
+    sites_k: list[SiteConstants], cmd: list[float], fil: list[float]
+) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """Per site, the power its chip and its cell would absorb with the filaments at their
+    commands, W, and what they absorb now less that."""
+    zones = len(fil)
+    at_cmd: list[tuple[float, float]] = []
+    gap: list[tuple[float, float]] = []
+    for k in sites_k:
+        chip = cell = chip0 = cell0 = 0.0
+        for z in range(zones):
+            a_chip, a_cell = k[14 + z], k[14 + zones + z]
+            chip += a_chip * cmd[z]
+            cell += a_cell * cmd[z]
+            chip0 += a_chip * fil[z]
+            cell0 += a_cell * fil[z]
+        at_cmd.append((chip, cell))
+        gap.append((chip0 - chip, cell0 - cell))
+    return at_cmd, gap
+
+
 class PanelThermal(ThermalChain):
     """``ThermalChain`` with a panel of chip sites in place of the one chip."""
 
@@ -71,6 +127,7 @@ class PanelThermal(ThermalChain):
         chip, _ = self._chip_temp()
         ts, band = self._band()
         self._panel = model
+        self._panel_k_band = None  # worked out again at the next span
         self._site_h = []
         for c, lat in zip(model.c_chip_j_k, model.latent_j, strict=True):
             melt = min(1.0, max(0.0, (chip - ts) / band))
@@ -208,20 +265,17 @@ class PanelThermal(ThermalChain):
             pct / 100.0 * w for pct, w in zip(self.lamp_output_pct(), model.zone_max_w, strict=True)
         ]
         fil = self._filament
-        n = model.sites
+        fil_settled = all(abs(f - w) < 1e-9 for f, w in zip(fil, zone_w, strict=True))
         ref = model.layout.reference_site
-        ts, band, _, _, _, _ = self._k_band
-        c_chip, lat = model.c_chip_j_k, model.latent_j
-        h_sol = [c * ts for c in c_chip]
-        h_liq = [c * (ts + band) + la for c, la in zip(c_chip, lat, strict=True)]
-        c_band = [c + la / band for c, la in zip(c_chip, lat, strict=True)]
-        lat_ts_band = [la * ts / band for la in lat]
+        ts, band = self._k_band[0], self._k_band[1]
+        if self._panel_k_band != (ts, band):
+            self._panel_k = _site_constants(model, ts, band)
+            self._panel_k_band = (ts, band)
+        sites_k = self._panel_k
         clamped = self._outputs[OUT_FILM_CLAMP]
-        g_mk = model.g_cell_chuck_clamped_w_k if clamped else model.g_cell_chuck_free_w_k
-        g_rim = model.g_rim_w_k
+        g_down = [k[11] if clamped else k[12] for k in sites_k]
         g_lat = model.physics.g_lateral_w_k
         pairs = model.pairs
-        inv_cc = [1.0 / c for c in model.c_cell_j_k]
         c_cells = model.c_cell_j_k
         c_cells_sum = sum(c_cells)
         flow = self._chiller_running and not self._faults.chiller_failed
@@ -237,25 +291,22 @@ class PanelThermal(ThermalChain):
 
         hs = self._site_h
         tm = self._cell_t
+        n = len(hs)
         tk, tf = self._t_chuck, self._t_fluid
         e_in = e_ch = e_loss = 0.0
         t_comp: list[float] = []
         tcp = [0.0] * n
-        melt = [0.0] * n
+        # What each chip and cell absorbs is linear in the filaments, which close on their
+        # commands by (1 − k_fil) a substep: the absorbed power closes on its value at the
+        # commands the same way, one product a site instead of one sum over the zones.
+        q_cmd, q_gap = _absorbed(sites_k, zone_w, fil)
+        decay = 1.0 - k_fil
+        left = 0.0 if fil_settled else 1.0  # of the gap at the span's start, still open
         for p_mean in p_means:
-            for z, w in enumerate(zone_w):
-                fil[z] += (w - fil[z]) * k_fil
-            for i in range(n):
-                hc = hs[i]
-                if hc <= h_sol[i]:
-                    tcp[i], melt[i] = hc / c_chip[i], 0.0
-                elif hc >= h_liq[i]:
-                    tcp[i], melt[i] = (hc - lat[i]) / c_chip[i], 1.0
-                else:
-                    t = (hc + lat_ts_band[i]) / c_band[i]
-                    tcp[i], melt[i] = t, (t - ts) / band
-            if melt[ref] and coal < 1.0:
-                coal += (1.0 - coal) * melt[ref] * coal_k * h
+            if not fil_settled:
+                for z, w in enumerate(zone_w):
+                    fil[z] += (w - fil[z]) * k_fil
+                left *= decay
             pressed = (p_atm - p_mean) * inv_patm
             pressed = 0.0 if pressed < 0.0 else (1.0 if pressed > 1.0 else pressed)
             gas = p_mean * inv_patm
@@ -267,32 +318,49 @@ class PanelThermal(ThermalChain):
                 dq_cell[a] -= q
                 dq_cell[b] += q
             q_mk_sum = 0.0
-            for i in range(n):
-                t_i = tcp[i]
-                q_in_chip = 0.0
-                q_in_cell = 0.0
-                for f_chip, f_cell, fz in zip(
-                    model.absorbed[i], model.absorbed_cell[i], fil, strict=True
-                ):
-                    q_in_chip += f_chip * fz
-                    q_in_cell += f_cell * fz
-                q_cc = (
-                    model.g_atm_w_k[i]
-                    + model.g_vac_extra_w_k[i] * pressed
-                    + model.g_melt_w_k[i] * melt[i]
-                ) * (t_i - tm[i])
+            melt_ref = 0.0
+            for i, (
+                c,
+                lat,
+                h_sol,
+                h_liq,
+                c_band,
+                lat_ts_band,
+                g_atm,
+                g_vac,
+                g_melt,
+                rad,
+                g_gas,
+                *_,
+            ) in enumerate(sites_k):
+                hc = hs[i]
+                if hc <= h_sol:
+                    t_i, melt = hc / c, 0.0
+                elif hc >= h_liq:
+                    t_i, melt = (hc - lat) / c, 1.0
+                else:
+                    t_i = (hc + lat_ts_band) / c_band
+                    melt = (t_i - ts) / band
+                tcp[i] = t_i
+                if i == ref:
+                    melt_ref = melt
+                t_cell = tm[i]
+                (q_in_chip, q_in_cell), (gap_chip, gap_cell) = q_cmd[i], q_gap[i]
+                q_in_chip += gap_chip * left
+                q_in_cell += gap_cell * left
+                q_cc = (g_atm + g_vac * pressed + g_melt * melt) * (t_i - t_cell)
                 tck = t_i + KELVIN
-                q_loss = model.rad_w_k4[i] * (tck * tck * tck * tck - amb_k4) + model.g_gas_w_k[
-                    i
-                ] * gas * (t_i - amb)
-                # The cell's way down: the chuck under it, and on the rim the clamped
+                q_loss = rad * (tck * tck * tck * tck - amb_k4) + g_gas * gas * (t_i - amb)
+                # The cell's way down: the chuck under it and, on the rim, the clamped
                 # component beyond the panel, which sits on the chuck too.
-                q_mk = (g_mk[i] + g_rim[i]) * (tm[i] - tk)
+                q_mk = g_down[i] * (t_cell - tk)
                 q_mk_sum += q_mk
-                hs[i] += h * (q_in_chip - q_cc - q_loss)
+                hs[i] = hc + h * (q_in_chip - q_cc - q_loss)
                 dq_cell[i] += q_in_cell + q_cc - q_mk
                 e_in += h * (q_in_chip + q_in_cell)
                 e_loss += h * q_loss
+            if melt_ref and coal < 1.0:
+                coal += (1.0 - coal) * melt_ref * coal_k * h
             q_kf = g_kf * (tk - tf)
             q_ka = g_ka * (tk - amb)
             q_fa = g_fa * (tf - amb)
@@ -309,8 +377,8 @@ class PanelThermal(ThermalChain):
                 elif q_ch < -q_heat:
                     q_ch = -q_heat
             mean = 0.0
-            for i in range(n):
-                tm[i] += h * dq_cell[i] * inv_cc[i]
+            for i, k in enumerate(sites_k):
+                tm[i] += h * dq_cell[i] * k[13]
                 mean += c_cells[i] * tm[i]
                 site_tc[i] += (tcp[i] - site_tc[i]) * k_tc_chip
             tk += h * (q_mk_sum - q_kf - q_ka) * inv_ck
