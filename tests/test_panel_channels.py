@@ -12,8 +12,8 @@ import pytest
 from daemon.config import ConfigError, DeviceConfig, Limits, Settings
 from daemon.errors import CommandRefused
 from daemon.recipe.load import load_recipe_file
-from daemon.run.rig import assemble, build_machine
-from daemon.run.virtual import REPO
+from daemon.run.rig import ScenarioError, assemble, build_machine, load_scenario
+from daemon.run.virtual import REPO, run_recipe
 from drivers.adam.driver import Adam6018
 from drivers.clock import ManualClock, VirtualClock
 from drivers.protocols import DEFAULT_TIMEOUT_S
@@ -117,3 +117,28 @@ async def test_a_panel_run_whose_measured_sites_have_no_input_is_refused(tmp_pat
             await rig.executor.run(loaded, lot_id="L1")
     finally:
         rig.close()
+
+
+FAULTS = REPO / "tests" / "data" / "faults" / "tc-site-corner-open-in-reflow.toml"
+
+
+async def test_a_corner_thermocouple_open_in_reflow_trips_the_run(tmp_path: Path) -> None:
+    scenario = load_scenario(FAULTS)
+    doc, sim = await run_recipe(PANEL_RECIPE, tmp_path, scenario=scenario)
+    sim.store.close()
+    assert doc["result"] == "aborted"
+    codes = {a["code"] for a in doc["alarms"]}
+    assert "tc_open" in codes
+    assert any("site_0" in a["message"] for a in doc["alarms"] if a["code"] == "tc_open")
+    # The lamps went off: nothing emits at the end, and the plant's referee saw no breach.
+    assert max(sim.plant.lamp_output_pct()) == 0.0
+    assert sim.invariants.violations == []
+
+
+async def test_a_fault_on_a_site_the_recipe_does_not_instrument_is_refused(
+    tmp_path: Path,
+) -> None:
+    scenario = load_scenario(FAULTS)
+    single = REPO / "recipes" / "sac305-polyimide.toml"
+    with pytest.raises(ScenarioError, match=r"fault\[0\]\.device"):
+        await run_recipe(single, tmp_path, scenario=scenario)

@@ -145,6 +145,8 @@ class Rig:
         if plant is None:
             return
         rig_sim.put_panel(plant, recipe)
+        if self.injector is not None:
+            self.injector.check_channels(plant.tc_channels)
         solder = recipe.materials.solder
         plant.set_solder(solder.solidus_c, solder.liquidus_c)
         first = self.invariants is None

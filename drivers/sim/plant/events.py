@@ -24,7 +24,6 @@ from drivers.sim.plant.fault_table import (
 from drivers.sim.plant.gas import WorkingSpace
 from drivers.sim.plant.lift import LeadLift
 from drivers.sim.plant.panel_thermal import PanelThermal
-from drivers.sim.plant.params import TC_CHANNELS
 
 
 class PlantEvents(WorkingSpace, PanelThermal, LeadLift):
@@ -43,7 +42,9 @@ class PlantEvents(WorkingSpace, PanelThermal, LeadLift):
 
     def check_fault(self, fault: PlantFault) -> None:
         """Raise ValueError if this plant cannot apply the fault."""
-        key = fault_device_key(fault.device, self._p.zones, TC_CHANNELS)
+        # The thermocouples on the machine now: a panel's instrumented sites are put on by
+        # the recipe it was prepared for.
+        key = fault_device_key(fault.device, self._p.zones, self._tc_channels)
         if key is None:
             raise ValueError(f"unknown fault device {fault.device!r}")
         if fault.kind not in FAULT_KINDS[key]:
