@@ -4,6 +4,7 @@ site, a second module for more, and a run refused when a measured site has no in
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import tomllib
 from pathlib import Path
 
@@ -142,3 +143,41 @@ async def test_a_fault_on_a_site_the_recipe_does_not_instrument_is_refused(
     single = REPO / "recipes" / "sac305-polyimide.toml"
     with pytest.raises(ScenarioError, match=r"fault\[0\]\.device"):
         await run_recipe(single, tmp_path, scenario=scenario)
+
+
+UNEVEN = REPO / "tests" / "data" / "faults" / "film-uneven-corner.toml"
+
+
+async def test_uneven_film_pressure_on_a_corner_shows_in_that_sites_verdict(
+    tmp_path: Path,
+) -> None:
+    doc, sim = await run_recipe(PANEL_RECIPE, tmp_path, scenario=load_scenario(UNEVEN))
+    sim.store.close()
+    sites = {s["site"]: s for s in doc["sites"]}
+    # Pressed less, the corner keeps more of its heat: hotter than its mirror image, and
+    # measured (site 0 carries a thermocouple), so the record shows it as it was.
+    assert sites[0]["peak_c"] > sites[2]["peak_c"] + 3.0
+    assert sites[0]["instrumented"]
+    assert sim.injector is not None and [f.fault.device for f in sim.injector.fired] == [
+        "film.site_0"
+    ]
+
+
+def test_an_uneven_film_fault_needs_a_share_and_a_site_on_the_chuck(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[fault]]\nat_s = 1.0\ndevice = "film.site_0"\nkind = "uneven"\n')
+    with pytest.raises(ScenarioError, match="value"):
+        load_scenario(bad)
+
+
+def test_every_measured_site_is_held_to_the_chips_hard_limit() -> None:
+    from tests.test_interlocks import engine, snap  # noqa: PLC0415 - the rule tests' helpers
+
+    s = snap(1.0, chip=245.0)
+    hot = dict(s.temps) | {"site_0": Reading(281.0, 1.0), "site_2": Reading(240.0, 1.0)}
+    found = {f.code: f for f in engine().evaluate(dataclasses.replace(s, temps=hot))}
+    assert "chip_overtemp" in found and "site_0" in found["chip_overtemp"].message
+    cool = dict(s.temps) | {"site_0": Reading(250.0, 1.0)}
+    assert "chip_overtemp" not in {
+        f.code for f in engine().evaluate(dataclasses.replace(s, temps=cool))
+    }

@@ -17,6 +17,8 @@ tc                 no_response
 gauge              fail, stuck, no_response                    stuck: frozen mbar (optional)
 chamber            leak, tear                                  leak: mbar·L/s (required, > 0)
 film               tear
+film.site_<n>      uneven (the film presses a panel's site     uneven: share of the full
+                   with only part of the pressure)             pressure, (0, 1] (required)
 chiller            fail, no_response
 pump               fail (trip), no_response
 lamps, lamps.z<n>  stuck_on, fail (dead lamp), no_response     stuck_on: % (default 100)
@@ -78,6 +80,7 @@ FaultKind = Literal[
     "estop",
     "door_open",
     "stall",
+    "uneven",
 ]
 
 _DEFAULT_ZONES = PlantParams().zones
@@ -96,6 +99,7 @@ class ScenarioError(Exception):
 
 
 _SITE_TC = re.compile(r"tc\.site_[0-9]{1,3}")
+_SITE_FILM = re.compile(r"film\.site_[0-9]{1,3}")
 
 
 def _channels(device: str) -> tuple[str, ...]:
@@ -270,7 +274,7 @@ class FaultInjector:
     def __init__(self, scenario: FaultScenario, plant: Plant, clock: Clock) -> None:
         errors: list[tuple[str, str]] = []
         for i, f in enumerate(scenario.fault):
-            if _SITE_TC.fullmatch(f.device):
+            if _SITE_TC.fullmatch(f.device) or _SITE_FILM.fullmatch(f.device):
                 continue  # a panel site's: checked when a recipe is prepared (check_channels)
             try:
                 plant.check_fault(f.to_plant_fault())
@@ -301,8 +305,15 @@ class FaultInjector:
 
     def check_channels(self, channels: Sequence[str]) -> None:
         """Raise ScenarioError if a thermocouple fault names a channel the machine does not
-        have for this run (a panel site the recipe does not instrument)."""
+        have for this run (a panel site the recipe does not instrument), or a film fault a
+        site the chuck does not hold."""
         missing = site_channels_missing(self._scenario, channels)
+        for i, f in enumerate(self._scenario.fault):
+            if _SITE_FILM.fullmatch(f.device):
+                try:
+                    self._plant.check_fault(f.to_plant_fault())
+                except ValueError as exc:
+                    missing.append(f"fault[{i}].device: {exc}")
         if missing:
             raise ScenarioError(
                 "<scenario>", [(m.split(": ", 1)[0], m.split(": ", 1)[1]) for m in missing]

@@ -54,6 +54,7 @@ class PlantCore:
         # The panel's per-site constants and the (solidus, band) they are for.
         self._panel_k: list[tuple[float, ...]] = []
         self._panel_k_band: tuple[float, float] | None = None
+        self._site_contact: list[float] = []  # film pressure per site now, × the layout's
         self._lamp_cmd = [0.0] * p.zones
 
         self._outputs = dict.fromkeys(OUTPUTS, False)

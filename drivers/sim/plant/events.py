@@ -52,6 +52,12 @@ class PlantEvents(WorkingSpace, PanelThermal, LeadLift):
             raise ValueError(f"kind {fault.kind!r} not valid for {fault.device!r} ({allowed})")
         if fault.kind in FAULT_VALUE_REQUIRED and fault.value is None:
             raise ValueError(f"kind {fault.kind!r} needs a value")
+        if key == "film.site_<n>":
+            site, panel = int(fault.device[10:]), self._panel
+            if panel is None or site >= panel.sites:
+                raise ValueError(f"{fault.device!r}: no such site on the chuck")
+            if fault.value is not None and not 0.0 < fault.value <= 1.0:
+                raise ValueError("uneven: the share of the film's pressure must be in (0, 1]")
         if fault.value is not None:
             if not math.isfinite(fault.value):
                 raise ValueError("fault value must be finite")
@@ -124,6 +130,9 @@ class PlantEvents(WorkingSpace, PanelThermal, LeadLift):
             flt.extra_leak_mbar_l_s += val if val is not None else 0.0
         elif kind == "tear":
             flt.torn = True
+        elif kind == "uneven":
+            self._site_contact[int(dev[10:])] = 1.0 if val is None else val
+            self._panel_k_band = None  # the site's constants again at the next span
         elif dev == "chiller":
             flt.chiller_failed = True
             self._chiller_running = False

@@ -48,7 +48,9 @@ def _site_temp(h: float, c: float, lat: float, ts: float, band: float) -> tuple[
 SiteConstants = tuple[float, ...]
 
 
-def _site_constants(model: PanelModel, ts: float, band: float) -> list[SiteConstants]:
+def _site_constants(
+    model: PanelModel, ts: float, band: float, contact: Sequence[float]
+) -> list[SiteConstants]:
     """Per site, what ``_integrate_panel`` reads on every substep, in the order it unpacks:
     c, latent, enthalpy at solidus and liquidus, heat capacity in the band, the band's
     enthalpy offset, the chip-cell conductances (atmosphere, pressed extra, molten), ε·σ·A,
@@ -66,7 +68,7 @@ def _site_constants(model: PanelModel, ts: float, band: float) -> list[SiteConst
                 c + lat / band,
                 lat * ts / band,
                 model.g_atm_w_k[i],
-                model.g_vac_extra_w_k[i],
+                model.g_vac_extra_w_k[i] * contact[i],
                 model.g_melt_w_k[i],
                 model.rad_w_k4[i],
                 model.g_gas_w_k[i],
@@ -128,6 +130,7 @@ class PanelThermal(ThermalChain):
         ts, band = self._band()
         self._panel = model
         self._panel_k_band = None  # worked out again at the next span
+        self._site_contact = [1.0] * model.sites
         self._site_h = []
         for c, lat in zip(model.c_chip_j_k, model.latent_j, strict=True):
             melt = min(1.0, max(0.0, (chip - ts) / band))
@@ -269,7 +272,7 @@ class PanelThermal(ThermalChain):
         ref = model.layout.reference_site
         ts, band = self._k_band[0], self._k_band[1]
         if self._panel_k_band != (ts, band):
-            self._panel_k = _site_constants(model, ts, band)
+            self._panel_k = _site_constants(model, ts, band, self._site_contact)
             self._panel_k_band = (ts, band)
         sites_k = self._panel_k
         clamped = self._outputs[OUT_FILM_CLAMP]
