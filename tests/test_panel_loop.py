@@ -9,13 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from bench.panel import PANEL_RECIPE, measure, zone_loop_factory
-from daemon.config import Limits
+from bench.panel_gains import identify_gains
+from daemon.config import Limits, PanelGainsSection
 from daemon.recipe.load import load_recipe_file
 from daemon.run.virtual import run_recipe
 from daemon.thermal.loop import Profile
 from daemon.thermal.panel_loop import PanelLoop, feedforward_weights, pinv
+from drivers.sim.plant import PanelLayout
 
 # Centre and one corner of a 3 × 3 panel under the default head (bench/panel_gains.py).
 GAINS = [[4.2, 0.12, 0.55, 0.54], [2.8, 0.39, 1.01, 1.01]]
@@ -116,3 +119,48 @@ def test_the_zone_loop_never_commands_a_zone_past_its_limits(tmp_path: Path) -> 
     zones = asyncio.run(go())
     assert zones and all(0.0 <= v <= 100.0 for z in zones for v in z)
     assert any(max(z) - min(z) > 5.0 for z in zones)  # the zones did get their own powers
+
+
+def _gains(channels: list[str] | None = None) -> PanelGainsSection:
+    panel = load_recipe_file(PANEL_RECIPE, Limits()).recipe.panel  # type: ignore[union-attr]
+    assert panel is not None
+    layout = PanelLayout(
+        rows=3,
+        cols=3,
+        solder_mg=tuple(panel.solder_mg or ()),
+        instrumented=panel.instrumented_sites,
+    )
+    gains, chans = identify_gains(layout)
+    if channels is not None:
+        gains, chans = [gains[chans.index(c)] for c in channels], channels
+    return PanelGainsSection(channels=chans, gains_c_per_pct=gains)
+
+
+def test_configured_gains_put_a_panel_recipe_on_the_zone_loop(tmp_path: Path) -> None:
+    doc, sim = asyncio.run(run_recipe(PANEL_RECIPE, tmp_path, panel_gains=_gains()))
+    sim.store.close()
+    assert doc["result"] == "completed", doc["reason"]
+    assert all(s["ok"] for s in doc["sites"])
+
+
+def test_gains_for_other_sites_leave_the_panel_on_equal_power(tmp_path: Path) -> None:
+    # Identified with only the centre and one corner measured: not this recipe's panel.
+    doc, sim = asyncio.run(
+        run_recipe(PANEL_RECIPE, tmp_path, panel_gains=_gains(["chip", "site_0"]))
+    )
+    sim.store.close()
+    assert doc["result"] == "failed" and "every_site_conformed" in doc["reason"]
+
+
+@pytest.mark.parametrize(
+    ("section", "reason"),
+    [
+        ({"channels": ["site_0", "chip"], "gains_c_per_pct": [[1.0], [1.0]]}, "'chip'"),
+        ({"channels": ["chip", "site_0"], "gains_c_per_pct": [[1.0, 2.0]]}, "one row per channel"),
+        ({"channels": ["chip", "site_0"], "gains_c_per_pct": [[1.0], [1.0, 2.0]]}, "every row"),
+        ({"channels": ["chip", "chip"], "gains_c_per_pct": [[1.0], [1.0]]}, "twice"),
+    ],
+)
+def test_a_bad_gains_section_is_refused_saying_why(section: dict[str, Any], reason: str) -> None:
+    with pytest.raises(ValidationError, match=reason):
+        PanelGainsSection(**section)

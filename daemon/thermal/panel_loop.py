@@ -23,7 +23,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from daemon.thermal.loop import ChipLoop, Profile
+import structlog
+
+from daemon.config import Settings
+from daemon.errors import StepFailed
+from daemon.recipe.model import VacuumFilmBondRecipe
+from daemon.thermal.loop import ChipLoop, ControllerFactory, Profile, ThermalModel, chip_controller
+from drivers.protocols import site_channel
+
+log = structlog.get_logger(__name__)
 
 SLEW_PCT_S = 400.0  # as the chip loop (ADR 0060)
 
@@ -148,3 +156,35 @@ class PanelLoop:
             out = [min(p + step, max(p - step, v)) for v, p in zip(out, last, strict=True)]
         self._last_out = out
         return out
+
+
+def zone_loop_for(recipe: object, settings: Settings) -> ControllerFactory | None:
+    """The zone loop for a run of ``recipe``: with the configuration's ``[panel_gains]`` for
+    exactly the channels the recipe's panel instruments; None (the chip loop, equal zones)
+    for a single chip, without gains, or with gains identified for other channels (said in
+    the log: the run is then judged, site by site, on equal power)."""
+    gains = settings.panel_gains
+    panel = recipe.panel if isinstance(recipe, VacuumFilmBondRecipe) else None
+    if gains is None or panel is None or panel.sites == 1:
+        return None
+    ref = panel.reference_site
+    wanted = sorted(site_channel(i, ref) for i in panel.instrumented_sites)
+    if sorted(gains.channels) != wanted:
+        log.warning(
+            "panel_gains_not_for_this_panel",
+            configured=gains.channels,
+            instrumented=wanted,
+            hint="run `bonderd tune --panel RECIPE --write` for this panel",
+        )
+        return None
+    rows, channels = gains.gains_c_per_pct, list(gains.channels)
+
+    def factory(model: ThermalModel | None, melt: tuple[float, float] | None) -> ChipLoop:
+        if model is None:
+            raise StepFailed(
+                "no identified thermal model in the configuration ([thermal]): run "
+                "`bonderd tune --write --config FILE` on this machine first"
+            )
+        return PanelLoop(chip_controller(model, melt), rows, channels)
+
+    return factory
