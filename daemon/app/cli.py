@@ -197,6 +197,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SOLIDUS:LIQUIDUS",
         help="°C of the coupon's solder (default SAC305, 217:220)",
     )
+    tu.add_argument(
+        "--panel",
+        metavar="RECIPE",
+        type=Path,
+        help="instead: identify the zone-to-site gains of this panel recipe's panel by "
+        "stepping each lamp zone; print (--write: store) them as [panel_gains] (docs/panel.md)",
+    )
     data_dir(tu)
 
     rp = add("report", "write a run's report: one self-contained HTML file with plots")

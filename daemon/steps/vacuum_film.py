@@ -29,7 +29,7 @@ from daemon.thermal.loop import (
     chip_controller,
     radiation_term,
 )
-from daemon.thermal.panel_loop import PanelLoop
+from daemon.thermal.panel_loop import ZoneLoop
 from drivers.protocols import OUT_FILM_CLAMP, VALVE_N2_PURGE, VALVE_PUMP, VALVE_VENT
 from drivers.reading import Status
 
@@ -315,7 +315,7 @@ async def _follow(
             cap_pct=cap,
         )
         ctx.setpoint_c = profile.at(t_profile)[0]
-        if isinstance(ctrl, PanelLoop):
+        if isinstance(ctrl, ZoneLoop):
             await ctx.set_lamp_zones(ctrl.zones(snap.t, snap.temp, pct, cap))
         else:
             await ctx.set_lamps(pct)

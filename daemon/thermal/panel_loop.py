@@ -77,7 +77,17 @@ def feedforward_weights(gains: Sequence[Sequence[float]]) -> list[float]:
     return [x * equal / seen for x in w]
 
 
-class PanelLoop:
+class ZoneLoop:
+    """A loop that gives every lamp zone a power of its own (the step asks ``zones`` after
+    ``update`` each period and commands the zones with it)."""
+
+    def zones(
+        self, t: float, temp: Callable[[str], float | None], common_pct: float, cap_pct: float
+    ) -> list[float]:
+        raise NotImplementedError
+
+
+class PanelLoop(ZoneLoop):
     """A ``ChipLoop`` for the common power and the zone powers from the instrumented sites.
 
     ``gains[k][z]``: °C per % of zone z at the site of ``channels[k]``; ``channels[0]`` is
