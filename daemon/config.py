@@ -224,6 +224,30 @@ class ThermalSection(_Section):
     identified_at: str = ""  # when and how: "2026-11-22T06:50:00Z bonderd tune --sim"
 
 
+class PanelGainsSection(_Section):
+    """A panel's zone-to-site gain matrix (°C per % of each zone at each instrumented site),
+    identified by stepping each zone (docs/panel.md, ADR 0162). With it, a recipe whose
+    panel instruments these channels runs on the zone loop; without it, on equal power."""
+
+    channels: Annotated[
+        list[Annotated[str, Field(pattern=r"^(chip|site_[0-9]{1,3})$")]], Field(min_length=1)
+    ]
+    gains_c_per_pct: Annotated[list[list[float]], Field(min_length=1)]
+    identified_at: str = ""
+
+    @model_validator(mode="after")
+    def _shape(self) -> Self:
+        if self.channels[0] != "chip":
+            raise ValueError("channels: the first is the control site's, 'chip'")
+        if len(set(self.channels)) != len(self.channels):
+            raise ValueError("channels: a channel is listed twice")
+        if len(self.gains_c_per_pct) != len(self.channels):
+            raise ValueError("gains_c_per_pct: one row per channel")
+        if len({len(r) for r in self.gains_c_per_pct}) != 1 or not self.gains_c_per_pct[0]:
+            raise ValueError("gains_c_per_pct: every row one gain per lamp zone")
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -243,6 +267,7 @@ class Settings(BaseSettings):
     limits: Limits = Field(default_factory=Limits)
     devices: dict[str, DeviceConfig] = Field(default_factory=dict)
     thermal: ThermalSection | None = None
+    panel_gains: PanelGainsSection | None = None
 
 
 # A plain-model mirror of Settings for checking the file alone: validating a BaseSettings goes

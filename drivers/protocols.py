@@ -19,6 +19,19 @@ DEFAULT_TIMEOUT_S = 1.0
 # The thermocouple channels of the machine, in the order of the TC module's inputs.
 TC_CHANNELS: Final = ("chip", "component", "chuck")
 
+
+def panel_reference_site(rows: int, cols: int) -> int:
+    """The site of a panel the ``chip`` thermocouple sits on: the centre (row-major middle;
+    of an even layout's four central sites the upper left). docs/panel.md."""
+    return ((rows - 1) // 2) * cols + (cols - 1) // 2
+
+
+def site_channel(site: int, reference: int) -> str:
+    """The thermocouple channel of a panel's instrumented site: the reference site is the
+    machine's ``chip`` channel, every other one ``site_<n>`` (row-major site number)."""
+    return "chip" if site == reference else f"site_{site}"
+
+
 VALVE_N2_PURGE = "n2_purge"  # N2 into the working space
 VALVE_VENT = "vent"  # working space to atmosphere (N2 vent line)
 VALVE_PUMP = "pump_isolation"  # open = the pump is connected to the working space

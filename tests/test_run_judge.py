@@ -9,7 +9,8 @@ from typing import Any, cast
 import pytest
 
 import daemon.run.executor as executor_module
-from daemon.judge.types import Check, Metrics, StepOutcome
+from daemon.judge.evaluate import Judgement
+from daemon.judge.types import Metrics, StepOutcome
 from daemon.recipe.model import AnyRecipe
 from daemon.run.executor import judge
 from daemon.store.trace import Sample
@@ -20,19 +21,19 @@ def _judged_on(monkeypatch: pytest.MonkeyPatch, clock: Clock) -> tuple[int, int]
     seen: list[int] = []
     args: list[tuple[Any, ...]] = []
 
-    def spy(*a: Any) -> tuple[list[Check], Metrics]:
+    def spy(*a: Any) -> Judgement:
         seen.append(threading.get_ident())
         args.append(a)
-        return [], {"tracking_rms_c": 0.1}
+        return Judgement([], {"tracking_rms_c": 0.1})
 
-    monkeypatch.setattr(executor_module, "evaluate", spy)
+    monkeypatch.setattr(executor_module, "judge_run", spy)
     recipe = cast(AnyRecipe, object())
     samples: list[Sample] = []
     outcomes: list[StepOutcome] = []
 
     async def main() -> tuple[int, int]:
-        checks, metrics = await judge(clock, recipe, samples, outcomes)
-        assert (checks, metrics) == ([], {"tracking_rms_c": 0.1})  # passed through as is
+        judgement = await judge(clock, recipe, samples, outcomes)
+        assert judgement == Judgement([], {"tracking_rms_c": 0.1})  # passed through as is
         return threading.get_ident(), seen[0]
 
     loop_thread, judged = asyncio.run(main())
@@ -59,16 +60,16 @@ def test_a_stop_while_judging_still_gets_the_judgement_then_ends_cancelled(
 ) -> None:
     release = threading.Event()
 
-    def slow(*_a: Any) -> tuple[list[Check], Metrics]:
+    def slow(*_a: Any) -> Judgement:
         release.wait(10.0)
-        return [], {"tracking_rms_c": 0.2}
+        return Judgement([], {"tracking_rms_c": 0.2})
 
-    monkeypatch.setattr(executor_module, "evaluate", slow)
+    monkeypatch.setattr(executor_module, "judge_run", slow)
     recorded: list[Metrics] = []
 
     async def finish_the_run() -> None:  # as Executor.run: judge, then close the record
-        _checks, metrics = await judge(ScaledClock(1.0), cast(AnyRecipe, object()), [], [])
-        recorded.append(metrics)
+        judgement = await judge(ScaledClock(1.0), cast(AnyRecipe, object()), [], [])
+        recorded.append(judgement.metrics)
 
     async def main() -> None:
         task = asyncio.create_task(finish_the_run())

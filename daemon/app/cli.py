@@ -203,6 +203,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SOLIDUS:LIQUIDUS",
         help="°C of the coupon's solder (default SAC305, 217:220)",
     )
+    tu.add_argument(
+        "--panel",
+        metavar="RECIPE",
+        type=Path,
+        help="instead: identify the zone-to-site gains of this panel recipe's panel by "
+        "stepping each lamp zone; print (--write: store) them as [panel_gains] (docs/panel.md)",
+    )
     data_dir(tu)
 
     us = add("user", "accounts of the operator station (docs/hmi.md)")

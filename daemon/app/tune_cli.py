@@ -15,10 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from daemon.config import ConfigError, load_settings
-from daemon.recipe.load import parse_recipe
+from daemon.judge.panel import site_channels
+from daemon.recipe.load import load_recipe_file, parse_recipe
+from daemon.recipe.model import Panel, VacuumFilmBondRecipe
 from daemon.run.rig import assemble
 from daemon.thermal.fit import TuneError, identify
 from daemon.thermal.loop import ChipLoop, ThermalModel
+from daemon.thermal.panel_tune import TuneError as PanelTuneError
+from daemon.thermal.panel_tune import ZoneStepLoop, gains_section_toml
 from daemon.thermal.tune import IdentificationLoop, experiment_recipe, replace_section, section_toml
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
@@ -35,10 +39,10 @@ def parse_solder(text: str) -> tuple[float, float]:
     return lo, hi
 
 
-def write_model(path: Path, section: str) -> None:
-    """Replace or add the ``[thermal]`` table, every other byte kept; atomic (rename)."""
+def write_model(path: Path, section: str, header: str = "[thermal]") -> None:
+    """Replace or add the ``header`` table, every other byte kept; atomic (rename)."""
     original = path.read_text(encoding="utf-8") if path.exists() else ""
-    updated = replace_section(original, section)
+    updated = replace_section(original, section, header)
     tmp = path.with_name(f".{path.name}.tune-{os.getpid()}")
     tmp.write_text(updated, encoding="utf-8")
     try:
@@ -86,13 +90,83 @@ async def identification_run(
     return doc, loop
 
 
+def _panel_text(panel: Panel) -> str:
+    """The recipe's ``[panel]`` table again, for the experiment recipe."""
+    lines = [
+        "[panel]",
+        f"rows = {panel.rows}",
+        f"cols = {panel.cols}",
+        f"pitch_mm = {panel.pitch_mm!r}",
+        f"chip_mm = {panel.chip_mm!r}",
+        f"instrumented = {list(panel.instrumented_sites)!r}",
+    ]
+    if panel.solder_mg is not None:
+        lines.append(f"solder_mg = {list(panel.solder_mg)!r}")
+    return "\n".join(lines) + "\n"
+
+
+async def panel_run(args: argparse.Namespace) -> int:
+    """``bonderd tune --panel RECIPE``: the zone-stepping experiment on that recipe's panel."""
+    path = args.config
+    settings = load_settings(path or DEFAULT_CONFIG, required=path is not None)
+    if args.data_dir is not None:
+        settings = settings.model_copy(update={"data_dir": Path(args.data_dir)})
+    product = load_recipe_file(args.panel, settings.limits).recipe
+    panel = product.panel if isinstance(product, VacuumFilmBondRecipe) else None
+    if panel is None or panel.sites == 1:
+        print(f"bonderd tune: {args.panel}: no [panel] of more than one site", file=sys.stderr)
+        return EXIT_INVALID
+    solder = product.materials.solder
+    melt = (solder.solidus_c, solder.liquidus_c)
+    channels = list(site_channels(panel)[i] for i in panel.instrumented_sites)
+    channels.sort(key=lambda ch: ch != "chip")  # the control site's first
+    loops: list[ZoneStepLoop] = []
+
+    def factory(_model: ThermalModel | None, _melt: tuple[float, float] | None) -> ChipLoop:
+        return loops[0]
+
+    rig = assemble(
+        settings, sim=args.sim, speed=args.speed, seed=args.seed, controller_factory=factory
+    )
+    loops.append(ZoneStepLoop(channels, rig.machine.lamps.zones))
+    text = experiment_recipe(melt, loops[0].duration_s()) + "\n" + _panel_text(panel)
+    loaded = parse_recipe(text.encode(), "bonderd tune --panel", settings.limits)
+    rig.prepare(loaded.recipe)
+    try:
+        async with rig.running():
+            doc = await rig.executor.run(loaded, lot_id="TUNE", operator="bonderd tune")
+    finally:
+        rig.close()
+    loop = loops[0]
+    violations = rig.violations(doc)
+    if violations or not loop.done or doc["result"] == "aborted":
+        why = f"simulation invariants violated: {violations}" if violations else doc["reason"]
+        print(f"bonderd tune: the panel experiment did not finish: {why}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        gains = loop.gains()
+    except PanelTuneError as exc:
+        print(f"bonderd tune: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    how = "bonderd tune --panel --sim" if args.sim else "bonderd tune --panel"
+    section = gains_section_toml(channels, gains, f"{stamp} {how} (run {doc['run_id']})")
+    sys.stdout.write(section)
+    if args.write:
+        write_model(args.config, section, "[panel_gains]")
+        print(f"bonderd tune: [panel_gains] written to {args.config}", file=sys.stderr)
+    return EXIT_OK
+
+
 async def run(args: argparse.Namespace) -> int:
-    melt = parse_solder(args.solder)
     if args.write and args.config is None:
         print(
             "bonderd tune: --write needs --config FILE (the file to store it in)", file=sys.stderr
         )
         return EXIT_INVALID
+    if getattr(args, "panel", None) is not None:
+        return await panel_run(args)
+    melt = parse_solder(args.solder)
     doc, loop = await identification_run(args, melt)
     if not loop.done or doc["result"] == "aborted":
         print(

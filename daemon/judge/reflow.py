@@ -134,7 +134,7 @@ def _chuck_check(tr: Trace) -> Check:
     )
 
 
-def _chip_hotter_check(tr: Trace) -> Check:
+def chip_hotter_check(tr: Trace) -> Check:
     solidus = tr.recipe.materials.solder.solidus_c
     name = "chip_hotter_than_component"
     condition = (
@@ -337,7 +337,7 @@ def _window_check(
     return Check(name, held and not missing, value, window_text(lo, hi), detail, condition)
 
 
-def _reflow_checks(tr: Trace) -> list[Check]:
+def reflow_checks(tr: Trace) -> list[Check]:
     liquidus = tr.recipe.materials.solder.liquidus_c
     checks: list[Check] = []
     for r, span, suffix in _reflow_spans(tr):
@@ -418,7 +418,7 @@ def _reflow_checks(tr: Trace) -> list[Check]:
     return checks
 
 
-def _cool_checks(tr: Trace) -> list[Check]:
+def cool_checks(tr: Trace) -> list[Check]:
     cools = [s for s in tr.recipe.steps if isinstance(s, Cool)]
     return [
         _rate_check(
@@ -519,18 +519,18 @@ def evaluate_reflow(
             _component_check(tr),
             _chuck_check(tr),
             *_o2_checks(tr),
-            *_reflow_checks(tr),
-            *_cool_checks(tr),
+            *reflow_checks(tr),
+            *cool_checks(tr),
         ]
         return bump, _metrics(tr, steps)
     checks = [
         _component_check(tr),
         _chuck_check(tr),
-        _chip_hotter_check(tr),
+        chip_hotter_check(tr),
         _vacuum_check(tr, vacuum_limit_mbar),
         *_o2_checks(tr),
         _purge_check(tr, steps),
-        *_reflow_checks(tr),
-        *_cool_checks(tr),
+        *reflow_checks(tr),
+        *cool_checks(tr),
     ]
     return checks, _metrics(tr, steps)

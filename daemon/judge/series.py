@@ -52,14 +52,18 @@ class Trace:
     """The samples as per-sample columns, computed once for all checks."""
 
     def __init__(
-        self, recipe: VacuumFilmBondRecipe | BumpReflowRecipe, samples: Sequence[Sample]
+        self,
+        recipe: VacuumFilmBondRecipe | BumpReflowRecipe,
+        samples: Sequence[Sample],
+        *,
+        chip_channel: str | None = None,
     ) -> None:
         self.recipe = recipe
         self.samples = samples
         # The chip signal is the channel the reflow controls on: the recipe's peak window and
-        # ramp limit were written for it.
+        # ramp limit were written for it. A panel's site is judged on its own channel.
         reflow = next((s for s in recipe.steps if isinstance(s, Reflow)), None)
-        self.chip_channel = reflow.control_tc if reflow is not None else "chip"
+        self.chip_channel = chip_channel or (reflow.control_tc if reflow is not None else "chip")
         step_type = {s.name: s.type for s in recipe.steps}
         self.t = [s.t_s for s in samples]
         self.phase = [step_type.get(s.step) for s in samples]

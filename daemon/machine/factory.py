@@ -10,9 +10,9 @@ lock. Devices left ``sim`` (or not configured) stay the simulated twins the rig
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from daemon.config import (
     ConfigError,
@@ -33,6 +33,7 @@ from drivers.omnicure.driver import OmniCureS2000
 from drivers.pfeiffer.driver import Tpg36x
 from drivers.protocols import TC_CHANNELS, Machine
 from drivers.serial_line import SerialLine
+from drivers.tc_pair import ThermocouplePair
 from drivers.teledyne.driver import Teledyne3000TA
 from drivers.wago import registers as wago_registers
 from drivers.wago.driver import WagoCoupler, WagoDigitalIO, WagoLoadCell, WagoValves
@@ -64,9 +65,39 @@ class WagoTransport(ModbusTcpTransport):
     watchdog_s: Annotated[float, Field(ge=0.1, le=60.0)] = 1.0
 
 
+# A thermocouple channel: one of the machine's, or a panel's instrumented site (docs/panel.md).
+TcChannelName = Annotated[str, Field(pattern=r"^(chip|component|chuck|site_[0-9]{1,3})$")]
+
+
 class AdamTransport(ModbusTcpTransport):
     range_min_c: float = 0.0
     range_max_c: float = 1370.0
+    # Which channel each of the module's eight inputs carries. None given: the machine's
+    # three on inputs 0-2 (chip, component, chuck), as wired since the first machine.
+    input_0: TcChannelName | None = None
+    input_1: TcChannelName | None = None
+    input_2: TcChannelName | None = None
+    input_3: TcChannelName | None = None
+    input_4: TcChannelName | None = None
+    input_5: TcChannelName | None = None
+    input_6: TcChannelName | None = None
+    input_7: TcChannelName | None = None
+
+    @model_validator(mode="after")
+    def _one_input_a_channel(self) -> Self:
+        seen: dict[str, int] = {}
+        for i in range(8):
+            ch = getattr(self, f"input_{i}")
+            if ch is not None and ch in seen:
+                raise ValueError(f"channel {ch!r} on input_{seen[ch]} and input_{i}")
+            if ch is not None:
+                seen[ch] = i
+        return self
+
+    def channel_map(self) -> dict[str, int] | None:
+        """Channel -> input as configured, None if no input is named."""
+        named = ((getattr(self, f"input_{i}"), i) for i in range(8))
+        return {ch: i for ch, i in named if ch is not None} or None
 
 
 class Gfx4Transport(_Transport):
@@ -130,7 +161,8 @@ class UltimusTransport(SerialTransport):
 # driver name -> (transport model, device names it can serve)
 DRIVERS: dict[str, tuple[type[_Transport], frozenset[str]]] = {
     "wago-750-352": (WagoTransport, frozenset({"dio", "valves"})),
-    "adam-6018": (AdamTransport, frozenset({"thermocouples"})),
+    # site_thermocouples: a second module for a panel's instrumented sites.
+    "adam-6018": (AdamTransport, frozenset({"thermocouples", "site_thermocouples"})),
     "gfx4-ir": (Gfx4Transport, frozenset({"lamps"})),
     "tpg36x": (TpgTransport, frozenset({"gauge"})),
     "nxds": (SerialTransport, frozenset({"pump"})),
@@ -173,6 +205,7 @@ def real_transports(settings: Settings) -> dict[str, tuple[str, _Transport]]:
                 )
                 hint = f" (did you mean {close}?)" if close else ""
                 problems.append(f"{path}: {describe_pydantic_error(err)}{hint}")
+    problems += _thermocouple_map_problems(out)
     zt = out.get("zstage", (None, None))[1]
     if isinstance(zt, ZaberTransport) and zt.force_source == "wago-ai":
         dio = out.get("dio", (None, None))[1]
@@ -185,6 +218,42 @@ def real_transports(settings: Settings) -> dict[str, tuple[str, _Transport]]:
     if problems:
         raise ConfigError(problems)
     return out
+
+
+def _thermocouple_map_problems(real: dict[str, tuple[str, _Transport]]) -> list[str]:
+    """The machine's three channels on the first module; a second module only beside a real
+    first one, its inputs named, no channel on both."""
+    first = real.get("thermocouples", (None, None))[1]
+    second = real.get("site_thermocouples", (None, None))[1]
+    problems: list[str] = []
+    if isinstance(first, AdamTransport) and (mapped := first.channel_map()) is not None:
+        missing = [ch for ch in TC_CHANNELS if ch not in mapped]
+        if missing:
+            problems.append(
+                f"devices.thermocouples.transport: no input carries {', '.join(missing)} "
+                "(the machine's channels are on the first module)"
+            )
+    if isinstance(second, AdamTransport):
+        on_second = second.channel_map()
+        if not isinstance(first, AdamTransport):
+            problems.append(
+                "devices.site_thermocouples: a second module needs devices.thermocouples "
+                "on a real 'adam-6018' too"
+            )
+        elif on_second is None:
+            problems.append(
+                "devices.site_thermocouples.transport: name the site channel of each input "
+                'used (input_0 = "site_1", ...)'
+            )
+        else:
+            on_first = first.channel_map() or dict.fromkeys(TC_CHANNELS, 0)
+            both = sorted(set(on_first) & set(on_second))
+            if both:
+                problems.append(
+                    f"devices.site_thermocouples.transport: {', '.join(both)} already on "
+                    "devices.thermocouples"
+                )
+    return problems
 
 
 def put_real_drivers(
@@ -218,6 +287,7 @@ def put_real_drivers(
         return buses[key]
 
     coupler: WagoCoupler | None = None
+    site_module: Adam6018 | None = None
     # The coupler first: the Z stage's load cell is one of its inputs.
     for name, (driver, t) in sorted(real.items(), key=lambda kv: kv[0] not in ("dio", "valves")):
         if isinstance(t, WagoTransport):
@@ -228,14 +298,19 @@ def put_real_drivers(
             else:
                 m.valves = WagoValves(coupler)
         elif isinstance(t, AdamTransport):
-            m.thermocouples = Adam6018(
+            module = Adam6018(
                 bus(t, "tcp"),
                 clock,
-                {ch: i for i, ch in enumerate(TC_CHANNELS)},
+                t.channel_map() or {ch: i for i, ch in enumerate(TC_CHANNELS)},
                 device_id=t.device_id,
                 range_min_c=t.range_min_c,
                 range_max_c=t.range_max_c,
+                name="tc" if name == "thermocouples" else "tc2",
             )
+            if name == "thermocouples":
+                m.thermocouples = module
+            else:
+                site_module = module
         elif isinstance(t, Gfx4Transport):
             m.lamps = Gfx4Lamps(bus(t, t.framing), clock, node=t.node, zones=zones)
         elif isinstance(t, TpgTransport):
@@ -285,6 +360,8 @@ def put_real_drivers(
             )
         elif driver == "nxds" and isinstance(t, SerialTransport):
             m.pump = NxdsPump(SerialLine("pump", t.url, baudrate=t.baudrate))
+    if site_module is not None:
+        m.thermocouples = ThermocouplePair(m.thermocouples, site_module)
     return m
 
 

@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from drivers.protocols import panel_reference_site
+
 Celsius = Annotated[float, Field(ge=-50.0, le=600.0)]
 Seconds = Annotated[float, Field(ge=0.0)]
 PositiveSeconds = Annotated[float, Field(gt=0.0)]
@@ -150,6 +152,59 @@ VacuumFilmStep = Annotated[
 ]
 
 
+class Panel(Strict):
+    """Several chips on one component, bonded together (docs/panel.md). Without this
+    section the recipe bonds one chip: the 1 × 1 panel."""
+
+    rows: Annotated[int, Field(ge=1, le=10)]
+    cols: Annotated[int, Field(ge=1, le=10)]
+    pitch_mm: Positive = Field(default=12.0, description="chip centre to centre")
+    chip_mm: Positive = Field(default=10.0, description="chip edge, at most the pitch")
+    solder_mg: list[Positive] | None = Field(
+        default=None, description="solder per site, row-major; none: the standard mass"
+    )
+    instrumented: list[Annotated[int, Field(ge=0)]] | None = Field(
+        default=None,
+        description="the sites with a thermocouple (the centre's is the chip channel); "
+        "none: the centre only. The others' temperatures are estimates",
+    )
+
+    @property
+    def sites(self) -> int:
+        return self.rows * self.cols
+
+    @property
+    def reference_site(self) -> int:
+        return panel_reference_site(self.rows, self.cols)
+
+    @property
+    def instrumented_sites(self) -> tuple[int, ...]:
+        return tuple(sorted(self.instrumented)) if self.instrumented else (self.reference_site,)
+
+    @model_validator(mode="after")
+    def _fits(self) -> Panel:
+        if self.chip_mm > self.pitch_mm:
+            raise ValueError(f"chip_mm {self.chip_mm:g} is wider than pitch_mm {self.pitch_mm:g}")
+        sites = self.rows * self.cols
+        if self.solder_mg is not None and len(self.solder_mg) != sites:
+            raise ValueError(
+                f"solder_mg has {len(self.solder_mg)} values for {self.rows} × {self.cols} = "
+                f"{sites} sites"
+            )
+        for site in self.instrumented or ():
+            if site >= sites:
+                raise ValueError(f"instrumented site {site} is not on the panel (0..{sites - 1})")
+        if self.instrumented is not None:
+            if len(set(self.instrumented)) != len(self.instrumented):
+                raise ValueError("instrumented lists a site twice")
+            if self.reference_site not in self.instrumented:
+                raise ValueError(
+                    f"instrumented must list the centre site {self.reference_site}: the chip "
+                    "thermocouple the reflow controls on sits there"
+                )
+        return self
+
+
 class VacuumFilmBondRecipe(Strict):
     kind: Literal["vacuum_film_bond"]
     name: Annotated[
@@ -159,6 +214,7 @@ class VacuumFilmBondRecipe(Strict):
     materials: Materials
     atmosphere: Atmosphere
     steps: Annotated[list[VacuumFilmStep], Field(min_length=1)]
+    panel: Panel | None = None
 
     def step(self, name: str) -> VacuumFilmStep:
         for s in self.steps:

@@ -24,8 +24,9 @@ import structlog
 from daemon import __version__
 from daemon.config import Limits
 from daemon.errors import CommandRefused, SafetyStop, StepFailed
-from daemon.judge.evaluate import evaluate
-from daemon.judge.types import Check, Metrics, StepOutcome
+from daemon.judge.evaluate import Judgement, judge_run
+from daemon.judge.panel import unwired_sites
+from daemon.judge.types import StepOutcome
 from daemon.machine.identity import identify_machine
 from daemon.machine.monitor import Monitor, NextCall, Snapshot
 from daemon.recipe.catalogue import STEP_TYPES, holdable
@@ -70,8 +71,9 @@ def _utc_now() -> str:
 
 async def judge(
     clock: Clock, recipe: AnyRecipe, samples: list[Sample], outcomes: list[StepOutcome]
-) -> tuple[list[Check], Metrics]:
-    """The run's checks and metrics (daemon.judge.evaluate.evaluate) from its complete trace.
+) -> Judgement:
+    """The run's checks, metrics and sites (daemon.judge.evaluate.judge_run) from its
+    complete trace.
 
     Judging the trace is pure computation, ~25-60 µs a sample (a 10-minute run: 0.3-0.7 s):
     on wall-clock time it runs in a worker thread, so the control loop keeps its period
@@ -79,8 +81,8 @@ async def judge(
     let the simulated machine run on, the run stays deterministic.
     """
     if not math.isfinite(clock.speed):
-        return evaluate(recipe, samples, outcomes)
-    judging = asyncio.ensure_future(asyncio.to_thread(evaluate, recipe, samples, outcomes))
+        return judge_run(recipe, samples, outcomes)
+    judging = asyncio.ensure_future(asyncio.to_thread(judge_run, recipe, samples, outcomes))
     try:
         return await asyncio.shield(judging)
     except asyncio.CancelledError:
@@ -266,6 +268,13 @@ class Executor:
         refusal = self.start_refusal()
         if refusal is not None:
             raise CommandRefused(refusal)
+        unwired = unwired_sites(recipe, self.machine.thermocouples.channels)
+        if unwired:
+            raise CommandRefused(
+                f"start refused: the panel's instrumented site channel(s) {', '.join(unwired)} "
+                "are on no thermocouple input of this machine (map them in "
+                "devices.thermocouples or devices.site_thermocouples: docs/panel.md)"
+            )
         # Before START: nothing can cancel the run half-started (traceability; never raises).
         devices = await identify_machine(self.machine)
         self._fire(Trigger.START)
@@ -375,7 +384,7 @@ class Executor:
             stop_trace()
             self.store.add_samples(run_id, samples[self._flushed :])
 
-        checks, metrics = await judge(self.clock, recipe, samples, outcomes)
+        judgement = await judge(self.clock, recipe, samples, outcomes)
         result = build_result(
             run_id=run_id,
             recipe_name=recipe.name,
@@ -389,13 +398,14 @@ class Executor:
             started_at=started_at,
             ended_at=_utc_now(),
             steps=outcomes,
-            checks=checks,
-            metrics=metrics,
+            checks=judgement.checks,
+            metrics=judgement.metrics,
+            sites=[s.to_json() for s in judgement.sites] if judgement.sites is not None else None,
             alarms=self._alarms,
             software_version=__version__,
             config_hash=self.config_hash,
         )
-        doc = result.model_dump(mode="json")
+        doc = result.to_json_dict()
         self.store.finish_run(
             run_id,
             state=doc["result"],

@@ -54,6 +54,21 @@ class AlarmEntry(_Doc):
     message: str
 
 
+class SiteEntry(_Doc):
+    """One site of a panel (docs/panel.md): judged on its thermocouple, or on an estimate."""
+
+    site: int
+    row: int
+    col: int
+    instrumented: bool
+    channel: str
+    peak_c: float | None
+    tal_s: float | None
+    ok: bool
+    failed_checks: list[str]
+    estimate: str | None = None  # how an uninstrumented site's temperature was estimated
+
+
 class ResultDocument(_Doc):
     schema_version: int = SCHEMA_VERSION
     run_id: str
@@ -71,10 +86,17 @@ class ResultDocument(_Doc):
     alarms: list[AlarmEntry]
     software_version: str
     config_hash: str
+    # A panel's sites (more than one chip); a single chip's document has no such key.
+    sites: list[SiteEntry] | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
         """The document as plain JSON types (what is published and stored)."""
-        return self.model_dump(mode="json")
+        doc = self.model_dump(mode="json", exclude={"sites"} if self.sites is None else None)
+        if self.sites is not None:
+            for entry in doc["sites"]:
+                if entry["estimate"] is None:
+                    del entry["estimate"]
+        return doc
 
 
 class AlarmLike(Protocol):
@@ -142,6 +164,7 @@ def build_result(
     alarms: Sequence[AlarmLike | Mapping[str, Any]] = (),
     aborted: bool = False,
     reason: str = "",
+    sites: Sequence[Mapping[str, Any]] | None = None,
 ) -> ResultDocument:
     """Assemble the result document and decide the run's result (see :func:`decide_result`).
 
@@ -185,6 +208,7 @@ def build_result(
         alarms=[_alarm_entry(a) for a in alarms],
         software_version=software_version,
         config_hash=config_hash,
+        sites=None if sites is None else [SiteEntry(**s) for s in sites],
     )
 
 

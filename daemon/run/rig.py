@@ -39,6 +39,7 @@ from daemon.run.rig_sim import (
 from daemon.safety.interlocks import Interlocks
 from daemon.store.records import RunStore
 from daemon.thermal.loop import ControllerFactory, ThermalModel
+from daemon.thermal.panel_loop import zone_loop_for
 from daemon.thermal.source import configured_model
 from drivers.clock import Clock, PacedClock, ScaledClock
 from drivers.protocols import Machine
@@ -124,6 +125,8 @@ class Rig:
     check_invariants: bool = True
     # The referee of the recipe last prepared (simulation only); None before the first.
     invariants: InvariantChecker | None = None
+    # The loop ``assemble`` was given (tune's experiment, the bench's): kept for every recipe.
+    own_factory: ControllerFactory | None = None
 
     @property
     def machine(self) -> Machine:
@@ -139,11 +142,17 @@ class Rig:
         return ctx is not None and ctx.lamps_enabled and self.interlocks.trip is None
 
     def prepare(self, recipe: AnyRecipe) -> None:
-        """Before a run of ``recipe``: on the simulated machine, its solder on the chuck and a
+        """Before a run of ``recipe``: its lamp loop (a panel's zone loop if the configuration
+        holds its gains); on the simulated machine, its panel and solder on the chuck and a
         fresh invariant referee for it (checked after every integration when asked for)."""
+        if self.own_factory is None:
+            self.executor.controller_factory = zone_loop_for(recipe, self.settings)
         plant = self.plant
         if plant is None:
             return
+        rig_sim.put_panel(plant, recipe)
+        if self.injector is not None:
+            self.injector.check_channels(plant.tc_channels)
         solder = recipe.materials.solder
         plant.set_solder(solder.solidus_c, solder.liquidus_c)
         first = self.invariants is None
@@ -237,6 +246,7 @@ def assemble(
         controller_factory=controller_factory,
     )
     rig = Rig(settings, clock, built, store, monitor, interlocks, executor)
+    rig.own_factory = controller_factory
     rig.check_invariants = check_invariants
     if scenario is not None and built.plant is not None:
         rig.injector = injector = FaultInjector(scenario, built.plant, clock)

@@ -13,13 +13,18 @@ import math
 from collections.abc import Callable
 from typing import Final
 
-from daemon.recipe.model import AnyRecipe, BumpReflowRecipe, component_hard_c
+from daemon.recipe.model import (
+    AnyRecipe,
+    BumpReflowRecipe,
+    VacuumFilmBondRecipe,
+    component_hard_c,
+)
 from drivers.clock import Clock
 from drivers.protocols import Machine
 from drivers.sim.devices import build_sim_machine
 from drivers.sim.faults import FaultInjector, FaultScenario, ScenarioError, load_scenario
 from drivers.sim.invariants import InvariantChecker, grace_for
-from drivers.sim.plant import Plant, PlantParams
+from drivers.sim.plant import PanelLayout, Plant, PlantParams
 
 __all__ = [
     "DIO_WATCHDOG_S",
@@ -32,6 +37,7 @@ __all__ = [
     "invariants_for",
     "load_scenario",
     "new_plant",
+    "put_panel",
     "twins",
 ]
 
@@ -42,6 +48,26 @@ DIO_WATCHDOG_S: Final = 1.0
 
 def new_plant(clock: Clock, *, seed: int = 0, params: PlantParams | None = None) -> Plant:
     return Plant(clock, params, seed=seed)
+
+
+def put_panel(plant: Plant, recipe: AnyRecipe) -> None:
+    """Put the recipe's panel on the simulated chuck (none, or 1 × 1: the single chip)."""
+    panel = recipe.panel if isinstance(recipe, VacuumFilmBondRecipe) else None
+    layout = (
+        None
+        if panel is None
+        else PanelLayout(
+            rows=panel.rows,
+            cols=panel.cols,
+            pitch_mm=panel.pitch_mm,
+            chip_mm=panel.chip_mm,
+            solder_mg=tuple(panel.solder_mg or ()),
+            instrumented=panel.instrumented_sites,
+        )
+    )
+    current = plant.panel
+    if (current.layout if current is not None else None) != layout:
+        plant.set_panel(layout)
 
 
 def arm_dead_man(plant: Plant, clock: Clock) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from daemon.config import Limits, Settings
+from daemon.config import Limits, PanelGainsSection, Settings
 from daemon.machine.monitor import Monitor
 from daemon.recipe.load import LoadedRecipe, load_recipe_file
 from daemon.run.executor import Executor
@@ -98,12 +98,14 @@ async def run_recipe(
     check_invariants: bool = True,
     thermal_model: ThermalModel | Literal["shipped", "none"] = "shipped",
     controller_factory: ControllerFactory | None = None,
+    panel_gains: PanelGainsSection | None = None,
 ) -> tuple[dict[str, Any], SimRun]:
     """Run one recipe on a fresh simulated machine in virtual time.
 
     ``thermal_model``: "shipped" = config/sim.toml's identified model, "none" = as a machine
     whose configuration has no model; ``controller_factory`` replaces the chip loop (the
-    bench's baseline PID) and nothing else. ``check_invariants=False`` runs without the
+    bench's baseline PID) and nothing else; ``panel_gains`` is the configuration's
+    ``[panel_gains]`` (a panel recipe's zone loop). ``check_invariants=False`` runs without the
     plant invariant checker (``SimRun.invariants`` then sees nothing): the interlocks still
     judge every snapshot, as on the machine.
     """
@@ -114,7 +116,7 @@ async def run_recipe(
     spied: list[LampLog] = []
     # The harness's settings are the defaults and nothing of the environment; its records
     # carry no config hash (there is no config file).
-    settings = Settings.model_construct(limits=limits, data_dir=data_dir)
+    settings = Settings.model_construct(limits=limits, data_dir=data_dir, panel_gains=panel_gains)
     rig = assemble(
         settings,
         sim=True,

@@ -279,6 +279,19 @@ class RuleEngine:
                     f"chip {chip:.1f} °C above the limit {rl.chip_max_c:g} °C",
                 )
             )
+        if len(temps) > 3:
+            # A panel: every instrumented site's chip is held to the same hard limit
+            # (docs/panel.md). The machine's three channels alone skip the loop.
+            for ch, rs in temps.items():
+                if ch.startswith("site_") and rs.status is Status.OK and rs.value > rl.chip_max_c:
+                    out.append(
+                        Finding(
+                            "chip_overtemp",
+                            Action.TRIP,
+                            f"chip of {ch} {rs.value:.1f} °C above the limit {rl.chip_max_c:g} °C",
+                        )
+                    )
+                    break
         avg = snap.component_avg_c()
         if avg is not None:
             if avg > rl.component_max_c:

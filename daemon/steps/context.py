@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from daemon.config import Limits
@@ -61,6 +61,10 @@ class StepContext:
     # (clock time, power) of every change of ``lamp_cmd_pct`` over the last LAMP_CMD_LOG_S:
     # a reading is judged against the commands in force since it was taken (lamp_cmd_since).
     lamp_cmd_log: deque[tuple[float, float]] = field(default_factory=deque)
+    # A panel's zones get powers of their own (set_lamp_zones): the lowest zone's command and
+    # its log, as ``lamp_cmd_pct`` is the highest's. None: every zone has had one command.
+    lamp_cmd_low_pct: float | None = None
+    lamp_cmd_low_log: deque[tuple[float, float]] = field(default_factory=deque)
     # Set by the executor when the run is being aborted. Python 3.11's wait_for can swallow a
     # cancellation that lands as its command completes, so the step also stops at its next tick.
     aborting: bool = False
@@ -157,7 +161,9 @@ class StepContext:
             # A trip landed while the outputs were being written: undo at once.
             await self.disable_lamps()
 
-    def note_lamp_cmd(self, pct: float) -> None:
+    def note_lamp_cmd(self, pct: float, low: float | None = None) -> None:
+        """Log a command: ``pct`` to every zone, or (a panel) ``pct`` the highest zone's and
+        ``low`` the lowest's."""
         now = self.clock.now()
         self.lamp_cmd_pct = pct
         log = self.lamp_cmd_log
@@ -166,6 +172,13 @@ class StepContext:
         horizon = now - LAMP_CMD_LOG_S
         while len(log) > 1 and log[1][0] <= horizon:
             log.popleft()
+        if low is not None or self.lamp_cmd_low_pct is not None:
+            lo = pct if low is None else low
+            self.lamp_cmd_low_pct = lo
+            low_log = self.lamp_cmd_low_log
+            low_log.append((now, lo))
+            while len(low_log) > 1 and low_log[1][0] <= horizon:
+                low_log.popleft()
 
     def lamp_cmd_since(self, t: float) -> tuple[float, float]:
         """The lowest and highest power commanded at any time from clock time ``t`` to now.
@@ -190,6 +203,15 @@ class StepContext:
                 low = pct
             elif pct > high:
                 high = pct
+        if self.lamp_cmd_low_pct is not None:
+            # A panel: the low end is the lowest zone's, from its own log (the same walk).
+            low, in_force_low = self.lamp_cmd_low_pct, 0.0
+            for when, pct in reversed(self.lamp_cmd_low_log):
+                if when <= t:
+                    in_force_low = pct
+                    break
+                low = min(low, pct)
+            return min(low, in_force_low), max(high, in_force)
         return min(low, in_force), max(high, in_force)
 
     async def set_lamps(self, pct: float) -> None:
@@ -207,6 +229,25 @@ class StepContext:
         lamps = self.machine.lamps
         await self.command("lamp power", lamps.set_power([pct] * lamps.zones, CMD_TIMEOUT_S))
         self.note_lamp_cmd(pct)
+
+    async def set_lamp_zones(self, pcts: Sequence[float]) -> None:
+        """Each zone its own power (a panel's zone loop, docs/panel.md). The interlocks judge
+        the readings against the highest zone's command (a stuck SCR is an output above every
+        command) and the lowest's (lamps driven hard: every zone; a dead lamp: no output under
+        any command); the lamps' own limits are the caller's (``PanelLoop``)."""
+        high, low = max(pcts), min(pcts)
+        if not self.lamps_enabled and high > 0:
+            raise StepFailed("lamp power requested while the lamps are not enabled")
+        inhibit = self.inhibit
+        if self.aborting or (inhibit is not None and inhibit() is not None):
+            pcts, high, low = [0.0] * len(pcts), 0.0, 0.0
+        # While the command is on its way the wider of the old and the new range is in force.
+        old_low = self.lamp_cmd_pct if self.lamp_cmd_low_pct is None else self.lamp_cmd_low_pct
+        if high > self.lamp_cmd_pct or low < old_low:
+            self.note_lamp_cmd(max(high, self.lamp_cmd_pct), low=min(low, old_low))
+        lamps = self.machine.lamps
+        await self.command("lamp power", lamps.set_power(list(pcts), CMD_TIMEOUT_S))
+        self.note_lamp_cmd(high, low=low)
 
     async def disable_lamps(self) -> None:
         dio, t = self.machine.dio, CMD_TIMEOUT_S

@@ -29,6 +29,7 @@ from daemon.thermal.loop import (
     chip_controller,
     radiation_term,
 )
+from daemon.thermal.panel_loop import ZoneLoop
 from drivers.protocols import OUT_FILM_CLAMP, VALVE_N2_PURGE, VALVE_PUMP, VALVE_VENT
 from drivers.reading import Status
 
@@ -304,16 +305,20 @@ async def _follow(
             final = piece is not None and piece is profile.pieces[-1] and profile.then is None
             t_profile = _advance(piece, t_profile, snap.t - last, measured, expected, final=final)
         last = snap.t
+        cap = _component_cap_pct(suspend_c, snap)
         pct = ctrl.update(
             snap.t,
             profile,
             t_profile,
             measured_c=measured,
             sink_c=_sink(snap),
-            cap_pct=_component_cap_pct(suspend_c, snap),
+            cap_pct=cap,
         )
         ctx.setpoint_c = profile.at(t_profile)[0]
-        await ctx.set_lamps(pct)
+        if isinstance(ctrl, ZoneLoop):
+            await ctx.set_lamp_zones(ctrl.zones(snap.t, snap.temp, pct, cap))
+        else:
+            await ctx.set_lamps(pct)
         ctx.progress = min(1.0, t_profile / profile.duration_s) if profile.duration_s > 0 else 1.0
         if done(t_profile, measured):
             ctx.follow_ended_t = snap.t

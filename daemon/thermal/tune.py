@@ -285,15 +285,15 @@ def section_toml(model: ThermalModel, identified_at: str) -> str:
     )
 
 
-def replace_section(original: str, section: str) -> str:
-    """``original`` with its ``[thermal]`` table replaced by ``section`` (or ``section``
+def replace_section(original: str, section: str, header: str = "[thermal]") -> str:
+    """``original`` with its ``header`` table replaced by ``section`` (or ``section``
     appended); every other byte stays as it was (ADR 0061).
 
     The table runs from its header line to the next table header at the start of a line, or
     the end of the file; comments just above the next header stay with that header.
     """
     lines = original.splitlines(keepends=True)
-    start = next((i for i, ln in enumerate(lines) if ln.strip() == "[thermal]"), None)
+    start = next((i for i, ln in enumerate(lines) if ln.strip() == header), None)
     if start is None:
         sep = (
             ""

@@ -35,7 +35,7 @@ from drivers.protocols import (
 from drivers.reading import Reading, Status
 from drivers.sim.device_base import _DECIMAL_STEPS, _finite, _quantize, _SimDevice
 from drivers.sim.lift_devices import SimDispenser, SimUvSource, SimZStage
-from drivers.sim.plant import TC_CHANNELS, Plant
+from drivers.sim.plant import Plant
 
 if TYPE_CHECKING:
     from drivers.protocols import (
@@ -116,7 +116,8 @@ class SimThermocouples(_SimDevice):
 
     @property
     def channels(self) -> tuple[str, ...]:
-        return TC_CHANNELS
+        # The machine's channels, and a panel's instrumented sites' (a second module).
+        return self._plant.tc_channels
 
     async def read(self, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, Reading]:
         self._begin(timeout)
@@ -130,7 +131,7 @@ class SimThermocouples(_SimDevice):
         gauss, noise, res = self._rng.gauss, p.tc_noise_c, p.tc_resolution_c
         exact = _DECIMAL_STEPS.get(res)
         out: dict[str, Reading] = {}
-        for ch in TC_CHANNELS:
+        for ch in self._plant.tc_channels:
             # Every channel draws its noise, faulty or not: the stream stays aligned.
             noisy = junctions[ch] + gauss(0.0, noise)
             fault = faults.get(ch) if faults else None

@@ -10,10 +10,15 @@ device             kinds                                       value
 =================  ==========================================  =============================
 tc.<channel>       open, stuck, drift, no_response             drift: °C/s (required);
                                                                stuck: frozen °C (optional)
+                   (<channel>: chip, component, chuck, or a
+                   panel's instrumented site site_<n>, checked
+                   against the recipe when it is prepared)
 tc                 no_response
 gauge              fail, stuck, no_response                    stuck: frozen mbar (optional)
 chamber            leak, tear                                  leak: mbar·L/s (required, > 0)
 film               tear
+film.site_<n>      uneven (the film presses a panel's site     uneven: share of the full
+                   with only part of the pressure)             pressure, (0, 1] (required)
 chiller            fail, no_response
 pump               fail (trip), no_response
 lamps, lamps.z<n>  stuck_on, fail (dead lamp), no_response     stuck_on: % (default 100)
@@ -40,7 +45,9 @@ simulation does not have.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -73,6 +80,7 @@ FaultKind = Literal[
     "estop",
     "door_open",
     "stall",
+    "uneven",
 ]
 
 _DEFAULT_ZONES = PlantParams().zones
@@ -88,6 +96,28 @@ class ScenarioError(Exception):
             f"{file}: {loc}: {reason}" if loc else f"{file}: {reason}" for loc, reason in errors
         ]
         super().__init__("\n".join(lines))
+
+
+_SITE_TC = re.compile(r"tc\.site_[0-9]{1,3}")
+_SITE_FILM = re.compile(r"film\.site_[0-9]{1,3}")
+
+
+def _channels(device: str) -> tuple[str, ...]:
+    """The thermocouple channels a fault may name: the machine's, and a panel site's
+    (whether the run's panel has that site instrumented is checked when the recipe is
+    prepared: ``site_channels_missing``)."""
+    return (*TC_CHANNELS, device[3:]) if _SITE_TC.fullmatch(device) else TC_CHANNELS
+
+
+def site_channels_missing(scenario: FaultScenario, channels: Sequence[str]) -> list[str]:
+    """The scenario's thermocouple faults on a channel the machine does not have now."""
+    have = set(channels)
+    return [
+        f"fault[{i}].device: {f.device!r}: no thermocouple on that channel in this run "
+        f"(channels: {', '.join(channels)})"
+        for i, f in enumerate(scenario.fault)
+        if f.device.startswith("tc.") and f.device[3:] not in have
+    ]
 
 
 def _rule_error(field: str, reason: str) -> PydanticCustomError:
@@ -111,9 +141,10 @@ class Fault(BaseModel):
     @field_validator("device")
     @classmethod
     def _known_device(cls, device: str) -> str:
-        if fault_device_key(device, _DEFAULT_ZONES, TC_CHANNELS) is None:
+        if fault_device_key(device, _DEFAULT_ZONES, _channels(device)) is None:
             known = ", ".join(
                 [f"tc.{c}" for c in TC_CHANNELS]
+                + ["tc.site_<n> (a panel's instrumented site)"]
                 + [k for k in FAULT_KINDS if "<" not in k]
                 + [f"lamps.z1..z{_DEFAULT_ZONES}"]
             )
@@ -124,7 +155,7 @@ class Fault(BaseModel):
     def _consistent(self) -> Fault:
         if (self.at_step is None) == (self.at_s is None):
             raise _rule_error("at_s", "give exactly one of at_step or at_s")
-        key = fault_device_key(self.device, _DEFAULT_ZONES, TC_CHANNELS)
+        key = fault_device_key(self.device, _DEFAULT_ZONES, _channels(self.device))
         assert key is not None  # the device validator has run
         allowed = FAULT_KINDS[key]
         if self.kind not in allowed:
@@ -243,6 +274,8 @@ class FaultInjector:
     def __init__(self, scenario: FaultScenario, plant: Plant, clock: Clock) -> None:
         errors: list[tuple[str, str]] = []
         for i, f in enumerate(scenario.fault):
+            if _SITE_TC.fullmatch(f.device) or _SITE_FILM.fullmatch(f.device):
+                continue  # a panel site's: checked when a recipe is prepared (check_channels)
             try:
                 plant.check_fault(f.to_plant_fault())
             except ValueError as exc:
@@ -269,6 +302,22 @@ class FaultInjector:
         """Indices of faults scheduled but not fired yet."""
         done = {f.index for f in self._fired}
         return sorted(i for i in self._handles if i not in done)
+
+    def check_channels(self, channels: Sequence[str]) -> None:
+        """Raise ScenarioError if a thermocouple fault names a channel the machine does not
+        have for this run (a panel site the recipe does not instrument), or a film fault a
+        site the chuck does not hold."""
+        missing = site_channels_missing(self._scenario, channels)
+        for i, f in enumerate(self._scenario.fault):
+            if _SITE_FILM.fullmatch(f.device):
+                try:
+                    self._plant.check_fault(f.to_plant_fault())
+                except ValueError as exc:
+                    missing.append(f"fault[{i}].device: {exc}")
+        if missing:
+            raise ScenarioError(
+                "<scenario>", [(m.split(": ", 1)[0], m.split(": ", 1)[1]) for m in missing]
+            )
 
     def run_started(self) -> None:
         """Schedule every ``at_s`` fault relative to now."""

@@ -25,6 +25,8 @@ The modules (docs/adr/0135):
 - ``thermal``, ``gas``, ``lift``: the thermal chain, the working space, the lead lift: each
   part's device accessors and its integration over a span;
 - ``events``: the fault queue and the discrete events;
+- ``panel``, ``panel_thermal``: a panel of chip sites (layout, lamp head, view factors) and
+  its thermal integration in place of the single chip's (docs/panel.md, docs/adr/0160);
 - ``plant``: ``Plant``, the parts put together: the I/O coupler, the snapshot, ``advance``.
 
 Import from here: ``from drivers.sim.plant import Plant, PlantParams``.
@@ -39,6 +41,8 @@ from drivers.sim.plant.fault_table import (
     TcFault,
     fault_device_key,
 )
+from drivers.sim.plant.panel import PanelLayout, PanelPhysics
+from drivers.sim.plant.panel_thermal import SiteState
 from drivers.sim.plant.params import (
     GAS_CONSTANT,
     KELVIN,
@@ -57,10 +61,13 @@ __all__ = [
     "KELVIN",
     "STEFAN_BOLTZMANN",
     "TC_CHANNELS",
+    "PanelLayout",
+    "PanelPhysics",
     "Plant",
     "PlantFault",
     "PlantParams",
     "PlantState",
+    "SiteState",
     "SupportsPlantFault",
     "TcFault",
     "fault_device_key",

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from drivers.clock import Clock
 from drivers.protocols import OUT_CHUCK_VACUUM, OUT_SUPPORT_VACUUM, OUTPUTS, VALVES
 from drivers.sim.plant.fault_table import ActiveFaults, PlantFault
+from drivers.sim.plant.panel import PanelModel
 from drivers.sim.plant.params import GAS_CONSTANT, KELVIN, TC_CHANNELS, PlantParams
 
 if TYPE_CHECKING:
@@ -41,6 +42,19 @@ class PlantCore:
         self._t_fluid = amb
         self._tc = dict.fromkeys(TC_CHANNELS, amb)
         self._filament = [0.0] * p.zones
+        # A panel of chip sites (panel_thermal.py), None: the single chip above. Per site,
+        # row-major: the chip's enthalpy (J), its cell of the component (°C) and what a
+        # thermocouple on the chip would read (°C, lagged).
+        self._panel: PanelModel | None = None
+        self._site_h: list[float] = []
+        self._cell_t: list[float] = []
+        self._site_tc: list[float] = []
+        self._site_channels: tuple[tuple[int, str], ...] = ()  # (site, channel) with a TC
+        self._tc_channels: tuple[str, ...] = TC_CHANNELS  # every channel of ``_tc``
+        # The panel's per-site constants and the (solidus, band) they are for.
+        self._panel_k: list[tuple[float, ...]] = []
+        self._panel_k_band: tuple[float, float] | None = None
+        self._site_contact: list[float] = []  # film pressure per site now, × the layout's
         self._lamp_cmd = [0.0] * p.zones
 
         self._outputs = dict.fromkeys(OUTPUTS, False)

@@ -23,11 +23,10 @@ from drivers.sim.plant.fault_table import (
 )
 from drivers.sim.plant.gas import WorkingSpace
 from drivers.sim.plant.lift import LeadLift
-from drivers.sim.plant.params import TC_CHANNELS
-from drivers.sim.plant.thermal import ThermalChain
+from drivers.sim.plant.panel_thermal import PanelThermal
 
 
-class PlantEvents(WorkingSpace, ThermalChain, LeadLift):
+class PlantEvents(WorkingSpace, PanelThermal, LeadLift):
     """The fault queue and the instants at which the plant changes discontinuously."""
 
     # ----------------------------------------------------------------- faults
@@ -43,7 +42,9 @@ class PlantEvents(WorkingSpace, ThermalChain, LeadLift):
 
     def check_fault(self, fault: PlantFault) -> None:
         """Raise ValueError if this plant cannot apply the fault."""
-        key = fault_device_key(fault.device, self._p.zones, TC_CHANNELS)
+        # The thermocouples on the machine now: a panel's instrumented sites are put on by
+        # the recipe it was prepared for.
+        key = fault_device_key(fault.device, self._p.zones, self._tc_channels)
         if key is None:
             raise ValueError(f"unknown fault device {fault.device!r}")
         if fault.kind not in FAULT_KINDS[key]:
@@ -51,6 +52,12 @@ class PlantEvents(WorkingSpace, ThermalChain, LeadLift):
             raise ValueError(f"kind {fault.kind!r} not valid for {fault.device!r} ({allowed})")
         if fault.kind in FAULT_VALUE_REQUIRED and fault.value is None:
             raise ValueError(f"kind {fault.kind!r} needs a value")
+        if key == "film.site_<n>":
+            site, panel = int(fault.device[10:]), self._panel
+            if panel is None or site >= panel.sites:
+                raise ValueError(f"{fault.device!r}: no such site on the chuck")
+            if fault.value is not None and not 0.0 < fault.value <= 1.0:
+                raise ValueError("uneven: the share of the film's pressure must be in (0, 1]")
         if fault.value is not None:
             if not math.isfinite(fault.value):
                 raise ValueError("fault value must be finite")
@@ -123,6 +130,9 @@ class PlantEvents(WorkingSpace, ThermalChain, LeadLift):
             flt.extra_leak_mbar_l_s += val if val is not None else 0.0
         elif kind == "tear":
             flt.torn = True
+        elif kind == "uneven":
+            self._site_contact[int(dev[10:])] = 1.0 if val is None else val
+            self._panel_k_band = None  # the site's constants again at the next span
         elif dev == "chiller":
             flt.chiller_failed = True
             self._chiller_running = False

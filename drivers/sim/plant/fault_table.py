@@ -17,6 +17,9 @@ FAULT_KINDS: Final[dict[str, frozenset[str]]] = {
     "gauge": frozenset({"fail", "stuck", "no_response"}),
     "chamber": frozenset({"leak", "tear"}),
     "film": frozenset({"tear"}),
+    # uneven: the film presses one chip of a panel with only ``value`` of the full pressure
+    # (a wrinkle, a particle under the film): that site conducts less to the component.
+    "film.site_<n>": frozenset({"uneven"}),
     "chiller": frozenset({"fail", "no_response"}),
     "pump": frozenset({"fail", "no_response"}),
     "lamps": frozenset({"stuck_on", "fail", "no_response"}),
@@ -37,7 +40,7 @@ FAULT_KINDS: Final[dict[str, frozenset[str]]] = {
 # What the fault's ``value`` means per kind. "required": must be given; "optional": may be
 # given (stuck: the frozen reading instead of the reading when the fault fires; stuck_on: the
 # stuck output %, default 100); kinds not listed take no value.
-FAULT_VALUE_REQUIRED: Final = frozenset({"drift", "leak"})
+FAULT_VALUE_REQUIRED: Final = frozenset({"drift", "leak", "uneven"})
 FAULT_VALUE_OPTIONAL: Final = frozenset({"stuck", "stuck_on"})
 
 
@@ -93,6 +96,9 @@ def fault_device_key(device: str, zones: int, channels: Sequence[str]) -> str | 
         return device
     if device.startswith("tc."):
         return "tc.<channel>" if device[3:] in channels else None
+    if device.startswith("film.site_"):
+        n = device[10:]
+        return "film.site_<n>" if n.isdigit() and len(n) <= 3 else None
     if device.startswith("lamps.z"):
         n = device[7:]
         if n.isdigit() and not n.startswith("0") and 1 <= int(n) <= zones:

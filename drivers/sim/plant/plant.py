@@ -213,6 +213,9 @@ class Plant(PlantEvents):
         h = span / n
         p_o2 = self._p_o2  # at the span's start: the solder paste's, held over the span
         p_means = self._integrate_gas(n, h)
-        t_comp = self._integrate_thermal(h, p_means, p_o2)
+        if self._panel is None:
+            t_comp = self._integrate_thermal(h, p_means, p_o2)
+        else:
+            t_comp = self._integrate_panel(h, p_means, p_o2)
         self._integrate_lift(n, h, t_comp)
         self._t = t1

@@ -1,0 +1,234 @@
+"""Conformance of every site of a panel of chips (docs/panel.md, docs/adr/0161).
+
+Each site is judged as the single chip is: its peak and its time above liquidus in the
+reflow's windows, its heating and cooling rates under the recipe's limits, and hotter than
+the component whenever its solder is molten. An instrumented site is judged on its own
+thermocouple; a site without one on an estimate (channel ``site_<n>_est``), a quadratic
+surface through the instrumented sites' readings at the same instant, and its entry says
+so. The run fails if any site fails, and the check names the sites and what they failed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from daemon.judge.reflow import chip_hotter_check, cool_checks, reflow_checks
+from daemon.judge.series import Trace
+from daemon.judge.types import Check
+from daemon.recipe.model import Panel, Reflow, VacuumFilmBondRecipe
+from daemon.store.trace import Sample
+from drivers.protocols import site_channel
+
+ESTIMATE_SUFFIX: Final = "_est"
+ESTIMATE_METHOD: Final = "quadratic surface through the instrumented sites' readings"
+PANEL_CHECK: Final = "every_site_conformed"
+# A fit whose normal matrix has a pivot under this (relative) is degenerate for the sites
+# that read: the next simpler surface is used.
+_SINGULAR: Final = 1e-9
+
+
+@dataclass(frozen=True)
+class SiteVerdict:
+    site: int
+    row: int
+    col: int
+    instrumented: bool  # False: judged on the estimate, never a measurement
+    channel: str
+    peak_c: float | None
+    tal_s: float | None
+    ok: bool
+    failed_checks: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["failed_checks"] = list(self.failed_checks)
+        if not self.instrumented:
+            d["estimate"] = ESTIMATE_METHOD
+        return d
+
+
+@dataclass(frozen=True)
+class PanelVerdict:
+    sites: list[SiteVerdict]
+    uniformity_c: float | None  # max − min of the sites' mean temperatures in the peak hold
+    check: Check
+
+
+def site_channels(panel: Panel) -> dict[int, str]:
+    """Every site's channel: its thermocouple's, or its estimate's."""
+    ref = panel.reference_site
+    measured = set(panel.instrumented_sites)
+    return {
+        i: site_channel(i, ref) if i in measured else f"site_{i}{ESTIMATE_SUFFIX}"
+        for i in range(panel.sites)
+    }
+
+
+def unwired_sites(recipe: object, channels: Sequence[str]) -> list[str]:
+    """The recipe's instrumented sites' channels the machine has no thermocouple input for
+    (a run must not start: its proof would lack them)."""
+    if not isinstance(recipe, VacuumFilmBondRecipe) or recipe.panel is None:
+        return []
+    panel = recipe.panel
+    if panel.sites == 1:
+        return []
+    have = set(channels)
+    wanted = site_channels(panel)
+    return [wanted[i] for i in panel.instrumented_sites if wanted[i] not in have]
+
+
+# ------------------------------------------------------------------------------ estimates
+
+
+def _xy(panel: Panel, site: int) -> tuple[float, float]:
+    r, c = divmod(site, panel.cols)
+    return c - (panel.cols - 1) / 2.0, r - (panel.rows - 1) / 2.0
+
+
+def _bases(known: int) -> list[list[str]]:
+    """The surfaces to try for ``known`` readings, richest first."""
+    full = ["1", "x", "y", "xx", "yy", "xy"]
+    radial = ["1", "x", "y", "rr", "xy"]
+    plane = ["1", "x", "y"]
+    order = [full, radial, plane, ["1", "x"], ["1", "y"], ["1"]]
+    return [b for b in order if len(b) <= known]
+
+
+def _terms(basis: list[str], x: float, y: float) -> list[float]:
+    value = {"1": 1.0, "x": x, "y": y, "xx": x * x, "yy": y * y, "xy": x * y, "rr": x * x + y * y}
+    return [value[t] for t in basis]
+
+
+def _solve(a: list[list[float]], b: list[list[float]]) -> list[list[float]] | None:
+    """``a⁻¹ b`` by Gauss–Jordan with partial pivoting; None if ``a`` is singular."""
+    n = len(a)
+    m = [row[:] + rhs[:] for row, rhs in zip(a, b, strict=True)]
+    scale = max(abs(v) for row in a for v in row) or 1.0
+    for col in range(n):
+        piv = max(range(col, n), key=lambda r: abs(m[r][col]))
+        if abs(m[piv][col]) < _SINGULAR * scale:
+            return None
+        m[col], m[piv] = m[piv], m[col]
+        p = m[col][col]
+        m[col] = [v / p for v in m[col]]
+        for r in range(n):
+            if r != col and m[r][col] != 0.0:
+                f = m[r][col]
+                m[r] = [v - f * w for v, w in zip(m[r], m[col], strict=True)]
+    return [row[n:] for row in m]
+
+
+def surface_weights(panel: Panel, known: Sequence[int]) -> dict[int, list[float]]:
+    """For each site not in ``known``: weights w with estimate = Σ w_k · T(known_k), the
+    least-squares surface through the known sites evaluated at the site."""
+    pts = [_xy(panel, k) for k in known]
+    targets = [i for i in range(panel.sites) if i not in set(known)]
+    for basis in _bases(len(known)):
+        rows = [_terms(basis, x, y) for x, y in pts]
+        p = len(basis)
+        ata = [[sum(r[i] * r[j] for r in rows) for j in range(p)] for i in range(p)]
+        at = [[r[i] for r in rows] for i in range(p)]  # p × known
+        pinv = _solve(ata, at)  # (AᵀA)⁻¹Aᵀ, p × known
+        if pinv is None:
+            continue
+        out: dict[int, list[float]] = {}
+        for j in targets:
+            phi = _terms(basis, *_xy(panel, j))
+            out[j] = [sum(phi[i] * pinv[i][k] for i in range(p)) for k in range(len(known))]
+        return out
+    return {j: [] for j in targets}  # nothing reads: no estimate
+
+
+def with_estimates(panel: Panel, samples: Sequence[Sample]) -> list[Sample]:
+    """The samples with every uninstrumented site's estimate added as its channel."""
+    channels = site_channels(panel)
+    measured = [(i, channels[i]) for i in panel.instrumented_sites]
+    cache: dict[tuple[int, ...], dict[int, list[float]]] = {}
+    out: list[Sample] = []
+    for s in samples:
+        temps = s.temps_c
+        reading = [(i, v) for i, ch in measured if (v := temps.get(ch)) is not None]
+        known = tuple(i for i, _ in reading)
+        weights = cache.get(known)
+        if weights is None:
+            weights = cache[known] = surface_weights(panel, known)
+        est: dict[str, float | None] = {}
+        for j, w in weights.items():
+            est[channels[j]] = (
+                sum(wk * v for wk, (_, v) in zip(w, reading, strict=True)) if w else None
+            )
+        out.append(dataclasses.replace(s, temps_c={**temps, **est}))
+    return out
+
+
+# ------------------------------------------------------------------------------- verdicts
+
+
+def _peak_hold(recipe: VacuumFilmBondRecipe, samples: Sequence[Sample]) -> list[int]:
+    """The samples of each reflow's last hold: the setpoint on the last segment's target."""
+    idx: list[int] = []
+    for r in (s for s in recipe.steps if isinstance(s, Reflow)):
+        top = r.segments[-1].to_c
+        idx += [
+            i
+            for i, s in enumerate(samples)
+            if s.step == r.name and s.setpoint_c is not None and abs(s.setpoint_c - top) < 1e-6
+        ]
+    return idx
+
+
+def evaluate_panel(recipe: object, samples: Sequence[Sample]) -> PanelVerdict | None:
+    """Every site's verdict, the panel's uniformity and the check that every site held;
+    None for a recipe without a panel of more than one site."""
+    if not isinstance(recipe, VacuumFilmBondRecipe) or recipe.panel is None:
+        return None
+    panel = recipe.panel
+    if panel.sites == 1:
+        return None
+    channels = site_channels(panel)
+    measured = set(panel.instrumented_sites)
+    full = with_estimates(panel, samples)
+    hold = _peak_hold(recipe, full)
+    verdicts: list[SiteVerdict] = []
+    means: list[float] = []
+    for i in range(panel.sites):
+        tr = Trace(recipe, full, chip_channel=channels[i])
+        checks = [*reflow_checks(tr), *cool_checks(tr), chip_hotter_check(tr)]
+        peak = next((c.value for c in checks if c.check.startswith("peak_in_window")), None)
+        tal = next((c.value for c in checks if c.check.startswith("time_above_liquidus")), None)
+        failed = tuple(c.check for c in checks if not c.ok)
+        r, c = divmod(i, panel.cols)
+        verdicts.append(
+            SiteVerdict(i, r, c, i in measured, channels[i], peak, tal, not failed, failed)
+        )
+        held = [v for k in hold if (v := tr.chip[k]) is not None]
+        if held:
+            means.append(sum(held) / len(held))
+    uniformity = max(means) - min(means) if hold and len(means) == panel.sites else None
+    return PanelVerdict(verdicts, uniformity, _panel_check(panel, verdicts, uniformity))
+
+
+def _panel_check(panel: Panel, sites: list[SiteVerdict], uniformity: float | None) -> Check:
+    n_est = sum(not s.instrumented for s in sites)
+    condition = (
+        f"every chip of the {panel.rows} × {panel.cols} panel met the reflow's peak window, "
+        "time above liquidus, ramp and cooling limits and was hotter than the component "
+        f"while molten ({len(sites) - n_est} sites measured, {n_est} judged on estimates)"
+    )
+    bad = [s for s in sites if not s.ok]
+    spread = "" if uniformity is None else f"; uniformity {uniformity:.2f} °C at the peak hold"
+    if not bad:
+        detail = f"all {len(sites)} sites held{spread}"
+    else:
+        detail = (
+            "; ".join(
+                f"site {s.site} (row {s.row}, col {s.col}, "
+                f"{'measured' if s.instrumented else 'estimated'}): {', '.join(s.failed_checks)}"
+                for s in bad
+            )
+            + spread
+        )
+    return Check(PANEL_CHECK, not bad, float(len(bad)), 0.0, detail, condition)

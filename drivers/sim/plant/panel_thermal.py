@@ -1,0 +1,408 @@
+"""The thermal chain of a panel of chips (docs/panel.md, docs/adr/0160).
+
+With a panel of more than one site set (``set_panel``), each site's chip carries its own
+enthalpy and solder, each cell of the component under it its own temperature, and the lamp
+zones light every site and cell by the panel's view factors. The chuck, the chiller fluid,
+the temperature-control unit and the thermocouple lag are today's. The machine's ``chip``
+thermocouple sits on the reference site, its ``component`` thermocouple on that site's cell;
+``chip_c`` is the reference site's temperature, ``component_c`` the component's
+capacity-weighted mean (what a Tg margin is about). Without a panel (or with a 1 × 1 one)
+none of this runs: ``ThermalChain`` integrates as before, to the bit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from drivers.protocols import OUT_FILM_CLAMP, TC_CHANNELS
+from drivers.sim.plant.panel import PanelLayout, PanelModel, PanelPhysics, panel_model
+from drivers.sim.plant.params import KELVIN
+from drivers.sim.plant.thermal import ThermalChain
+
+
+@dataclass(frozen=True, slots=True)
+class SiteState:
+    """One site of the panel now. Temperatures °C."""
+
+    site: int
+    row: int
+    col: int
+    chip_c: float
+    cell_c: float  # the component under the chip
+    melt_fraction: float
+    tc_junction_c: float  # a thermocouple on this chip would be at this (lagged)
+
+
+def _site_temp(h: float, c: float, lat: float, ts: float, band: float) -> tuple[float, float]:
+    """Chip temperature and melt fraction from a site's enthalpy (the enthalpy method)."""
+    if h <= c * ts:
+        return h / c, 0.0
+    if h >= c * (ts + band) + lat:
+        return (h - lat) / c, 1.0
+    temp = (h + lat * ts / band) / (c + lat / band)
+    return temp, (temp - ts) / band
+
+
+SiteConstants = tuple[float, ...]
+
+
+def _site_constants(
+    model: PanelModel, ts: float, band: float, contact: Sequence[float]
+) -> list[SiteConstants]:
+    """Per site, what ``_integrate_panel`` reads on every substep, in the order it unpacks:
+    c, latent, enthalpy at solidus and liquidus, heat capacity in the band, the band's
+    enthalpy offset, the chip-cell conductances (atmosphere, pressed extra, molten), ε·σ·A,
+    the gas conductance, the cell's way down clamped and free (with the rim), 1 / C of the
+    cell, then the chip's and the cell's absorbed share of each zone."""
+    out: list[SiteConstants] = []
+    for i in range(model.sites):
+        c, lat = model.c_chip_j_k[i], model.latent_j[i]
+        out.append(
+            (
+                c,
+                lat,
+                c * ts,
+                c * (ts + band) + lat,
+                c + lat / band,
+                lat * ts / band,
+                model.g_atm_w_k[i],
+                model.g_vac_extra_w_k[i] * contact[i],
+                model.g_melt_w_k[i],
+                model.rad_w_k4[i],
+                model.g_gas_w_k[i],
+                model.g_cell_chuck_clamped_w_k[i] + model.g_rim_w_k[i],
+                model.g_cell_chuck_free_w_k[i] + model.g_rim_w_k[i],
+                1.0 / model.c_cell_j_k[i],
+                *model.absorbed[i],
+                *model.absorbed_cell[i],
+            )
+        )
+    return out
+
+
+def _absorbed(
+    sites_k: list[SiteConstants], cmd: list[float], fil: list[float]
+) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    """Per site, the power its chip and its cell would absorb with the filaments at their
+    commands, W, and what they absorb now less that."""
+    zones = len(fil)
+    at_cmd: list[tuple[float, float]] = []
+    gap: list[tuple[float, float]] = []
+    for k in sites_k:
+        chip = cell = chip0 = cell0 = 0.0
+        for z in range(zones):
+            a_chip, a_cell = k[14 + z], k[14 + zones + z]
+            chip += a_chip * cmd[z]
+            cell += a_cell * cmd[z]
+            chip0 += a_chip * fil[z]
+            cell0 += a_cell * fil[z]
+        at_cmd.append((chip, cell))
+        gap.append((chip0 - chip, cell0 - cell))
+    return at_cmd, gap
+
+
+class PanelThermal(ThermalChain):
+    """``ThermalChain`` with a panel of chip sites in place of the one chip."""
+
+    def set_panel(self, layout: PanelLayout | None, physics: PanelPhysics | None = None) -> None:
+        """Put a panel on the chuck (None or 1 × 1: the single chip of today), in place of
+        what is there.
+
+        The sites start at the chip's temperature now (the reference site's, if a panel was
+        there) and the cells at the component's; the stored energy changes with the heat
+        capacity put on the chuck (the energy counters go on).
+        """
+        self.advance()
+        if layout is None or layout.is_single:
+            if self._panel is not None:
+                # Back to one chip, at the reference site's temperature and melt.
+                temp, melt = self._chip_temp()
+                self._panel = None
+                self._h_chip = self._p.c_chip_j_k * temp + self._p.solder_latent_j * melt
+                self._site_h, self._cell_t, self._site_tc = [], [], []
+                self._site_channels = ()
+                self._drop_site_channels()
+            return
+        model = panel_model(layout, physics or PanelPhysics(), self._p)
+        chip, _ = self._chip_temp()
+        ts, band = self._band()
+        self._panel = model
+        self._panel_k_band = None  # worked out again at the next span
+        self._site_contact = [1.0] * model.sites
+        self._site_h = []
+        for c, lat in zip(model.c_chip_j_k, model.latent_j, strict=True):
+            melt = min(1.0, max(0.0, (chip - ts) / band))
+            self._site_h.append(c * chip + lat * melt)
+        self._cell_t = [self._t_comp] * model.sites
+        self._site_tc = [self._tc["chip"]] * model.sites
+        # The instrumented sites' own channels (the reference site's is ``chip``).
+        self._site_channels = tuple(
+            (i, ch) for i, ch in layout.site_channels.items() if ch not in TC_CHANNELS
+        )
+        self._drop_site_channels()
+        for i, ch in self._site_channels:
+            self._tc[ch] = self._site_tc[i]
+        self._tc_channels = tuple(self._tc)
+
+    def _drop_site_channels(self) -> None:
+        # In place: ``tc_junctions`` is a live view of the dict.
+        for ch in [ch for ch in self._tc if ch not in TC_CHANNELS]:
+            del self._tc[ch]
+        self._tc_channels = TC_CHANNELS
+
+    @property
+    def tc_channels(self) -> tuple[str, ...]:
+        """Every thermocouple channel on the machine now: the machine's, then the panel's
+        instrumented sites' (``site_<n>``)."""
+        return self._tc_channels
+
+    @property
+    def panel(self) -> PanelModel | None:
+        return self._panel
+
+    def sites(self) -> list[SiteState]:
+        """Every site now (integrates up to now first); empty without a panel."""
+        self.advance()
+        model = self._panel
+        if model is None:
+            return []
+        ts, band = self._band()
+        out: list[SiteState] = []
+        for i in range(model.sites):
+            temp, melt = _site_temp(
+                self._site_h[i], model.c_chip_j_k[i], model.latent_j[i], ts, band
+            )
+            r, c = model.layout.row_col(i)
+            out.append(SiteState(i, r, c, temp, self._cell_t[i], melt, self._site_tc[i]))
+        return out
+
+    # The single chip's views, on the panel: the reference site.
+
+    def _chip_temp(self) -> tuple[float, float]:
+        model = self._panel
+        if model is None:
+            return super()._chip_temp()
+        i = model.layout.reference_site
+        ts, band = self._band()
+        return _site_temp(self._site_h[i], model.c_chip_j_k[i], model.latent_j[i], ts, band)
+
+    @property
+    def stored_energy_j(self) -> float:
+        model = self._panel
+        if model is None:
+            return super().stored_energy_j
+        p = self._p
+        cells = sum(c * t for c, t in zip(model.c_cell_j_k, self._cell_t, strict=True))
+        return (
+            sum(self._site_h)
+            + cells
+            + p.c_chuck_j_k * self._t_chuck
+            + p.c_fluid_j_k * self._t_fluid
+        )
+
+    def set_solder(self, solidus_c: float, liquidus_c: float) -> None:
+        model = self._panel
+        if model is None:
+            super().set_solder(solidus_c, liquidus_c)
+            return
+        ts0, band0 = self._band()
+        temps = [
+            _site_temp(h, c, lat, ts0, band0)[0]
+            for h, c, lat in zip(self._site_h, model.c_chip_j_k, model.latent_j, strict=True)
+        ]
+        super().set_solder(solidus_c, liquidus_c)
+        ts, band = self._band()
+        self._site_h = [
+            c * t + lat * min(1.0, max(0.0, (t - ts) / band))
+            for t, c, lat in zip(temps, model.c_chip_j_k, model.latent_j, strict=True)
+        ]
+
+    # ------------------------------------------------------------- integration
+
+    def _integrate_panel(self, h: float, p_means: Sequence[float], p_o2: float) -> list[float]:
+        """``_integrate_thermal`` for a panel: the same span, substeps and outputs (the
+        component's mean temperature at the end of each substep)."""
+        model = self._panel
+        assert model is not None
+        (
+            _,
+            fil_tau,
+            _,
+            _,
+            _,
+            _,
+            _,
+            inv_ck,
+            inv_cf,
+            _,
+            _,
+            _,
+            _,
+            _,
+            g_kf_flow,
+            g_kf_stagnant,
+            g_ka,
+            g_fa,
+            _,
+            amb,
+            amb_k4,
+            p_atm,
+            inv_patm,
+            _,
+            kp,
+            ki,
+            q_cool,
+            q_heat,
+            tc_tau_chip,
+            tc_tau_other,
+            coal_tau,
+            coal_o2_half,
+        ) = self._k_thermal
+        k_fil = 1.0 - math.exp(-h / fil_tau)
+        k_tc_chip = 1.0 - math.exp(-h / tc_tau_chip)
+        k_tc_other = 1.0 - math.exp(-h / tc_tau_other)
+
+        zone_w = [
+            pct / 100.0 * w for pct, w in zip(self.lamp_output_pct(), model.zone_max_w, strict=True)
+        ]
+        fil = self._filament
+        fil_settled = all(abs(f - w) < 1e-9 for f, w in zip(fil, zone_w, strict=True))
+        ref = model.layout.reference_site
+        ts, band = self._k_band[0], self._k_band[1]
+        if self._panel_k_band != (ts, band):
+            self._panel_k = _site_constants(model, ts, band, self._site_contact)
+            self._panel_k_band = (ts, band)
+        sites_k = self._panel_k
+        clamped = self._outputs[OUT_FILM_CLAMP]
+        g_down = [k[11] if clamped else k[12] for k in sites_k]
+        g_lat = model.physics.g_lateral_w_k
+        pairs = model.pairs
+        c_cells = model.c_cell_j_k
+        c_cells_sum = sum(c_cells)
+        flow = self._chiller_running and not self._faults.chiller_failed
+        g_kf = g_kf_flow if flow else g_kf_stagnant
+        sp = self._chiller_sp
+        chill_i = self._chiller_i
+        q_ch = 0.0
+        tc = self._tc
+        tc_chip, tc_comp, tc_chuck = tc["chip"], tc["component"], tc["chuck"]
+        site_tc = self._site_tc
+        coal = self._coalescence
+        coal_k = 1.0 / (coal_tau * (1.0 + p_o2 / coal_o2_half))
+
+        hs = self._site_h
+        tm = self._cell_t
+        n = len(hs)
+        tk, tf = self._t_chuck, self._t_fluid
+        e_in = e_ch = e_loss = 0.0
+        t_comp: list[float] = []
+        tcp = [0.0] * n
+        # What each chip and cell absorbs is linear in the filaments, which close on their
+        # commands by (1 − k_fil) a substep: the absorbed power closes on its value at the
+        # commands the same way, one product a site instead of one sum over the zones.
+        q_cmd, q_gap = _absorbed(sites_k, zone_w, fil)
+        decay = 1.0 - k_fil
+        left = 0.0 if fil_settled else 1.0  # of the gap at the span's start, still open
+        for p_mean in p_means:
+            if not fil_settled:
+                for z, w in enumerate(zone_w):
+                    fil[z] += (w - fil[z]) * k_fil
+                left *= decay
+            pressed = (p_atm - p_mean) * inv_patm
+            pressed = 0.0 if pressed < 0.0 else (1.0 if pressed > 1.0 else pressed)
+            gas = p_mean * inv_patm
+
+            # Every flux from the state at the substep's start, then every node moves.
+            dq_cell = [0.0] * n
+            for a, b in pairs:
+                q = g_lat * (tm[a] - tm[b])
+                dq_cell[a] -= q
+                dq_cell[b] += q
+            q_mk_sum = 0.0
+            melt_ref = 0.0
+            for i, (
+                c,
+                lat,
+                h_sol,
+                h_liq,
+                c_band,
+                lat_ts_band,
+                g_atm,
+                g_vac,
+                g_melt,
+                rad,
+                g_gas,
+                *_,
+            ) in enumerate(sites_k):
+                hc = hs[i]
+                if hc <= h_sol:
+                    t_i, melt = hc / c, 0.0
+                elif hc >= h_liq:
+                    t_i, melt = (hc - lat) / c, 1.0
+                else:
+                    t_i = (hc + lat_ts_band) / c_band
+                    melt = (t_i - ts) / band
+                tcp[i] = t_i
+                if i == ref:
+                    melt_ref = melt
+                t_cell = tm[i]
+                (q_in_chip, q_in_cell), (gap_chip, gap_cell) = q_cmd[i], q_gap[i]
+                q_in_chip += gap_chip * left
+                q_in_cell += gap_cell * left
+                q_cc = (g_atm + g_vac * pressed + g_melt * melt) * (t_i - t_cell)
+                tck = t_i + KELVIN
+                q_loss = rad * (tck * tck * tck * tck - amb_k4) + g_gas * gas * (t_i - amb)
+                # The cell's way down: the chuck under it and, on the rim, the clamped
+                # component beyond the panel, which sits on the chuck too.
+                q_mk = g_down[i] * (t_cell - tk)
+                q_mk_sum += q_mk
+                hs[i] = hc + h * (q_in_chip - q_cc - q_loss)
+                dq_cell[i] += q_in_cell + q_cc - q_mk
+                e_in += h * (q_in_chip + q_in_cell)
+                e_loss += h * q_loss
+            if melt_ref and coal < 1.0:
+                coal += (1.0 - coal) * melt_ref * coal_k * h
+            q_kf = g_kf * (tk - tf)
+            q_ka = g_ka * (tk - amb)
+            q_fa = g_fa * (tf - amb)
+            if flow:
+                err = tf - sp
+                chill_i += ki * err * h
+                if chill_i > q_cool:
+                    chill_i = q_cool
+                elif chill_i < -q_heat:
+                    chill_i = -q_heat
+                q_ch = kp * err + chill_i
+                if q_ch > q_cool:
+                    q_ch = q_cool
+                elif q_ch < -q_heat:
+                    q_ch = -q_heat
+            mean = 0.0
+            for i, k in enumerate(sites_k):
+                tm[i] += h * dq_cell[i] * k[13]
+                mean += c_cells[i] * tm[i]
+                site_tc[i] += (tcp[i] - site_tc[i]) * k_tc_chip
+            tk += h * (q_mk_sum - q_kf - q_ka) * inv_ck
+            tf += h * (q_kf - q_ch - q_fa) * inv_cf
+            e_ch += h * q_ch
+            e_loss += h * (q_ka + q_fa)
+            tc_chip += (tcp[ref] - tc_chip) * k_tc_chip
+            tc_comp += (tm[ref] - tc_comp) * k_tc_other
+            tc_chuck += (tk - tc_chuck) * k_tc_other
+            t_comp.append(mean / c_cells_sum)
+
+        self._filament = fil
+        self._t_comp = t_comp[-1] if t_comp else self._t_comp
+        self._t_chuck, self._t_fluid = tk, tf
+        self._chiller_i = chill_i
+        self._chiller_q = q_ch if flow else 0.0
+        tc["chip"], tc["component"], tc["chuck"] = tc_chip, tc_comp, tc_chuck
+        for i, ch in self._site_channels:
+            tc[ch] = site_tc[i]
+        self._coalescence = coal
+        self._e_in += e_in
+        self._e_chiller += e_ch
+        self._e_loss += e_loss
+        return t_comp
