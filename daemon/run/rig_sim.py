@@ -20,15 +20,19 @@ from drivers.sim.devices import build_sim_machine
 from drivers.sim.faults import FaultInjector, FaultScenario, ScenarioError, load_scenario
 from drivers.sim.invariants import InvariantChecker, grace_for
 from drivers.sim.plant import Plant, PlantParams
+from drivers.sim.plant.disturb import Disturbance, disturbance, disturbed
 
 __all__ = [
     "DIO_WATCHDOG_S",
+    "Disturbance",
     "FaultInjector",
     "FaultScenario",
     "InvariantChecker",
     "Plant",
     "PlantParams",
     "ScenarioError",
+    "disturbance",
+    "disturbed",
     "invariants_for",
     "load_scenario",
     "new_plant",
