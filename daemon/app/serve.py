@@ -211,6 +211,8 @@ class Daemon:
                 task.cancel()
             await asyncio.gather(*tasks.values(), monitor_task, return_exceptions=True)
             await worker.close()
+            if self.ctl is not None:
+                await self.ctl.predictor.close()
             db.close()
 
     async def _after_crash(self, ctl: Controller) -> None:

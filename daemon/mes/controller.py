@@ -32,6 +32,7 @@ from daemon.mes.commands import (
     HoldArgs,
     ListRunsArgs,
     NoArgs,
+    PredictArgs,
     PutRecipeArgs,
     StartArgs,
     encodable,
@@ -46,6 +47,7 @@ from daemon.recipe.load import LoadedRecipe, RecipeInvalid, parse_recipe
 from daemon.recipe.worker import RecipeWorker
 from daemon.report import write_report
 from daemon.run.executor import Executor
+from daemon.run.predict_worker import PredictWorker
 from daemon.run.rig import Rig
 from daemon.run.run_state import ACTIVE, RunState
 from daemon.safety.safe_state import outputs_off
@@ -57,7 +59,9 @@ log = structlog.get_logger(__name__)
 
 START_TIMEOUT_S: Final = 10.0
 # Read-only: answered in local control too, and in every run state.
-READ_ONLY_COMMANDS: Final = frozenset({"status", "list_recipes", "list_runs", "get_report"})
+READ_ONLY_COMMANDS: Final = frozenset(
+    {"status", "list_recipes", "list_runs", "get_report", "predict"}
+)
 REPORTS_DIR: Final = "reports"  # under data_dir: where `get_report` writes the HTML
 
 
@@ -116,6 +120,8 @@ class Controller:
     # Where recipes are parsed and validated: a worker process in the daemon (ADR 0140);
     # None parses in-line (tests that construct a controller of their own).
     recipe_worker: RecipeWorker | None = None
+    # Where predictions run: a nice-19 child process, started at the first (ADR 0171).
+    predictor: PredictWorker = field(default_factory=PredictWorker)
     link: MqttLink | None = None
     run_task: asyncio.Task[None] | None = None
     control: Literal["remote", "local"] = "remote"
@@ -378,6 +384,28 @@ class Controller:
         except UnknownRun as exc:
             raise CommandError("unknown_run", f"no run {args.run_id!r} in the records") from exc
         return {"run_id": args.run_id, "path": str(path), "html": html}
+
+    async def _cmd_predict(self, args: PredictArgs, _origin: Origin) -> dict[str, Any]:
+        if args.recipe_toml is not None:
+            text, source = args.recipe_toml, "recipe_toml"
+        else:
+            assert args.recipe is not None
+            stored = self.library.text(args.recipe, args.version)
+            if stored is None:
+                which = f" version {args.version}" if args.version else ""
+                raise CommandError(
+                    "unknown_recipe", f"no recipe {args.recipe!r}{which} in the library"
+                )
+            text, version = stored
+            source = library_source(args.recipe, version)
+        try:
+            # Read-only: an invalid text is answered, not recorded as a rejected recipe.
+            await self.parse(text.encode("utf-8"), source)
+        except RecipeInvalid as exc:
+            raise CommandError(
+                "recipe_invalid", "; ".join(f"{i.field}: {i.reason}" for i in exc.issues)
+            ) from exc
+        return await self.predictor.predict(text, source, self.settings, args.seeds)
 
     async def _cmd_put_recipe(self, args: PutRecipeArgs, origin: Origin) -> dict[str, Any]:
         source = f"mqtt:{origin}:put_recipe"
