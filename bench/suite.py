@@ -15,7 +15,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import device_poll, interlock_reaction, reaction_real, serve_bench, virtual
+from bench import (
+    device_poll,
+    interlock_reaction,
+    predict_bench,
+    reaction_real,
+    serve_bench,
+    virtual,
+)
 from daemon.run.virtual import BOND_RECIPES as RECIPES  # the figures are per bond recipe
 
 TRACKING_KEYS = (
@@ -38,6 +45,8 @@ TARGETS: dict[str, tuple[str, float]] = {
     "serve_cpu_pct": ("<=", 5.0),
     "serve_rss_mb": ("<=", 120.0),
     "sim_speedup": (">=", 200.0),
+    "predict_wall_s": ("<=", 1.0),
+    "predict_seeds20_wall_s": ("<=", 15.0),
     "device_poll_p95_ms": ("<=", 50.0),
 }
 FIGURES = (
@@ -54,6 +63,8 @@ FIGURES = (
     "serve_cpu_pct",
     "serve_rss_mb",
     "sim_speedup",
+    "predict_wall_s",
+    "predict_seeds20_wall_s",
     "device_poll_ms",
     "device_poll_p95_ms",
 )
@@ -220,6 +231,19 @@ class Suite:
             else:
                 self.out["reasons"][key] = "bench.tracking gave no value for any recipe"
 
+    def predict(self) -> None:
+        def run() -> None:
+            res = _call(predict_bench.measure, 1 if self.quick else 3)
+            self.out["predict"] = res
+            self.out["predict_wall_s"] = res["predict_wall_s"]
+            self.out["predict_seeds20_wall_s"] = res["predict_seeds20_wall_s"]
+
+        self._section(
+            "bonderd predict (one SAC305 bond; 20 seeds)",
+            ("predict_wall_s", "predict_seeds20_wall_s"),
+            run,
+        )
+
     def reaction(self) -> None:
         def run() -> None:
             res = _call(interlock_reaction.measure, 1 if self.quick else 3)
@@ -289,6 +313,7 @@ class Suite:
 
     def run(self) -> dict[str, Any]:
         self.recipes()
+        self.predict()
         self.reaction()
         self.reaction_real()
         self.device_poll()
