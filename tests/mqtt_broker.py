@@ -123,7 +123,11 @@ def write_config(
     equipment_id: str = "bonder-t",
     extra: str = "",
     mqtt_extra: str = "",
+    twin_gate: str = "off",
 ) -> Path:
+    # The twin gate is off unless a test asks for it: it predicts every new recipe version
+    # (seconds of a nice-19 core each) before put_recipe answers, which the tests of other
+    # things and the serve bench's watch-folder drops should not wait for or measure.
     base = path.parent
     path.write_text(
         f'equipment_id = "{equipment_id}"\n'
@@ -137,6 +141,8 @@ def write_config(
         f"port = {broker_port}\n"
         "telemetry_hz = 5.0\n"
         f"{mqtt_extra}\n"
+        "[library]\n"
+        f'twin_gate = "{twin_gate}"\n'
     )
     return path
 

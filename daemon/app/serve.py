@@ -173,7 +173,7 @@ class Daemon:
                 settings.limits,
                 ctl.on_watch_accepted,
                 ctl.on_watch_rejected,
-                parse=worker.parse,
+                parse=ctl.gated_parse,
             )
             services = {
                 "mqtt": ctl.link.run,

@@ -19,7 +19,7 @@ import structlog
 from pydantic import ValidationError
 
 from daemon import __version__
-from daemon.config import Settings
+from daemon.config import Limits, Settings
 from daemon.errors import CommandRefused
 from daemon.machine.monitor import Monitor, Snapshot
 from daemon.mes.commands import (
@@ -42,6 +42,7 @@ from daemon.mes.commands import (
 from daemon.mes.library import LibraryEntry, RecipeLibrary, library_source
 from daemon.mes.mqtt import MqttLink, Origin
 from daemon.mes.outbox import CommandLog, KeyValues, Outbox, safe_text, utc_now
+from daemon.mes.twin_gate import TwinGate, issues, refusal_text
 from daemon.mes.watch_folder import Rejection
 from daemon.recipe.load import LoadedRecipe, RecipeInvalid, parse_recipe
 from daemon.recipe.worker import RecipeWorker
@@ -130,8 +131,10 @@ class Controller:
     last_result: dict[str, Any] | None = None
     _start_refused: str | None = None
     _run_started: asyncio.Event = field(default_factory=asyncio.Event)
+    gate: TwinGate = field(init=False)
 
     def __post_init__(self) -> None:
+        self.gate = TwinGate(self.settings, self.predictor, self.kv)
         self.control = "local" if self.kv.get("control", "remote") == "local" else "remote"
         self.alarms = list(self.kv.get("alarms", []))
         self.executor.subscribe(self._on_executor_event)
@@ -223,6 +226,8 @@ class Controller:
     # ---- recipes -------------------------------------------------------------------------
     def accept_recipe(self, loaded: LoadedRecipe, source: str) -> LibraryEntry:
         entry = self.library.add(loaded, source)
+        # The twin gate's prediction, made before (gated_parse, _gated): an extra field.
+        extra = {} if self.gate.mode == "off" else {"prediction": self.gate.cached(loaded)}
         self.emit(
             "RecipeAccepted",
             name=entry.name,
@@ -230,6 +235,7 @@ class Controller:
             sha256=entry.sha256,
             source=source,
             new_version=entry.new,
+            **extra,
         )
         return entry
 
@@ -247,6 +253,29 @@ class Controller:
         if self.recipe_worker is None:
             return parse_recipe(data, source, self.settings.limits)
         return await self.recipe_worker.parse(data, source, self.settings.limits)
+
+    async def gated_parse(self, data: bytes, name: str, limits: Limits) -> LoadedRecipe:
+        """The watch folder's parse: validation, then the twin gate; a predicted failure
+        under "refuse" is an invalid recipe (moved to rejected/ with the failing checks)."""
+        if self.recipe_worker is not None:
+            loaded = await self.recipe_worker.parse(data, name, limits)
+        else:
+            loaded = parse_recipe(data, name, limits)
+        prediction = await self.gate.predict(loaded, f"watch:{name}")
+        if self.gate.refuses(prediction):
+            assert prediction is not None
+            raise RecipeInvalid(issues(name, prediction))
+        return loaded
+
+    async def _gated(self, loaded: LoadedRecipe, source: str) -> dict[str, Any] | None:
+        """The twin gate for a recipe about to enter the library; raises predicted_failure."""
+        prediction = await self.gate.predict(loaded, source)
+        if self.gate.refuses(prediction):
+            assert prediction is not None
+            errors = [{"field": i.field, "reason": i.reason} for i in issues(source, prediction)]
+            self.reject_recipe(source, errors)
+            raise CommandError("predicted_failure", refusal_text(prediction))
+        return prediction
 
     async def _parse_inline(self, text: str, source: str) -> LoadedRecipe:
         try:
@@ -419,8 +448,10 @@ class Controller:
             ]
             self.reject_recipe(source, errors)
             raise CommandError("recipe_invalid", f"name: {errors[0]['reason']}")
+        prediction = await self._gated(loaded, source)
         entry = self.accept_recipe(loaded, source)
-        return {**entry.as_dict(), "new_version": entry.new}
+        extra = {} if self.gate.mode == "off" else {"prediction": prediction}
+        return {**entry.as_dict(), "new_version": entry.new, **extra}
 
     async def _cmd_start(self, args: StartArgs, origin: Origin) -> dict[str, Any]:
         if self.executor.state is not RunState.IDLE:
