@@ -151,3 +151,40 @@ async def test_warn_accepts_a_predicted_failure_and_says_so(broker: Broker, warn
         )
         assert again["ok"] and again["result"]["prediction"] == prediction
         assert again["result"]["new_version"] is False
+
+
+async def test_refuse_starts_a_predicted_failure_only_on_an_engineers_override(
+    broker: Broker, refusing: Serve
+) -> None:
+    settings = MqttSettings(host="127.0.0.1", port=broker.port)
+    async with CommandClient.connect(settings, "bonder-g1") as client:
+        await client.subscribe("events")
+        refused = await client.request(
+            "start", {"recipe_toml": SHORT_HOLD, "lot_id": "G1"}, timeout_s=TIMEOUT_S
+        )
+        assert refused["ok"] is False and refused["error"]["code"] == "predicted_failure"
+        assert "override_prediction" in refused["error"]["message"]
+        assert "time_above_liquidus" in refused["error"]["message"]
+
+        who = "Dana Reyes (process engineer): TAL study on scrap parts"
+        started = await client.request(
+            "start",
+            {"recipe_toml": SHORT_HOLD, "lot_id": "G1", "override_prediction": who},
+            timeout_s=TIMEOUT_S,
+        )
+        assert started["ok"] is True, started
+        run_id = started["result"]["run_id"]
+        done = (
+            await events_until(
+                client, lambda e: e["event"] == "RunCompleted" and e["run_id"] == run_id
+            )
+        )[-1]
+        ack = await client.request("ack_alarm", {"code": "prediction_overridden"})
+    # Recorded with the run: its alarms (and so its report) name who overrode and why.
+    (note,) = [a for a in done["alarms"] if a["code"] == "prediction_overridden"]
+    assert note["severity"] == "warning" and who in note["message"]
+    assert "time_above_liquidus" in note["message"]
+    # And the twin was right: the run fails the check it named.
+    assert done["result"] == "failed"
+    assert [c["check"] for c in done["conformance"] if not c["ok"]] == ["time_above_liquidus"]
+    assert ack["ok"], ack

@@ -39,6 +39,9 @@ class StartArgs(Args):
     recipe_toml: str | None = None
     lot_id: str = Field(min_length=1, max_length=64)
     operator: str | None = Field(default=None, max_length=64)
+    # Who runs a recipe the twin predicts to fail, and why (twin_gate = "refuse"): recorded
+    # with the run as the warning `prediction_overridden`.
+    override_prediction: str | None = Field(default=None, min_length=1, max_length=200)
 
     @model_validator(mode="after")
     def _one_recipe(self) -> StartArgs:

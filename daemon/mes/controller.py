@@ -463,9 +463,12 @@ class Controller:
         refusal = self.executor.start_refusal()
         if refusal is not None:
             raise CommandError("not_allowed", refusal)
+        overridden: str | None = None
         if args.recipe_toml is not None:
-            loaded = await self._parse_inline(args.recipe_toml, f"mqtt:{origin}:start")
-            version = self.accept_recipe(loaded, f"mqtt:{origin}:start").version
+            source = f"mqtt:{origin}:start"
+            loaded = await self._parse_inline(args.recipe_toml, source)
+            overridden = self._start_gate(await self.gate.predict(loaded, source), args)
+            version = self.accept_recipe(loaded, source).version
         else:
             assert args.recipe is not None
             stored = self.library.text(args.recipe, args.version)
@@ -486,6 +489,9 @@ class Controller:
                     f"library recipe {args.recipe!r} no longer passes validation: "
                     + "; ".join(f"{i.field}: {i.reason}" for i in exc.issues),
                 ) from exc
+            if self.gate.mode == "refuse":
+                source = library_source(args.recipe, version)
+                overridden = self._start_gate(await self.gate.predict(loaded, source), args)
         self.rig.prepare(loaded.recipe)
         before = self.executor.run_id
         self.run_task = task = asyncio.create_task(
@@ -507,11 +513,30 @@ class Controller:
                 "not_allowed" if refused else "internal_error",
                 refused or "the run did not start (see the daemon log)",
             )
+        if overridden is not None:
+            self.executor.note("prediction_overridden", overridden)
         return {
             "run_id": self.executor.run_id,
             "recipe": {"name": loaded.recipe.name, "version": version, "sha256": loaded.sha256},
             "lot_id": args.lot_id,
         }
+
+    def _start_gate(self, prediction: dict[str, Any] | None, args: StartArgs) -> str | None:
+        """Under "refuse", a recipe predicted to fail starts only on an engineer's override;
+        returns what the run records of it (None: nothing to record)."""
+        if not self.gate.refuses(prediction):
+            return None
+        assert prediction is not None
+        if args.override_prediction is None:
+            raise CommandError(
+                "predicted_failure",
+                f"start refused: {refusal_text(prediction)}; an engineer may start it anyway "
+                "with override_prediction (who and why, recorded with the run)",
+            )
+        return (
+            f"started against the twin's prediction ({refusal_text(prediction)}) on the "
+            f"override of {args.override_prediction}"
+        )
 
     async def _run(
         self, loaded: LoadedRecipe, lot_id: str, operator: str | None, version: int
