@@ -19,6 +19,7 @@ from bench import (
     device_poll,
     interlock_reaction,
     predict_bench,
+    predict_error,
     reaction_real,
     serve_bench,
     virtual,
@@ -47,6 +48,9 @@ TARGETS: dict[str, tuple[str, float]] = {
     "sim_speedup": (">=", 200.0),
     "predict_wall_s": ("<=", 1.0),
     "predict_seeds20_wall_s": ("<=", 15.0),
+    "predict_error_peak_c": ("<=", 1.0),
+    "predict_error_tal_s": ("<=", 2.0),
+    "predict_error_cycle_pct": ("<=", 2.0),
     "device_poll_p95_ms": ("<=", 50.0),
 }
 FIGURES = (
@@ -65,6 +69,9 @@ FIGURES = (
     "sim_speedup",
     "predict_wall_s",
     "predict_seeds20_wall_s",
+    "predict_error_peak_c",
+    "predict_error_tal_s",
+    "predict_error_cycle_pct",
     "device_poll_ms",
     "device_poll_p95_ms",
 )
@@ -238,10 +245,23 @@ class Suite:
             self.out["predict_wall_s"] = res["predict_wall_s"]
             self.out["predict_seeds20_wall_s"] = res["predict_seeds20_wall_s"]
 
+        def error() -> None:
+            # The twin tuned to an off-nominal unit against the unit's runs; the untuned
+            # twin's errors beside it (bench/predict_error.py).
+            res = predict_error.measure()
+            self.out["predict_error"] = res
+            for key in ("peak_c", "tal_s", "cycle_pct"):
+                self.out[f"predict_error_{key}"] = res[f"predict_error_{key}_tuned"]
+
         self._section(
             "bonderd predict (one SAC305 bond; 20 seeds)",
             ("predict_wall_s", "predict_seeds20_wall_s"),
             run,
+        )
+        self._section(
+            "predict_error: the twin of an off-nominal unit, tuned and untuned",
+            ("predict_error_peak_c", "predict_error_tal_s", "predict_error_cycle_pct"),
+            error,
         )
 
     def reaction(self) -> None:

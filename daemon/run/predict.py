@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import multiprocessing
 import os
 import statistics
@@ -34,6 +35,7 @@ from daemon.recipe.load import LoadedRecipe, parse_recipe
 from daemon.run import rig_sim
 from daemon.run.rig import assemble
 from daemon.store.records import RunStore
+from daemon.thermal.source import model_of, shipped_sim_model
 from drivers.clock import VirtualClock
 
 SCHEMA_VERSION: Final = 1
@@ -54,6 +56,16 @@ class TwinRun:
     report: Path | None
 
 
+def twin_params(settings: Settings) -> rig_sim.PlantParams | None:
+    """The twin's plant: nominal, or calibrated to the machine's ``[thermal]`` model by its
+    ratios to the model identified on the nominal plant (drivers/sim/plant/calibrate.py)."""
+    if settings.thermal is None:
+        return None
+    identified = dataclasses.asdict(model_of(settings.thermal))
+    reference = dataclasses.asdict(shipped_sim_model())
+    return None if identified == reference else rig_sim.calibrated(None, identified, reference)
+
+
 def _round(v: Any) -> Any:
     return round(v, _DIGITS) if isinstance(v, float) else v
 
@@ -64,7 +76,9 @@ async def _twin_run(
     data_dir: Path,
     disturbance: rig_sim.Disturbance | None,
 ) -> tuple[dict[str, Any], list[str]]:
-    params = rig_sim.disturbed(None, disturbance) if disturbance is not None else None
+    params = twin_params(settings)
+    if disturbance is not None:
+        params = rig_sim.disturbed(params, disturbance)
     rig = assemble(
         settings.model_copy(update={"data_dir": data_dir}),
         sim=True,
@@ -289,6 +303,7 @@ def twin_of(settings: Settings) -> dict[str, Any]:
     return {
         "equipment_id": settings.equipment_id,
         "thermal_model": "configured" if thermal is not None else "shipped simulation model",
+        "plant": "nominal" if twin_params(settings) is None else "calibrated to [thermal]",
         "identified_at": thermal.identified_at if thermal is not None else None,
     }
 

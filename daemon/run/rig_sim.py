@@ -20,6 +20,7 @@ from drivers.sim.devices import build_sim_machine
 from drivers.sim.faults import FaultInjector, FaultScenario, ScenarioError, load_scenario
 from drivers.sim.invariants import InvariantChecker, grace_for
 from drivers.sim.plant import Plant, PlantParams
+from drivers.sim.plant.calibrate import calibrated
 from drivers.sim.plant.disturb import Disturbance, disturbance, disturbed
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "Plant",
     "PlantParams",
     "ScenarioError",
+    "calibrated",
     "disturbance",
     "disturbed",
     "invariants_for",
