@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from daemon.app import bonderctl
 from daemon.config import MqttSettings, Settings
 from daemon.mes.mqtt import CommandClient
 from daemon.run.predict_worker import NICENESS, PredictWorker
@@ -141,3 +142,16 @@ async def test_the_prediction_runs_in_a_child_at_the_lowest_priority() -> None:
         await worker.close()
     assert doc["verdict"] == "pass"
     assert worker.pids() == []
+
+
+def test_bonderctl_predict_prints_the_prediction(
+    broker: Broker, daemon: Serve, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = bonderctl.main(
+        ["--broker", f"mqtt://127.0.0.1:{broker.port}", "--equipment", EQ,
+         "--timeout", str(TIMEOUT_S), "predict", str(SHORT_HOLD)]
+    )  # fmt: skip
+    out = capsys.readouterr()
+    assert code == 0, out.err  # the command was answered; the verdict is in the text
+    assert "recipe_toml: predicted FAIL (vacuum_film_bond 'twin-short-peak-hold')" in out.out
+    assert "time_above_liquidus              FAIL" in out.out
