@@ -155,3 +155,17 @@ def test_bonderctl_predict_prints_the_prediction(
     assert code == 0, out.err  # the command was answered; the verdict is in the text
     assert "recipe_toml: predicted FAIL (vacuum_film_bond 'twin-short-peak-hold')" in out.out
     assert "time_above_liquidus              FAIL" in out.out
+
+
+async def test_commands_are_answered_while_a_prediction_runs(settings: MqttSettings) -> None:
+    async with connect(settings) as client:
+        slow = asyncio.ensure_future(
+            client.request(
+                "predict", {"recipe_toml": SNPB.read_text(), "seeds": 10}, timeout_s=TIMEOUT_S
+            )
+        )
+        await asyncio.sleep(0.5)  # the prediction is under way in the daemon's child
+        status = await client.request("status", timeout_s=5.0)
+        assert status["ok"] and not slow.done()  # not queued behind the prediction
+        reply = await slow
+    assert reply["ok"] and reply["result"]["recipes"][0]["seeds"]["n"] == 10

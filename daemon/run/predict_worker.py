@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import multiprocessing
 import os
 from typing import Any, Final
@@ -31,6 +32,11 @@ NICENESS: Final = 19  # the lowest priority a process can ask for
 def _low_priority() -> None:
     # os.nice adds to the niceness it inherited; a daemon already at 19 stays there.
     os.nice(max(0, NICENESS - os.nice(0)))
+    # Linux's SCHED_IDLE: run only on CPU nobody else wants, and give it up at once when a
+    # task of any other class wakes. Nice 19 alone still takes a share of a busy core.
+    if hasattr(os, "SCHED_IDLE"):
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     logs.configure("WARNING")
 
 
@@ -66,9 +72,8 @@ class PredictWorker:
         async with self._lock:
             pool = self._ensure()
             try:
-                return await asyncio.wrap_future(
-                    pool.submit(_predict_job, text, source, settings, seeds)
-                )
+                future = pool.submit(_predict_job, text, source, settings, seeds)
+                return await asyncio.wrap_future(future)
             except concurrent.futures.process.BrokenProcessPool:
                 # The child died (killed, out of memory): the next prediction gets a new one.
                 log.error("predict_worker_died")
