@@ -15,7 +15,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import device_poll, hmi_bench, interlock_reaction, reaction_real, serve_bench, virtual
+from bench import (
+    device_poll,
+    hmi_bench,
+    interlock_reaction,
+    predict_bench,
+    predict_error,
+    reaction_real,
+    serve_bench,
+    virtual,
+)
 from daemon.run.virtual import BOND_RECIPES as RECIPES  # the figures are per bond recipe
 
 TRACKING_KEYS = (
@@ -38,6 +47,11 @@ TARGETS: dict[str, tuple[str, float]] = {
     "serve_cpu_pct": ("<=", 5.0),
     "serve_rss_mb": ("<=", 120.0),
     "sim_speedup": (">=", 200.0),
+    "predict_wall_s": ("<=", 1.0),
+    "predict_seeds20_wall_s": ("<=", 15.0),
+    "predict_error_peak_c": ("<=", 1.0),
+    "predict_error_tal_s": ("<=", 2.0),
+    "predict_error_cycle_pct": ("<=", 2.0),
     "device_poll_p95_ms": ("<=", 50.0),
     # Issue 16: the operator station open (a page and 5 more stream clients) during a run.
     "hmi_loop_jitter_p99_ms": ("<=", 2.0),
@@ -58,6 +72,11 @@ FIGURES = (
     "serve_cpu_pct",
     "serve_rss_mb",
     "sim_speedup",
+    "predict_wall_s",
+    "predict_seeds20_wall_s",
+    "predict_error_peak_c",
+    "predict_error_tal_s",
+    "predict_error_cycle_pct",
     "device_poll_ms",
     "device_poll_p95_ms",
     "hmi_loop_jitter_p99_ms",
@@ -227,6 +246,32 @@ class Suite:
             else:
                 self.out["reasons"][key] = "bench.tracking gave no value for any recipe"
 
+    def predict(self) -> None:
+        def run() -> None:
+            res = _call(predict_bench.measure, 1 if self.quick else 3)
+            self.out["predict"] = res
+            self.out["predict_wall_s"] = res["predict_wall_s"]
+            self.out["predict_seeds20_wall_s"] = res["predict_seeds20_wall_s"]
+
+        def error() -> None:
+            # The twin tuned to an off-nominal unit against the unit's runs; the untuned
+            # twin's errors beside it (bench/predict_error.py).
+            res = predict_error.measure()
+            self.out["predict_error"] = res
+            for key in ("peak_c", "tal_s", "cycle_pct"):
+                self.out[f"predict_error_{key}"] = res[f"predict_error_{key}_tuned"]
+
+        self._section(
+            "bonderd predict (one SAC305 bond; 20 seeds)",
+            ("predict_wall_s", "predict_seeds20_wall_s"),
+            run,
+        )
+        self._section(
+            "predict_error: the twin of an off-nominal unit, tuned and untuned",
+            ("predict_error_peak_c", "predict_error_tal_s", "predict_error_cycle_pct"),
+            error,
+        )
+
     def reaction(self) -> None:
         def run() -> None:
             res = _call(interlock_reaction.measure, 1 if self.quick else 3)
@@ -307,6 +352,7 @@ class Suite:
 
     def run(self) -> dict[str, Any]:
         self.recipes()
+        self.predict()
         self.reaction()
         self.reaction_real()
         self.device_poll()

@@ -248,6 +248,18 @@ class PanelGainsSection(_Section):
         return self
 
 
+class LibrarySettings(_Section):
+    """The recipe library's twin gate (docs/predict.md "The twin gate", ADR 0172)."""
+
+    # off: recipes are accepted as validated; warn: every new recipe version is predicted on
+    # the twin and accepted with its prediction; refuse: a predicted failure is rejected,
+    # and a recipe predicted to fail does not start without an engineer's override.
+    twin_gate: Literal["off", "warn", "refuse"] = "warn"
+    # Disturbed seeds per gate prediction (the `yield` of RecipeAccepted.prediction; null
+    # at 0). Each is about a second of a nice-19 core before the recipe is accepted.
+    twin_gate_seeds: Annotated[int, Field(ge=0, le=100)] = 0
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -268,6 +280,7 @@ class Settings(BaseSettings):
     devices: dict[str, DeviceConfig] = Field(default_factory=dict)
     thermal: ThermalSection | None = None
     panel_gains: PanelGainsSection | None = None
+    library: LibrarySettings = Field(default_factory=LibrarySettings)
 
 
 # A plain-model mirror of Settings for checking the file alone: validating a BaseSettings goes

@@ -125,7 +125,11 @@ def write_config(
     extra: str = "",
     mqtt_extra: str = "",
     hmi_extra: str = "",
+    twin_gate: str = "off",
 ) -> Path:
+    # The twin gate is off unless a test asks for it: it predicts every new recipe version
+    # (seconds of a nice-19 core each) before put_recipe answers, which the tests of other
+    # things and the serve bench's watch-folder drops should not wait for or measure.
     base = path.parent
     path.write_text(
         f'equipment_id = "{equipment_id}"\n'
@@ -143,6 +147,8 @@ def write_config(
         "[hmi]\n"
         "port = 0\n"
         f"{hmi_extra}\n"
+        "[library]\n"
+        f'twin_gate = "{twin_gate}"\n'
     )
     return path
 

@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import SecretStr
 
 from daemon.app.o2 import o2_text
+from daemon.app.predict_text import prediction_text
 from daemon.app.tables import print_runs, print_table
 from daemon.config import ConfigError, MqttSettings, load_settings
 from daemon.mes.mqtt import CommandClient, CommandTimeout, is_mqtt_error
@@ -115,6 +116,20 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument(
         "--version", type=int, metavar="N", help="library version (default: the newest)"
     )
+    st.add_argument(
+        "--override-prediction",
+        metavar="WHO_AND_WHY",
+        help="run a recipe the twin predicts to fail (twin_gate = refuse): the engineer "
+        "and the reason, recorded with the run",
+    )
+    pd = add("predict", "predict a recipe on the machine's twin: verdict, margins, cycle time")
+    pd.add_argument("recipe", metavar="RECIPE", help="library name, or a path to a .toml file")
+    pd.add_argument(
+        "--version", type=int, metavar="N", help="library version (default: the newest)"
+    )
+    pd.add_argument(
+        "--seeds", type=int, default=0, metavar="N", help="disturbed seeds, 0 to 100 (default 0)"
+    )
     operator(add("hold", "hold the run at the next step boundary (lamps off)"), "holds")
     operator(add("resume", "resume a held run"), "resumes")
     ab = add("abort", "abort the run into the safe state")
@@ -171,7 +186,19 @@ def _request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
             start["recipe"] = args.recipe
             if args.version is not None:
                 start["version"] = args.version
+        if args.override_prediction:
+            start["override_prediction"] = args.override_prediction
         return "start", start
+    if c == "predict":
+        path = Path(args.recipe)
+        ask: dict[str, Any] = {"seeds": args.seeds}
+        if path.suffix == ".toml" and path.is_file():
+            ask["recipe_toml"] = path.read_text(encoding="utf-8")
+        else:
+            ask["recipe"] = args.recipe
+            if args.version is not None:
+                ask["version"] = args.version
+        return "predict", ask
     if c in ("hold", "resume"):
         return c, ({"operator": args.operator} if args.operator else {})
     if c == "abort":
@@ -269,11 +296,21 @@ def _human(args: argparse.Namespace, r: dict[str, Any]) -> list[str]:
         return [f"state {r.get('state')}"]
     if c in ("take-control", "release-control"):
         return [f"control {r.get('control')}"]
+    if c == "predict":
+        return prediction_text(r["recipes"][0]).rstrip("\n").split("\n")
     if c == "put-recipe":
         what = "added as a new version" if r.get("new_version") else "unchanged (same content)"
-        return [
+        lines = [
             f"recipe {r.get('name')} v{r.get('version')} {what}, sha256 {str(r.get('sha256'))[:12]}"
         ]
+        p = r.get("prediction")
+        if isinstance(p, dict):
+            checks = ", ".join(p.get("failed_checks") or []) or "none"
+            lines.append(
+                f"twin predicts {str(p.get('verdict')).upper()}: cycle {p.get('cycle_s')} s, "
+                f"min margin {p.get('min_margin')}, failing checks: {checks}"
+            )
+        return lines
     # Anything else (a newer daemon's command): its fields, one a line.
     return [f"{k}: {v if not isinstance(v, dict | list) else json.dumps(v)}" for k, v in r.items()]
 

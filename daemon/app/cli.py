@@ -63,6 +63,8 @@ exit codes:
            a safety task failed; 2 configuration invalid (systemd does not restart it)
   emulate  0 stopped; 2 configuration or recipe invalid
   tune     0 model identified; 1 the identification failed; 2 configuration invalid
+  predict  0 every recipe predicted to pass; 1 a predicted failure; 2 a recipe or the
+           configuration invalid
   any      2 usage error (a bad option) or an invalid configuration, naming the key"""
 
 
@@ -232,6 +234,21 @@ def _parser() -> argparse.ArgumentParser:
         "--users-file", type=Path, metavar="FILE", help="default: hmi.users_file of the config"
     )
     config(ua)
+    pr = add("predict", "predict recipes on the machine's twin, before they run (docs/predict.md)")
+    pr.add_argument("recipes", type=Path, nargs="+", metavar="RECIPE", help="recipe files")
+    config(pr)
+    pr.add_argument(
+        "--seeds",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also run on N disturbed machines (noise, chiller, leak, lamps, solder): "
+        "worst margin, Cpk, yield",
+    )
+    pr.add_argument("--json", action="store_true", help="the prediction document on stdout")
+    pr.add_argument(
+        "--report", type=Path, metavar="DIR", help="write the predicted run report(s) into DIR"
+    )
 
     rp = add("report", "write a run's report: one self-contained HTML file with plots")
     rp.add_argument("run_id", metavar="RUN_ID", help="the run (bonderd runs lists them)")
@@ -368,7 +385,8 @@ async def _run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    level = args.log_level or ("WARNING" if args.command in ("run", "tune") else "INFO")
+    quiet = ("run", "tune", "predict")
+    level = args.log_level or ("WARNING" if args.command in quiet else "INFO")
     logs.configure(level)
     try:
         if args.command == "check":
@@ -396,6 +414,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from daemon.app.hmi.user_cli import run as user_cli  # noqa: PLC0415 - argon2 when asked
 
             return user_cli(args, _settings(args))
+        if args.command == "predict":
+            from daemon.app.predict_cli import run as predict  # noqa: PLC0415
+
+            return predict(args)
         if args.command == "serve":
             from daemon.app.serve import run_serve  # noqa: PLC0415 - keeps MQTT out of the others
 

@@ -189,7 +189,7 @@ class Daemon:
                 settings.limits,
                 ctl.on_watch_accepted,
                 ctl.on_watch_rejected,
-                parse=worker.parse,
+                parse=ctl.gated_parse,
             )
             services = {
                 "mqtt": ctl.link.run,
@@ -233,6 +233,8 @@ class Daemon:
                 task.cancel()
             await asyncio.gather(*tasks.values(), monitor_task, return_exceptions=True)
             await worker.close()
+            if self.ctl is not None:
+                await self.ctl.predictor.close()
             db.close()
 
     async def _after_crash(self, ctl: Controller) -> None:

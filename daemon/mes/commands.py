@@ -39,6 +39,9 @@ class StartArgs(Args):
     recipe_toml: str | None = None
     lot_id: str = Field(min_length=1, max_length=64)
     operator: str | None = Field(default=None, max_length=64)
+    # Who runs a recipe the twin predicts to fail, and why (twin_gate = "refuse"): recorded
+    # with the run as the warning `prediction_overridden`.
+    override_prediction: str | None = Field(default=None, min_length=1, max_length=200)
 
     @model_validator(mode="after")
     def _one_recipe(self) -> StartArgs:
@@ -76,6 +79,26 @@ class GetReportArgs(Args):
     run_id: str = Field(min_length=1, max_length=128)
 
 
+PREDICT_MAX_SEEDS: Final = 100  # ~2 min of a nice-19 core on an idle controller
+
+
+class PredictArgs(Args):
+    """``predict``: a library recipe (latest, or ``version``) or a recipe's text."""
+
+    recipe: str | None = Field(default=None, min_length=1, max_length=100, pattern=NAME_PATTERN)
+    version: int | None = Field(default=None, ge=1, le=SQLITE_MAX_INT)
+    recipe_toml: str | None = None
+    seeds: int = Field(default=0, ge=0, le=PREDICT_MAX_SEEDS)
+
+    @model_validator(mode="after")
+    def _one_recipe(self) -> PredictArgs:
+        if (self.recipe is None) == (self.recipe_toml is None):
+            raise ValueError("give exactly one of 'recipe' (a library name) or 'recipe_toml'")
+        if self.version is not None and self.recipe is None:
+            raise ValueError("'version' goes with 'recipe'")
+        return self
+
+
 ARGS: Final[dict[str, type[Args]]] = {
     "start": StartArgs,
     "hold": HoldArgs,
@@ -88,6 +111,7 @@ ARGS: Final[dict[str, type[Args]]] = {
     "ack_alarm": AckAlarmArgs,
     "list_runs": ListRunsArgs,
     "get_report": GetReportArgs,
+    "predict": PredictArgs,
     # Only on `…/cmd/local` (the broker's ACL gives that topic to the machine's operator).
     "take_control": NoArgs,
     "release_control": NoArgs,

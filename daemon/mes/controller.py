@@ -19,7 +19,7 @@ import structlog
 from pydantic import ValidationError
 
 from daemon import __version__
-from daemon.config import Settings
+from daemon.config import Limits, Settings
 from daemon.errors import CommandRefused
 from daemon.machine.monitor import Monitor, Snapshot
 from daemon.mes.commands import (
@@ -32,6 +32,7 @@ from daemon.mes.commands import (
     HoldArgs,
     ListRunsArgs,
     NoArgs,
+    PredictArgs,
     PutRecipeArgs,
     StartArgs,
     encodable,
@@ -41,11 +42,13 @@ from daemon.mes.commands import (
 from daemon.mes.library import LibraryEntry, RecipeLibrary, library_source
 from daemon.mes.mqtt import MqttLink, Origin
 from daemon.mes.outbox import CommandLog, KeyValues, Outbox, safe_text, utc_now
+from daemon.mes.twin_gate import TwinGate, issues, refusal_text
 from daemon.mes.watch_folder import Rejection
 from daemon.recipe.load import LoadedRecipe, RecipeInvalid, parse_recipe
 from daemon.recipe.worker import RecipeWorker
 from daemon.report import write_report
 from daemon.run.executor import Executor
+from daemon.run.predict_worker import PredictWorker
 from daemon.run.rig import Rig
 from daemon.run.run_state import ACTIVE, RunState
 from daemon.safety.safe_state import outputs_off
@@ -57,7 +60,9 @@ log = structlog.get_logger(__name__)
 
 START_TIMEOUT_S: Final = 10.0
 # Read-only: answered in local control too, and in every run state.
-READ_ONLY_COMMANDS: Final = frozenset({"status", "list_recipes", "list_runs", "get_report"})
+READ_ONLY_COMMANDS: Final = frozenset(
+    {"status", "list_recipes", "list_runs", "get_report", "predict"}
+)
 # What the operator station may do only in local control (abort it may always).
 STATION_NEEDS_LOCAL: Final = frozenset({"start", "hold", "resume"})
 REPORTS_DIR: Final = "reports"  # under data_dir: where `get_report` writes the HTML
@@ -118,6 +123,8 @@ class Controller:
     # Where recipes are parsed and validated: a worker process in the daemon (ADR 0140);
     # None parses in-line (tests that construct a controller of their own).
     recipe_worker: RecipeWorker | None = None
+    # Where predictions run: a nice-19 child process, started at the first (ADR 0171).
+    predictor: PredictWorker = field(default_factory=PredictWorker)
     link: MqttLink | None = None
     run_task: asyncio.Task[None] | None = None
     control: Literal["remote", "local"] = "remote"
@@ -126,8 +133,10 @@ class Controller:
     last_result: dict[str, Any] | None = None
     _start_refused: str | None = None
     _run_started: asyncio.Event = field(default_factory=asyncio.Event)
+    gate: TwinGate = field(init=False)
 
     def __post_init__(self) -> None:
+        self.gate = TwinGate(self.settings, self.predictor, self.kv)
         self.control = "local" if self.kv.get("control", "remote") == "local" else "remote"
         self.alarms = list(self.kv.get("alarms", []))
         self.executor.subscribe(self._on_executor_event)
@@ -219,6 +228,8 @@ class Controller:
     # ---- recipes -------------------------------------------------------------------------
     def accept_recipe(self, loaded: LoadedRecipe, source: str) -> LibraryEntry:
         entry = self.library.add(loaded, source)
+        # The twin gate's prediction, made before (gated_parse, _gated): an extra field.
+        extra = {} if self.gate.mode == "off" else {"prediction": self.gate.cached(loaded)}
         self.emit(
             "RecipeAccepted",
             name=entry.name,
@@ -226,6 +237,7 @@ class Controller:
             sha256=entry.sha256,
             source=source,
             new_version=entry.new,
+            **extra,
         )
         return entry
 
@@ -243,6 +255,29 @@ class Controller:
         if self.recipe_worker is None:
             return parse_recipe(data, source, self.settings.limits)
         return await self.recipe_worker.parse(data, source, self.settings.limits)
+
+    async def gated_parse(self, data: bytes, name: str, limits: Limits) -> LoadedRecipe:
+        """The watch folder's parse: validation, then the twin gate; a predicted failure
+        under "refuse" is an invalid recipe (moved to rejected/ with the failing checks)."""
+        if self.recipe_worker is not None:
+            loaded = await self.recipe_worker.parse(data, name, limits)
+        else:
+            loaded = parse_recipe(data, name, limits)
+        prediction = await self.gate.predict(loaded, f"watch:{name}")
+        if self.gate.refuses(prediction):
+            assert prediction is not None
+            raise RecipeInvalid(issues(name, prediction))
+        return loaded
+
+    async def _gated(self, loaded: LoadedRecipe, source: str) -> dict[str, Any] | None:
+        """The twin gate for a recipe about to enter the library; raises predicted_failure."""
+        prediction = await self.gate.predict(loaded, source)
+        if self.gate.refuses(prediction):
+            assert prediction is not None
+            errors = [{"field": i.field, "reason": i.reason} for i in issues(source, prediction)]
+            self.reject_recipe(source, errors)
+            raise CommandError("predicted_failure", refusal_text(prediction))
+        return prediction
 
     async def _parse_inline(self, text: str, source: str) -> LoadedRecipe:
         try:
@@ -388,6 +423,28 @@ class Controller:
             raise CommandError("unknown_run", f"no run {args.run_id!r} in the records") from exc
         return {"run_id": args.run_id, "path": str(path), "html": html}
 
+    async def _cmd_predict(self, args: PredictArgs, _origin: Origin) -> dict[str, Any]:
+        if args.recipe_toml is not None:
+            text, source = args.recipe_toml, "recipe_toml"
+        else:
+            assert args.recipe is not None
+            stored = self.library.text(args.recipe, args.version)
+            if stored is None:
+                which = f" version {args.version}" if args.version else ""
+                raise CommandError(
+                    "unknown_recipe", f"no recipe {args.recipe!r}{which} in the library"
+                )
+            text, version = stored
+            source = library_source(args.recipe, version)
+        try:
+            # Read-only: an invalid text is answered, not recorded as a rejected recipe.
+            await self.parse(text.encode("utf-8"), source)
+        except RecipeInvalid as exc:
+            raise CommandError(
+                "recipe_invalid", "; ".join(f"{i.field}: {i.reason}" for i in exc.issues)
+            ) from exc
+        return await self.predictor.predict(text, source, self.settings, args.seeds)
+
     async def _cmd_put_recipe(self, args: PutRecipeArgs, origin: Origin) -> dict[str, Any]:
         source = "station:put_recipe" if origin == "station" else f"mqtt:{origin}:put_recipe"
         loaded = await self._parse_inline(args.recipe_toml, source)
@@ -400,8 +457,10 @@ class Controller:
             ]
             self.reject_recipe(source, errors)
             raise CommandError("recipe_invalid", f"name: {errors[0]['reason']}")
+        prediction = await self._gated(loaded, source)
         entry = self.accept_recipe(loaded, source)
-        return {**entry.as_dict(), "new_version": entry.new}
+        extra = {} if self.gate.mode == "off" else {"prediction": prediction}
+        return {**entry.as_dict(), "new_version": entry.new, **extra}
 
     async def _cmd_start(self, args: StartArgs, origin: Origin) -> dict[str, Any]:
         if self.executor.state is not RunState.IDLE:
@@ -413,9 +472,12 @@ class Controller:
         refusal = self.executor.start_refusal()
         if refusal is not None:
             raise CommandError("not_allowed", refusal)
+        overridden: str | None = None
         if args.recipe_toml is not None:
-            loaded = await self._parse_inline(args.recipe_toml, f"mqtt:{origin}:start")
-            version = self.accept_recipe(loaded, f"mqtt:{origin}:start").version
+            source = f"mqtt:{origin}:start"
+            loaded = await self._parse_inline(args.recipe_toml, source)
+            overridden = self._start_gate(await self.gate.predict(loaded, source), args)
+            version = self.accept_recipe(loaded, source).version
         else:
             assert args.recipe is not None
             stored = self.library.text(args.recipe, args.version)
@@ -436,6 +498,9 @@ class Controller:
                     f"library recipe {args.recipe!r} no longer passes validation: "
                     + "; ".join(f"{i.field}: {i.reason}" for i in exc.issues),
                 ) from exc
+            if self.gate.mode == "refuse":
+                source = library_source(args.recipe, version)
+                overridden = self._start_gate(await self.gate.predict(loaded, source), args)
         self.rig.prepare(loaded.recipe)
         before = self.executor.run_id
         self.run_task = task = asyncio.create_task(
@@ -457,11 +522,30 @@ class Controller:
                 "not_allowed" if refused else "internal_error",
                 refused or "the run did not start (see the daemon log)",
             )
+        if overridden is not None:
+            self.executor.note("prediction_overridden", overridden)
         return {
             "run_id": self.executor.run_id,
             "recipe": {"name": loaded.recipe.name, "version": version, "sha256": loaded.sha256},
             "lot_id": args.lot_id,
         }
+
+    def _start_gate(self, prediction: dict[str, Any] | None, args: StartArgs) -> str | None:
+        """Under "refuse", a recipe predicted to fail starts only on an engineer's override;
+        returns what the run records of it (None: nothing to record)."""
+        if not self.gate.refuses(prediction):
+            return None
+        assert prediction is not None
+        if args.override_prediction is None:
+            raise CommandError(
+                "predicted_failure",
+                f"start refused: {refusal_text(prediction)}; an engineer may start it anyway "
+                "with override_prediction (who and why, recorded with the run)",
+            )
+        return (
+            f"started against the twin's prediction ({refusal_text(prediction)}) on the "
+            f"override of {args.override_prediction}"
+        )
 
     async def _run(
         self, loaded: LoadedRecipe, lot_id: str, operator: str | None, version: int

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import aiomqtt
 import structlog
@@ -37,6 +37,12 @@ log = structlog.get_logger(__name__)
 Origin = Literal["remote", "local", "station"]
 # handler(payload bytes, origin) -> reply document
 CommandHandler = Callable[[bytes, Origin], Awaitable[dict[str, Any]]]
+
+# Read-only commands that take seconds (the twin's prediction, ADR 0171): answered beside
+# the command stream, so an `abort` or `hold` sent meanwhile is not queued behind them.
+# At most SIDE_COMMANDS_MAX at once; more wait in line (their payloads are up to 1 MiB).
+SIDE_COMMANDS: Final = frozenset({"predict"})
+SIDE_COMMANDS_MAX: Final = 4
 
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 10.0
@@ -235,6 +241,24 @@ class MqttLink:
         return sent
 
     async def _commands(self, client: aiomqtt.Client) -> None:
+        side: set[asyncio.Task[None]] = set()
+        try:
+            await self._command_stream(client, side)
+        finally:
+            for task in side:
+                task.cancel()
+            await asyncio.gather(*side, return_exceptions=True)
+
+    async def _answer(
+        self, client: aiomqtt.Client, message: aiomqtt.Message, payload: bytes, origin: Origin
+    ) -> None:
+        reply = await self._handler(payload, origin)
+        try:
+            await self._reply(client, message, reply)
+        except aiomqtt.MqttError as exc:  # the link broke meanwhile; the MES asks again
+            log.warning("mqtt_side_reply_lost", error=str(exc))
+
+    async def _command_stream(self, client: aiomqtt.Client, side: set[asyncio.Task[None]]) -> None:
         async for message in client.messages:
             topic = str(message.topic)
             origin: Origin = "local" if topic.endswith("/cmd/local") else "remote"
@@ -263,6 +287,13 @@ class MqttLink:
                         f"{MAX_COMMAND_BYTES}",
                     },
                 }
+            elif len(side) < SIDE_COMMANDS_MAX and _command_of(payload) in SIDE_COMMANDS:
+                task = asyncio.create_task(
+                    self._answer(client, message, payload, origin), name="mqtt-side-command"
+                )
+                side.add(task)
+                task.add_done_callback(side.discard)
+                continue
             else:
                 reply = await self._handler(payload, origin)
             await self._reply(client, message, reply)
@@ -335,6 +366,16 @@ def _response_topic_problem(base: str, request: aiomqtt.Message) -> str | None:
         f"response topic {topic!r} is refused: under {family} a reply goes only to "
         f"{base}/reply/<client id>; the command was not executed"
     )
+
+
+def _command_of(payload: bytes) -> Any:
+    if b"predict" not in payload:  # the common case, without parsing the payload twice
+        return None
+    try:
+        doc = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+    return doc.get("command") if isinstance(doc, dict) else None
 
 
 def _command_id_of(payload: bytes) -> Any:

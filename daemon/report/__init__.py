@@ -12,8 +12,10 @@ from daemon.store.records import RunStore, UnknownRun
 __all__ = ["render_report", "write_report"]
 
 
-def write_report(store: RunStore, run_id: str, out_dir: Path) -> Path:
+def write_report(store: RunStore, run_id: str, out_dir: Path, *, prediction: bool = False) -> Path:
     """Write ``<out_dir>/<run_id>.html``; raises :class:`UnknownRun` for an unknown run.
+
+    ``prediction``: the run was on the machine's twin; the page says so everywhere.
 
     Written to a temporary file and renamed, so a reader never sees half a report.
     """
@@ -23,7 +25,7 @@ def write_report(store: RunStore, run_id: str, out_dir: Path) -> Path:
     record = store.get_run(run_id)
     if record is None:
         raise UnknownRun(run_id)
-    html = render_report(record, store.samples(run_id))
+    html = render_report(record, store.samples(run_id), prediction=prediction)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{run_id}.html"
     # Opened exclusively under a name of its own (not mkstemp, whose 0600 would ignore the

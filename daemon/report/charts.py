@@ -146,6 +146,8 @@ def build_charts(
     recipe: AnyRecipe | None,
     samples: Sequence[Sample],
     failure: Failure | None,
+    *,
+    watermark: str = "",
 ) -> list[str]:
     t = [s.t_s for s in samples]
     t_end = max(t[-1] if t else 0.0, *(a.t_s for a in record.alarms), 1.0)
@@ -223,7 +225,7 @@ def build_charts(
         temps.vspans.extend(VSpan(a, b, TAL_SPAN, "", 0.28, "tal") for a, b in tal)
         total = sum(b - a for a, b in tal)
         temps.legend_extra.append((f"above liquidus ({total:.1f} s)", TAL_SPAN))
-    charts.append(temps.render())
+    charts.append(temps.render(watermark))
 
     gas = Chart(
         "Working-space pressure and O2 (log scale)",
@@ -261,7 +263,7 @@ def build_charts(
                 "#8c564b",
             )
         )
-    charts.append(gas.render())
+    charts.append(gas.render(watermark))
 
     zones = max((len(s.lamp_zones_pct) for s in samples), default=0)
     lamps = Chart(
@@ -293,7 +295,7 @@ def build_charts(
             )
     if zones == 0:
         lamps.series.append(Series("mean", t, [s.lamp_pct for s in samples], "#9467bd", 1.4))
-    charts.append(lamps.render())
+    charts.append(lamps.render(watermark))
 
     z_vals = [s.z_um for s in samples if s.z_um is not None]
     if z_vals and max(z_vals) - min(z_vals) >= Z_MOVING_UM:
@@ -307,8 +309,10 @@ def build_charts(
             markers=list(markers),
         )
         zc.series.append(Series("Z position", t, [s.z_um for s in samples], "#17becf", 1.6))
-        charts.append(zc.render())
-    charts += _lead_lift_charts(recipe, samples, t, x_range, steps=steps, markers=markers)
+        charts.append(zc.render(watermark))
+    charts += _lead_lift_charts(
+        recipe, samples, t, x_range, steps=steps, markers=markers, watermark=watermark
+    )
     return charts
 
 
@@ -320,6 +324,7 @@ def _lead_lift_charts(
     *,
     steps: Sequence[VSpan],
     markers: Sequence[Marker],
+    watermark: str,
 ) -> list[str]:
     """Force, UV and the daemon's estimates: drawn only when the trace has them."""
 
@@ -336,7 +341,7 @@ def _lead_lift_charts(
         if isinstance(recipe, LeadLiftRecipe):
             for lim in {s.force_limit_n for s in recipe.steps if isinstance(s, LeadLiftStep)}:
                 fc.hlines.append(HLine(lim, f"force limit {lim:g} N", BAD, "4 3"))
-        out.append(fc.render())
+        out.append(fc.render(watermark))
     doses = [s.uv_dose_mj_cm2 for s in samples]
     if any(d for d in doses):
         uc = chart("UV irradiance and dose", "mW/cm²  /  mJ/cm²", "chart-uv")
@@ -344,7 +349,7 @@ def _lead_lift_charts(
             Series("irradiance (mW/cm²)", t, [s.uv_mw_cm2 for s in samples], "#9467bd", 1.4)
         )
         uc.series.append(Series("dose, cumulative (mJ/cm²)", t, doses, "#2ca02c", 1.8))
-        out.append(uc.render())
+        out.append(uc.render(watermark))
     alphas = [s.cure_conversion for s in samples]
     if any(a for a in alphas):
         cc = chart("Encapsulant: estimated cure conversion", "fraction", "chart-cure")
@@ -354,7 +359,7 @@ def _lead_lift_charts(
                 cc.hlines.append(
                     HLine(c.conversion_target, f"target {c.conversion_target:g}", TG, "4 3")
                 )
-        out.append(cc.render())
+        out.append(cc.render(watermark))
     return out
 
 

@@ -161,10 +161,19 @@ def _kv(rows: Sequence[tuple[str, str]]) -> str:
     return f'<table class="kv">{body}</table>'
 
 
+PREDICTION_MARK: Final = "PREDICTION"
+
+
 def render_report(
-    record: RunRecord, samples: Sequence[Sample], *, generated_at: datetime | None = None
+    record: RunRecord,
+    samples: Sequence[Sample],
+    *,
+    generated_at: datetime | None = None,
+    prediction: bool = False,
 ) -> str:
-    """The whole report page for one run."""
+    """The whole report page for one run; ``prediction`` marks a run of the machine's twin
+    (``bonderd predict``) in the title, the heading and on every chart, so that a page
+    printed or archived on its own cannot be taken for a record of parts."""
     recipe = parse_recorded_recipe(record.recipe_text)
     checks, checks_source = _checks(record, recipe, samples)
     failure = find_failure(record, checks)
@@ -185,11 +194,13 @@ def render_report(
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
         "style-src 'unsafe-inline'; img-src data:\">",
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>Run report {e(record.run_id)} — {e(record.recipe_name)}</title>",
+        f"<title>{PREDICTION_MARK + ' — ' if prediction else ''}Run report "
+        f"{e(record.run_id)} — {e(record.recipe_name)}</title>",
         f"<style>{_CSS}</style></head><body>",
         '<header><div class="in">',
         f'<span class="badge {e(record.state)}" id="verdict">{e(record.state.upper())}</span>',
-        f"<div><h1>{e(record.recipe_name)} v{record.recipe_version} — run {e(record.run_id)}</h1>",
+        f"<div><h1>{PREDICTION_MARK + ' — ' if prediction else ''}"
+        f"{e(record.recipe_name)} v{record.recipe_version} — run {e(record.run_id)}</h1>",
         f'<div class="sub">lot {e(record.lot_id or "—")} · equipment {e(record.equipment_id)} · '
         f"started {e(_time(record.started_at))} · {e(record.reason)}</div></div>",
         "</div></header><main>",
@@ -275,7 +286,11 @@ def render_report(
             '<p class="muted">The stored recipe text cannot be read by this software version: '
             "the charts show the trace without the recipe's limits.</p>"
         )
-    out.extend(build_charts(record, recipe, samples, failure))
+    out.extend(
+        build_charts(
+            record, recipe, samples, failure, watermark=PREDICTION_MARK if prediction else ""
+        )
+    )
     out.append(
         '<p class="muted">Shaded columns are the steps (red: the step that failed; yellow: '
         "an operator hold); pink columns the chip at or above the liquidus; green band the recipe's peak window "

@@ -93,8 +93,10 @@ class Chart:
     legend_extra: list[tuple[str, str]] = field(default_factory=list)  # (label, colour) swatches
     css_id: str = ""
 
-    def render(self) -> str:
-        return _render(self)
+    def render(self, watermark: str = "") -> str:
+        """The SVG; ``watermark`` is written across the plot and after the title (a
+        prediction's report marks every chart, since a chart can be copied on its own)."""
+        return _render(self, watermark)
 
 
 # ---------------------------------------------------------------------------- ticks
@@ -235,7 +237,8 @@ def _legend_rows(chart: Chart) -> list[list[tuple[float, str, str, str]]]:
     return rows
 
 
-def _render(chart: Chart) -> str:
+def _render(chart: Chart, watermark: str = "") -> str:
+    title = f"{chart.title} — {watermark}" if watermark else chart.title
     rows = _legend_rows(chart)
     # Each further legend row moves the plot down and makes the chart taller by as much.
     extra = LEGEND_ROW * (len(rows) - 1)
@@ -263,10 +266,10 @@ def _render(chart: Chart) -> str:
     ident = f' id="{escape(chart.css_id)}"' if chart.css_id else ""
     parts.append(
         f'<svg xmlns="http://www.w3.org/2000/svg"{ident} class="chart" width="{w}" height="{h}" '
-        f'viewBox="0 0 {w} {h}" role="img" aria-label="{escape(chart.title)}" '
+        f'viewBox="0 0 {w} {h}" role="img" aria-label="{escape(title)}" '
         f'font-family="{FONT}" font-size="11">'
     )
-    parts.append(f"<title>{escape(chart.title)}</title>")
+    parts.append(f"<title>{escape(title)}</title>")
     clip = f"clip-{chart.css_id or abs(hash(chart.title))}"
     parts.append(
         f'<defs><clipPath id="{clip}"><rect x="{LEFT}" y="{top}" width="{pw}" height="{ph}"/>'
@@ -377,11 +380,17 @@ def _render(chart: Chart) -> str:
     parts.append(
         f'<rect x="{LEFT}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#8a94a0"/>'
     )
+    if watermark:
+        parts.append(
+            f'<text class="watermark" x="{LEFT + pw / 2:.1f}" y="{top + ph / 2:.1f}" '
+            'text-anchor="middle" dominant-baseline="middle" font-size="40" '
+            f'font-weight="bold" fill="#c0392b" fill-opacity="0.18">{escape(watermark)}</text>'
+        )
 
     # Title and legend along the top.
     parts.append(
         f'<text x="{LEFT}" y="16" font-size="13" font-weight="bold" fill="#1b2733">'
-        f"{escape(chart.title)}</text>"
+        f"{escape(title)}</text>"
     )
     for r, row in enumerate(rows):
         y = LEGEND_ROW * r

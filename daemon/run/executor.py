@@ -447,6 +447,12 @@ class Executor:
         if self.state is not RunState.ABORTING:
             self._fire(Trigger.ABORT)
 
+    def note(self, code: str, message: str) -> None:
+        """A warning recorded with the run in progress (its alarms, events and report), such
+        as an engineer's override of the twin's predicted failure; nothing between runs."""
+        if self.run_id is not None and self.state is not RunState.IDLE:
+            self._alarm(code, "warning", message)
+
     def _alarm(self, code: str, severity: str, message: str) -> None:
         assert self.run_id is not None
         t = round(self.t_run(), 3)

@@ -25,15 +25,21 @@ from drivers.sim.devices import build_sim_machine
 from drivers.sim.faults import FaultInjector, FaultScenario, ScenarioError, load_scenario
 from drivers.sim.invariants import InvariantChecker, grace_for
 from drivers.sim.plant import PanelLayout, Plant, PlantParams
+from drivers.sim.plant.calibrate import calibrated
+from drivers.sim.plant.disturb import Disturbance, disturbance, disturbed
 
 __all__ = [
     "DIO_WATCHDOG_S",
+    "Disturbance",
     "FaultInjector",
     "FaultScenario",
     "InvariantChecker",
     "Plant",
     "PlantParams",
     "ScenarioError",
+    "calibrated",
+    "disturbance",
+    "disturbed",
     "invariants_for",
     "load_scenario",
     "new_plant",

@@ -39,7 +39,7 @@ class PlantCore:
         self._h_chip = p.c_chip_j_k * amb  # enthalpy, J (0 °C solid = 0)
         self._t_comp = amb
         self._t_chuck = amb
-        self._t_fluid = amb
+        self._t_fluid = amb if p.chiller_start_c is None else p.chiller_start_c
         self._tc = dict.fromkeys(TC_CHANNELS, amb)
         self._filament = [0.0] * p.zones
         # A panel of chip sites (panel_thermal.py), None: the single chip above. Per site,

@@ -61,6 +61,9 @@ class PlantParams:
     # −50..200 °C, 2 kW heater, 0.9 kW cooling at +20 °C; ADR 0050), so the cure step can
     # heat the chuck as well as the bond step can chill it.
     chiller_setpoint_c: float = 20.0
+    # The coolant's temperature when the machine is switched on; None = ambient (a bath left
+    # standing). A prediction's disturbances vary it (drivers/sim/plant/disturb.py).
+    chiller_start_c: float | None = None
     chiller_tau_s: float = 20.0  # closed-loop lag of the fluid toward the setpoint
     chiller_ti_s: float = 60.0  # integral time: no steady offset under load
     chiller_cool_max_w: float = 900.0
@@ -218,6 +221,14 @@ class PlantParams:
             raise ValueError(f"PlantParams.zones must be >= 1, got {self.zones}")
         if self.solidus_c > self.liquidus_c:
             raise ValueError("PlantParams.solidus_c must not exceed liquidus_c")
+        start = self.chiller_start_c
+        if (
+            start is not None
+            and not self.chiller_setpoint_min_c <= start <= self.chiller_setpoint_max_c
+        ):
+            raise ValueError(
+                "PlantParams.chiller_start_c must be within the chiller's setpoint range"
+            )
         if self.dio_watchdog_s is not None and not self.dio_watchdog_s > 0:
             raise ValueError("PlantParams.dio_watchdog_s must be > 0 or None")
         for name in ("cure_a2_per_s", "cure_m"):
