@@ -188,3 +188,69 @@ async def test_refuse_starts_a_predicted_failure_only_on_an_engineers_override(
     assert done["result"] == "failed"
     assert [c["check"] for c in done["conformance"] if not c["ok"]] == ["time_above_liquidus"]
     assert ack["ok"], ack
+
+
+async def test_an_abort_is_not_kept_waiting_behind_a_recipe_the_gate_is_predicting(
+    broker: Broker, warning: Serve
+) -> None:
+    settings = MqttSettings(host="127.0.0.1", port=broker.port)
+    async with CommandClient.connect(settings, "bonder-g2") as client:
+        await client.subscribe("events")
+        name = f"snpb-{uuid.uuid4().hex[:8]}"
+        reply = await client.request(
+            "put_recipe", {"name": name, "recipe_toml": named(SNPB, name)}, timeout_s=TIMEOUT_S
+        )
+        assert reply["ok"], reply
+        started = await client.request("start", {"recipe": name, "lot_id": "L-ABORT"})
+        assert started["ok"], started
+        run_id = started["result"]["run_id"]
+
+        # A new recipe version while the run goes on: the gate predicts it on the twin, for a
+        # second or more, before put_recipe answers. The abort sent after it must not wait.
+        other = f"snpb-{uuid.uuid4().hex[:8]}"
+        put = asyncio.create_task(
+            client.request(
+                "put_recipe",
+                {"name": other, "recipe_toml": named(SNPB, other)},
+                timeout_s=TIMEOUT_S,
+            )
+        )
+        await asyncio.sleep(0.2)  # so that put_recipe is on the wire first
+        aborted = await client.request("abort", {"reason": "wrong lot"})
+        assert aborted["ok"], aborted
+        assert aborted["result"]["run_id"] == run_id
+        assert not put.done(), "the abort was answered only after the slow put_recipe"
+        events = await events_until(
+            client, lambda e: e["event"] == "RunCompleted" and e.get("run_id") == run_id
+        )
+        assert events[-1]["result"] == "aborted", events[-1]
+        assert (await put)["ok"]
+        reset = await client.request("reset")
+        assert reset["ok"], reset
+
+
+async def test_an_abort_during_a_start_being_predicted_stops_it_before_it_runs(
+    broker: Broker, warning: Serve
+) -> None:
+    settings = MqttSettings(host="127.0.0.1", port=broker.port)
+    async with CommandClient.connect(settings, "bonder-g2") as client:
+        name = f"snpb-{uuid.uuid4().hex[:8]}"
+        # An inline recipe is new: the gate predicts it before the start can go on.
+        start = asyncio.create_task(
+            client.request(
+                "start",
+                {"recipe_toml": named(SNPB, name), "lot_id": "L-OVERTAKEN"},
+                timeout_s=TIMEOUT_S,
+            )
+        )
+        await asyncio.sleep(0.2)
+        aborted = await client.request("abort", {"reason": "wrong lot"})
+        assert aborted["ok"], aborted
+        assert aborted["result"]["overtook"] == "start"
+        refused = await start
+        assert not refused["ok"]
+        assert refused["error"]["code"] == "not_allowed"
+        assert "overtaken" in refused["error"]["message"]
+        assert "wrong lot" in refused["error"]["message"]
+        status = await client.request("status")
+        assert status["result"]["state"] == "idle", status

@@ -133,6 +133,10 @@ class Controller:
     last_result: dict[str, Any] | None = None
     _start_refused: str | None = None
     _run_started: asyncio.Event = field(default_factory=asyncio.Event)
+    # A start is checked (parsed, predicted) before the run exists; an abort that arrives
+    # meanwhile, on the MQTT side path or from the station, must still stop it (ADR 0174).
+    _start_in_flight: bool = False
+    _abort_during_start: str | None = None
     gate: TwinGate = field(init=False)
 
     def __post_init__(self) -> None:
@@ -472,6 +476,15 @@ class Controller:
         refusal = self.executor.start_refusal()
         if refusal is not None:
             raise CommandError("not_allowed", refusal)
+        if self._start_in_flight:
+            raise CommandError("not_allowed", "start refused: another start is being checked")
+        self._start_in_flight, self._abort_during_start = True, None
+        try:
+            return await self._start_checked(args, origin)
+        finally:
+            self._start_in_flight = False
+
+    async def _start_checked(self, args: StartArgs, origin: Origin) -> dict[str, Any]:
         overridden: str | None = None
         if args.recipe_toml is not None:
             source = f"mqtt:{origin}:start"
@@ -501,6 +514,12 @@ class Controller:
             if self.gate.mode == "refuse":
                 source = library_source(args.recipe, version)
                 overridden = self._start_gate(await self.gate.predict(loaded, source), args)
+        if self._abort_during_start is not None:
+            raise CommandError(
+                "not_allowed",
+                f"start overtaken: an abort arrived while the recipe was being checked "
+                f"({self._abort_during_start}); nothing was started",
+            )
         self.rig.prepare(loaded.recipe)
         before = self.executor.run_id
         self.run_task = task = asyncio.create_task(
@@ -524,6 +543,12 @@ class Controller:
             )
         if overridden is not None:
             self.executor.note("prediction_overridden", overridden)
+        if self._abort_during_start is not None:
+            # The abort came while the run was identifying its devices: it ends the run now,
+            # as it would have had the commands been taken one after the other.
+            self._refusable(
+                lambda: self.executor.abort(self._abort_during_start or "", code="operator_abort")
+            )
         return {
             "run_id": self.executor.run_id,
             "recipe": {"name": loaded.recipe.name, "version": version, "sha256": loaded.sha256},
@@ -579,6 +604,10 @@ class Controller:
     async def _cmd_abort(self, args: AbortArgs, origin: Origin) -> dict[str, Any]:
         who = "the machine's operator" if origin != "remote" else "the MES"
         reason = args.reason or f"aborted by {who}"
+        if self._start_in_flight:
+            self._abort_during_start = reason
+            if self.executor.state is RunState.IDLE:
+                return {"state": self.executor.state.value, "run_id": None, "overtook": "start"}
         self._refusable(lambda: self.executor.abort(reason, code="operator_abort"))
         return {"state": self.executor.state.value, "run_id": self.executor.run_id}
 

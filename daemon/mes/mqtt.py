@@ -259,6 +259,40 @@ class MqttLink:
             log.warning("mqtt_side_reply_lost", error=str(exc))
 
     async def _command_stream(self, client: aiomqtt.Client, side: set[asyncio.Task[None]]) -> None:
+        # Commands are answered one after another, in the order received, by one worker; the
+        # reader stays free meanwhile, so an abort never waits behind a slow command (a
+        # put_recipe or start the twin gate is predicting): it is answered beside it (ADR 0174).
+        queue: asyncio.Queue[tuple[aiomqtt.Message, bytes, Origin]] = asyncio.Queue()
+        handling = False
+
+        async def in_order() -> None:
+            nonlocal handling
+            while True:
+                message, payload, origin = await queue.get()
+                handling = True
+                try:
+                    reply = await self._handler(payload, origin)
+                    try:
+                        await self._reply(client, message, reply)
+                    except aiomqtt.MqttError as exc:  # the link broke; the MES asks again
+                        log.warning("mqtt_reply_lost", error=str(exc))
+                finally:
+                    handling = False
+
+        worker = asyncio.create_task(in_order(), name="mqtt-commands")
+        try:
+            await self._read_commands(client, side, queue, lambda: handling or not queue.empty())
+        finally:
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
+
+    async def _read_commands(
+        self,
+        client: aiomqtt.Client,
+        side: set[asyncio.Task[None]],
+        queue: asyncio.Queue[tuple[aiomqtt.Message, bytes, Origin]],
+        busy: Callable[[], bool],
+    ) -> None:
         async for message in client.messages:
             topic = str(message.topic)
             origin: Origin = "local" if topic.endswith("/cmd/local") else "remote"
@@ -287,15 +321,19 @@ class MqttLink:
                         f"{MAX_COMMAND_BYTES}",
                     },
                 }
-            elif len(side) < SIDE_COMMANDS_MAX and _command_of(payload) in SIDE_COMMANDS:
-                task = asyncio.create_task(
-                    self._answer(client, message, payload, origin), name="mqtt-side-command"
-                )
-                side.add(task)
-                task.add_done_callback(side.discard)
-                continue
             else:
-                reply = await self._handler(payload, origin)
+                command = _command_of(payload)
+                if (len(side) < SIDE_COMMANDS_MAX and command in SIDE_COMMANDS) or (
+                    command == "abort" and busy()
+                ):
+                    task = asyncio.create_task(
+                        self._answer(client, message, payload, origin), name="mqtt-side-command"
+                    )
+                    side.add(task)
+                    task.add_done_callback(side.discard)
+                else:
+                    queue.put_nowait((message, payload, origin))
+                continue
             await self._reply(client, message, reply)
 
     async def _reply(
@@ -369,7 +407,8 @@ def _response_topic_problem(base: str, request: aiomqtt.Message) -> str | None:
 
 
 def _command_of(payload: bytes) -> Any:
-    if b"predict" not in payload:  # the common case, without parsing the payload twice
+    # Only the side path's commands are looked for: the common case is not parsed twice.
+    if b"predict" not in payload and b"abort" not in payload:
         return None
     try:
         doc = json.loads(payload)
