@@ -57,9 +57,12 @@ def test_the_serve_loop_runs_timers_in_order_and_does_io() -> None:
     async def main() -> list[str]:
         order: list[str] = []
         loop = asyncio.get_running_loop()
-        loop.call_later(0.003, order.append, "3 ms")
-        loop.call_later(0.0015, order.append, "1.5 ms")
-        loop.call_later(0.0005, order.append, "0.5 ms")
+        # Due times from one reading of the clock: with call_later each would count from its
+        # own line, and a host busy enough to pause between the lines reorders them itself.
+        now = loop.time()
+        loop.call_at(now + 0.003, order.append, "3 ms")
+        loop.call_at(now + 0.0015, order.append, "1.5 ms")
+        loop.call_at(now + 0.0005, order.append, "0.5 ms")
 
         async def echo(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
             w.write(await r.readline())
