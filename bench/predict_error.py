@@ -18,15 +18,22 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from daemon.config import Settings, ThermalSection
+from daemon.config import ChuckModelSection, Settings, ThermalSection
 from daemon.recipe.load import load_recipe_file, parse_recipe
 from daemon.run.predict import predict
 from daemon.run.rig import PlantParams
-from daemon.run.virtual import BOND_RECIPES, REPO, run_recipe
+from daemon.run.virtual import BOND_RECIPES, REPO, SimRun, run_recipe
+from daemon.thermal.chuck_fit import CHUCK_SETPOINT_C, ChuckModel, ChuckTap, identify_chuck
 from daemon.thermal.fit import identify
 from daemon.thermal.loop import ThermalModel
 from daemon.thermal.source import shipped_sim_model
-from daemon.thermal.tune import DEFAULT_MELT, IdentificationLoop, experiment_recipe
+from daemon.thermal.tune import (
+    CHUCK_STEP_INDEX,
+    DEFAULT_MELT,
+    IdentificationLoop,
+    chuck_recipe,
+    experiment_recipe,
+)
 
 UNIT = REPO / "bench" / "data" / "unit-under-test.toml"
 GOALS = {"peak_c": 1.0, "tal_s": 2.0, "cycle_pct": 2.0}
@@ -57,8 +64,9 @@ def load_unit(path: Path = UNIT) -> PlantParams:
         raise UnitError(f"{path}: plant: {exc}") from exc
 
 
-def identify_unit(unit: PlantParams) -> ThermalModel:
-    """``bonderd tune --sim`` on the unit: its identification run and the fit."""
+def identify_unit(unit: PlantParams) -> tuple[ThermalModel, ChuckModel]:
+    """``bonderd tune --sim`` on the unit: its two runs (the chip's experiment, then the chuck
+    run on the model just identified) and their fits."""
     loop = IdentificationLoop(DEFAULT_MELT)
     settings = Settings.model_construct()
     loaded = parse_recipe(
@@ -76,7 +84,28 @@ def identify_unit(unit: PlantParams) -> ThermalModel:
             )
         )
     assert doc["result"] != "aborted" and loop.done, doc["reason"]
-    return identify(loop.record, DEFAULT_MELT)
+    model = identify(loop.record, DEFAULT_MELT)
+    taps: list[ChuckTap] = []
+
+    def on_event(sim: SimRun, event: str, payload: dict[str, Any]) -> None:
+        if not taps:
+            taps.append(ChuckTap(sim.monitor, CHUCK_STEP_INDEX, CHUCK_SETPOINT_C))
+        taps[0].on_event(event, payload)
+
+    chuck_run = parse_recipe(chuck_recipe(DEFAULT_MELT).encode(), "tune", settings.limits)
+    with tempfile.TemporaryDirectory() as tmp:
+        doc, _ = asyncio.run(
+            run_recipe(
+                chuck_run,
+                Path(tmp),
+                params=unit,
+                thermal_model=model,
+                check_invariants=False,
+                on_event=on_event,
+            )
+        )
+    assert doc["result"] != "aborted", doc["reason"]
+    return model, identify_chuck(taps[0].record)
 
 
 def _actual(path: Path, unit: PlantParams, model: ThermalModel) -> dict[str, Any]:
@@ -110,15 +139,17 @@ def _errors(pred: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
 
 def measure(unit_path: Path = UNIT) -> dict[str, Any]:
     unit = load_unit(unit_path)
-    tuned_model = identify_unit(unit)
+    tuned_model, chuck = identify_unit(unit)
     shipped = shipped_sim_model()
     tuned = Settings.model_construct(
-        thermal=ThermalSection(**dataclasses.asdict(tuned_model), identified_at="bench")
+        thermal=ThermalSection(**dataclasses.asdict(tuned_model), identified_at="bench"),
+        chuck_model=ChuckModelSection(**dataclasses.asdict(chuck), identified_at="bench"),
     )
     untuned = Settings.model_construct()
     out: dict[str, Any] = {
         "unit": str(unit_path.relative_to(REPO)),
         "tuned_model": dataclasses.asdict(tuned_model),
+        "tuned_chuck": dataclasses.asdict(chuck),
         "recipes": {},
     }
     for path in BOND_RECIPES:

@@ -224,6 +224,16 @@ class ThermalSection(_Section):
     identified_at: str = ""  # when and how: "2026-11-22T06:50:00Z bonderd tune --sim"
 
 
+class ChuckModelSection(_Section):
+    """The chuck and its chiller as ``bonderd tune`` saw them in its cold chuck step
+    (daemon/thermal/chuck_fit.py, ADR 0175). Optional: without it the twin's chuck and
+    chiller are the nominal ones; the machine's own runs never read it."""
+
+    cool_rate_k_s: Annotated[float, Field(gt=0.0)]  # the chuck cooling, chiller at capacity
+    lag_s: Annotated[float, Field(gt=0.0)]  # the chuck behind its coolant
+    identified_at: str = ""
+
+
 class PanelGainsSection(_Section):
     """A panel's zone-to-site gain matrix (°C per % of each zone at each instrumented site),
     identified by stepping each zone (docs/panel.md, ADR 0162). With it, a recipe whose
@@ -279,6 +289,7 @@ class Settings(BaseSettings):
     limits: Limits = Field(default_factory=Limits)
     devices: dict[str, DeviceConfig] = Field(default_factory=dict)
     thermal: ThermalSection | None = None
+    chuck_model: ChuckModelSection | None = None
     panel_gains: PanelGainsSection | None = None
     library: LibrarySettings = Field(default_factory=LibrarySettings)
 

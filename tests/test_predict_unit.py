@@ -47,8 +47,12 @@ def test_tuning_the_unit_under_test_makes_the_twin_predict_it() -> None:
     # Untuned (the nominal twin on the off-nominal unit): visibly worse.
     assert out["predict_error_tal_s_untuned"] > 2.0 * max(out["predict_error_tal_s_tuned"], 1.0)
     assert out["predict_error_cycle_pct_untuned"] > 2.0 * out["predict_error_cycle_pct_tuned"]
-    sac = out["recipes"]["sac305-polyimide"]["tuned"]
-    assert sac["cycle_pct"] <= 2.0
+    # Tuned, chip and chuck: the cycle of every bond recipe within 2 % (issue 18's goal);
+    # SnPb's cold chuck is the step the chiller's capacity decides (ADR 0175).
+    assert out["predict_error_cycle_pct_tuned"] <= 2.0
+    for rec in out["recipes"].values():
+        assert rec["tuned"]["verdicts"]["predicted"] == "pass"
+        assert rec["tuned"]["verdicts"]["actual"] == "completed"
 
 
 def test_a_unit_file_with_an_unknown_field_is_refused_naming_it(tmp_path: Path) -> None:

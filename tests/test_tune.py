@@ -15,6 +15,7 @@ from daemon.recipe.load import parse_recipe
 from daemon.run.virtual import run_recipe
 from daemon.thermal.fit import identify
 from daemon.thermal.loop import radiation_term
+from daemon.thermal.source import shipped_sim_chuck
 from daemon.thermal.tune import DEFAULT_MELT, IdentificationLoop, experiment_recipe, replace_section
 from drivers.sim.plant import STEFAN_BOLTZMANN, PlantParams
 
@@ -107,6 +108,11 @@ def test_tune_sim_identifies_the_plant_and_writes_only_its_section(
     settings = load_settings(cfg, required=True)
     assert settings.thermal is not None
     assert settings.thermal.gain_c_s_per_pct == model["gain_c_s_per_pct"]
+    # The chuck run's [chuck_model] beside it: the nominal chuck as the shipped reference.
+    chuck = tomllib.loads(printed)["chuck_model"]
+    assert settings.chuck_model is not None
+    assert settings.chuck_model.cool_rate_k_s == chuck["cool_rate_k_s"]
+    assert chuck["cool_rate_k_s"] == pytest.approx(shipped_sim_chuck()["cool_rate_k_s"], rel=0.01)
 
 
 # Plants that are not the default: a fit tuned to one plant's numbers would miss these.

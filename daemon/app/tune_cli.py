@@ -14,16 +14,25 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from daemon.config import ConfigError, load_settings
+from daemon.config import ConfigError, Settings, load_settings
 from daemon.judge.panel import site_channels
-from daemon.recipe.load import load_recipe_file, parse_recipe
+from daemon.recipe.load import LoadedRecipe, load_recipe_file, parse_recipe
 from daemon.recipe.model import Panel, VacuumFilmBondRecipe
 from daemon.run.rig import assemble
+from daemon.thermal.chuck_fit import CHUCK_SETPOINT_C, ChuckTap, identify_chuck
 from daemon.thermal.fit import TuneError, identify
-from daemon.thermal.loop import ChipLoop, ThermalModel
+from daemon.thermal.loop import ChipLoop, ControllerFactory, ThermalModel
 from daemon.thermal.panel_tune import TuneError as PanelTuneError
 from daemon.thermal.panel_tune import ZoneStepLoop, gains_section_toml
-from daemon.thermal.tune import IdentificationLoop, experiment_recipe, replace_section, section_toml
+from daemon.thermal.tune import (
+    CHUCK_STEP_INDEX,
+    IdentificationLoop,
+    chuck_recipe,
+    chuck_section_toml,
+    experiment_recipe,
+    replace_section,
+    section_toml,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 DEFAULT_CONFIG = Path("/etc/bonderd/bonderd.toml")
@@ -53,32 +62,38 @@ def write_model(path: Path, section: str, header: str = "[thermal]") -> None:
     os.replace(tmp, path)
 
 
-async def identification_run(
-    args: argparse.Namespace, melt: tuple[float, float]
-) -> tuple[dict[str, Any], IdentificationLoop]:
+def _settings(args: argparse.Namespace) -> Settings:
     path = args.config
     settings = load_settings(path or DEFAULT_CONFIG, required=path is not None)
     if args.data_dir is not None:
         settings = settings.model_copy(update={"data_dir": Path(args.data_dir)})
-    loop = IdentificationLoop(melt)
-    loaded = parse_recipe(
-        experiment_recipe(melt, loop.duration_s()).encode(), "bonderd tune", settings.limits
-    )
+    return settings
 
-    def factory(_model: ThermalModel | None, _melt: tuple[float, float] | None) -> ChipLoop:
-        return loop
 
-    # An ordinary run through the interlocks; only the reflow step's lamp loop is the
-    # identification experiment. No model: this run is how the machine gets one.
+async def _run_on_rig(
+    args: argparse.Namespace,
+    loaded: LoadedRecipe,
+    *,
+    thermal_model: ThermalModel | None,
+    factory: ControllerFactory | None = None,
+    tap_step: int | None = None,
+) -> tuple[dict[str, Any], ChuckTap | None]:
+    """One run through the interlocks, assembled as ``bonderd run`` assembles one."""
+    settings = _settings(args)
     rig = assemble(
         settings,
         sim=args.sim,
         speed=args.speed,
         seed=args.seed,
-        thermal_model=None,
+        thermal_model=thermal_model,
         controller_factory=factory,
     )
     rig.prepare(loaded.recipe)
+    tap = None
+    if tap_step is not None:
+        # The chuck step's snapshots, for the chuck and chiller (daemon/thermal/chuck_fit.py).
+        tap = ChuckTap(rig.monitor, tap_step, CHUCK_SETPOINT_C)
+        rig.executor.subscribe(tap.on_event)
     try:
         async with rig.running():
             doc = await rig.executor.run(loaded, lot_id="TUNE", operator="bonderd tune")
@@ -87,7 +102,37 @@ async def identification_run(
     violations = rig.violations(doc)
     if violations:
         raise TuneError(f"simulation invariants violated: {violations}")
+    return doc, tap
+
+
+async def identification_run(
+    args: argparse.Namespace, melt: tuple[float, float]
+) -> tuple[dict[str, Any], IdentificationLoop]:
+    loop = IdentificationLoop(melt)
+    loaded = parse_recipe(
+        experiment_recipe(melt, loop.duration_s()).encode(), "bonderd tune", _settings(args).limits
+    )
+
+    def factory(_model: ThermalModel | None, _melt: tuple[float, float] | None) -> ChipLoop:
+        return loop
+
+    # An ordinary run through the interlocks; only the reflow step's lamp loop is the
+    # identification experiment. No model: this run is how the machine gets one.
+    doc, _ = await _run_on_rig(args, loaded, thermal_model=None, factory=factory)
     return doc, loop
+
+
+async def chuck_run(
+    args: argparse.Namespace, melt: tuple[float, float], model: ThermalModel
+) -> tuple[dict[str, Any], ChuckTap]:
+    """The second run: the cold chuck step, then a short bond on the model just identified
+    (a run of its own: the chip's experiment stays on the chuck it was established on)."""
+    loaded = parse_recipe(
+        chuck_recipe(melt).encode(), "bonderd tune (chuck)", _settings(args).limits
+    )
+    doc, tap = await _run_on_rig(args, loaded, thermal_model=model, tap_step=CHUCK_STEP_INDEX)
+    assert tap is not None
+    return doc, tap
 
 
 def _panel_text(panel: Panel) -> str:
@@ -179,11 +224,22 @@ async def run(args: argparse.Namespace) -> int:
     except TuneError as exc:
         print(f"bonderd tune: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    chuck_doc, tap = await chuck_run(args, melt, model)
+    if chuck_doc["result"] == "aborted":
+        print(f"bonderd tune: the chuck run did not finish: {chuck_doc['reason']}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        chuck = identify_chuck(tap.record)
+    except TuneError as exc:
+        print(f"bonderd tune: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     how = "bonderd tune --sim" if args.sim else "bonderd tune"
     section = section_toml(model, f"{stamp} {how} (run {doc['run_id']})")
-    sys.stdout.write(section)
+    chuck_section = chuck_section_toml(chuck, f"{stamp} {how} (run {chuck_doc['run_id']})")
+    sys.stdout.write(section + "\n" + chuck_section)
     if args.write:
         write_model(args.config, section)
-        print(f"bonderd tune: [thermal] written to {args.config}", file=sys.stderr)
+        write_model(args.config, chuck_section, "[chuck_model]")
+        print(f"bonderd tune: [thermal], [chuck_model] written to {args.config}", file=sys.stderr)
     return EXIT_OK

@@ -35,7 +35,7 @@ from daemon.recipe.load import LoadedRecipe, parse_recipe
 from daemon.run import rig_sim
 from daemon.run.rig import assemble
 from daemon.store.records import RunStore
-from daemon.thermal.source import model_of, shipped_sim_model
+from daemon.thermal.source import chuck_model_of, model_of, shipped_sim_chuck, shipped_sim_model
 from drivers.clock import VirtualClock
 
 SCHEMA_VERSION: Final = 1
@@ -57,13 +57,21 @@ class TwinRun:
 
 
 def twin_params(settings: Settings) -> rig_sim.PlantParams | None:
-    """The twin's plant: nominal, or calibrated to the machine's ``[thermal]`` model by its
-    ratios to the model identified on the nominal plant (drivers/sim/plant/calibrate.py)."""
-    if settings.thermal is None:
-        return None
-    identified = dataclasses.asdict(model_of(settings.thermal))
-    reference = dataclasses.asdict(shipped_sim_model())
-    return None if identified == reference else rig_sim.calibrated(None, identified, reference)
+    """The twin's plant: nominal, or calibrated to the machine's ``[thermal]`` model and its
+    ``[chuck_model]`` by their ratios to the same identification on the nominal plant
+    (drivers/sim/plant/calibrate.py)."""
+    params: rig_sim.PlantParams | None = None
+    if settings.thermal is not None:
+        identified = dataclasses.asdict(model_of(settings.thermal))
+        reference = dataclasses.asdict(shipped_sim_model())
+        if identified != reference:
+            params = rig_sim.calibrated(None, identified, reference)
+    if settings.chuck_model is not None:
+        chuck = chuck_model_of(settings.chuck_model)
+        chuck_ref = shipped_sim_chuck()
+        if chuck != chuck_ref:
+            params = rig_sim.chuck_calibrated(params, chuck, chuck_ref)
+    return params
 
 
 def _round(v: Any) -> Any:
@@ -297,13 +305,27 @@ def predict(
     return out
 
 
+def _plant_of(settings: Settings) -> str:
+    if twin_params(settings) is None:
+        return "nominal"
+    parts = []
+    thermal, chuck = settings.thermal, settings.chuck_model
+    if thermal is not None and dataclasses.asdict(model_of(thermal)) != dataclasses.asdict(
+        shipped_sim_model()
+    ):
+        parts.append("[thermal]")
+    if chuck is not None and chuck_model_of(chuck) != shipped_sim_chuck():
+        parts.append("[chuck_model]")
+    return "calibrated to " + " and ".join(parts)
+
+
 def twin_of(settings: Settings) -> dict[str, Any]:
     """What the twin is built from, for the document's reader."""
     thermal = settings.thermal
     return {
         "equipment_id": settings.equipment_id,
         "thermal_model": "configured" if thermal is not None else "shipped simulation model",
-        "plant": "nominal" if twin_params(settings) is None else "calibrated to [thermal]",
+        "plant": _plant_of(settings),
         "identified_at": thermal.identified_at if thermal is not None else None,
     }
 

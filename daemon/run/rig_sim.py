@@ -25,7 +25,7 @@ from drivers.sim.devices import build_sim_machine
 from drivers.sim.faults import FaultInjector, FaultScenario, ScenarioError, load_scenario
 from drivers.sim.invariants import InvariantChecker, grace_for
 from drivers.sim.plant import PanelLayout, Plant, PlantParams
-from drivers.sim.plant.calibrate import calibrated
+from drivers.sim.plant.calibrate import calibrated, chuck_calibrated
 from drivers.sim.plant.disturb import Disturbance, disturbance, disturbed
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "PlantParams",
     "ScenarioError",
     "calibrated",
+    "chuck_calibrated",
     "disturbance",
     "disturbed",
     "invariants_for",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from daemon.config import ConfigError, Settings, ThermalSection, load_settings
+from daemon.config import ChuckModelSection, ConfigError, Settings, ThermalSection, load_settings
 from daemon.thermal.loop import ThermalModel
 
 SIM_CONFIG = Path(__file__).resolve().parents[2] / "config" / "sim.toml"
@@ -26,6 +26,20 @@ def shipped_sim_model() -> ThermalModel:
     if section is None:
         raise ConfigError(f"{SIM_CONFIG}: no [thermal] section: run bonderd tune --sim --write")
     return model_of(section)
+
+
+def chuck_model_of(section: ChuckModelSection) -> dict[str, float]:
+    """The ``[chuck_model]`` values the twin is calibrated by (ADR 0175)."""
+    return section.model_dump(exclude={"identified_at"})
+
+
+def shipped_sim_chuck() -> dict[str, float]:
+    """The cold chuck step ``bonderd tune --sim`` measured on the nominal plant, stored in
+    config/sim.toml beside its ``[thermal]``: the reference of the twin's chuck and chiller."""
+    section = load_settings(SIM_CONFIG, required=True).chuck_model
+    if section is None:
+        raise ConfigError(f"{SIM_CONFIG}: no [chuck_model] section: run bonderd tune --sim")
+    return chuck_model_of(section)
 
 
 def configured_model(settings: Settings, *, sim: bool) -> ThermalModel | None:

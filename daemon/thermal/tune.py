@@ -17,6 +17,7 @@ The fit is daemon/thermal/fit.py (ADR 0064).
 
 from __future__ import annotations
 
+from daemon.thermal.chuck_fit import CHUCK_SETPOINT_C, ChuckModel
 from daemon.thermal.fit import Record, fit_linear
 from daemon.thermal.loop import ChipController, ChipLoop, Profile, ThermalModel
 
@@ -193,18 +194,61 @@ def loop_factory(melt: tuple[float, float]) -> tuple[IdentificationLoop, object]
 
 # SAC305: the solder on the simulated plant and on the tuning coupon (docs/thermal-control.md).
 DEFAULT_MELT = (217.0, 220.0)
+# The chip's experiment runs on this chuck (the fit's accuracy on other plants,
+# tests/test_tune.py, was established there, and moves when the chuck does).
+EXPERIMENT_CHUCK_C = 25.0
+# The chuck run's chuck_stabilize, its first step: the chuck and chiller's own phase.
+CHUCK_STEP_INDEX = 0
+# The chuck run's reflow: an ordinary profile on the model just identified, held briefly.
+CHUCK_RUN_HOLD_S = 5.0
+_EXPERIMENT_HEADER = """\
+# bonderd tune: identification of the chip's thermal model (daemon/thermal/tune.py). The reflow
+# step's lamps follow the identification experiment, not this profile.
+"""
+_CHUCK_RUN_HEADER = """\
+# bonderd tune, second run: the chuck and its chiller (daemon/thermal/chuck_fit.py). A cold
+# chuck step the chiller takes at full capacity, then a bond on the chip model just identified.
+"""
 
 
 def experiment_recipe(melt: tuple[float, float], hold: float) -> str:
     """A lamp experiment of ``hold`` seconds as a vacuum-film bond recipe (TOML text)."""
+    return _tune_recipe(
+        melt,
+        hold,
+        EXPERIMENT_CHUCK_C,
+        _EXPERIMENT_HEADER,
+        "bonderd-tune",
+        "thermal model identification",
+    )
+
+
+def chuck_recipe(melt: tuple[float, float]) -> str:
+    """The chuck run: a cold chuck step (``CHUCK_SETPOINT_C``), then a short bond."""
+    return _tune_recipe(
+        melt,
+        CHUCK_RUN_HOLD_S,
+        CHUCK_SETPOINT_C,
+        _CHUCK_RUN_HEADER,
+        "bonderd-tune-chuck",
+        "chuck and chiller identification",
+    )
+
+
+def _tune_recipe(  # noqa: PLR0917 - the recipe's few variable parts
+    melt: tuple[float, float],
+    hold: float,
+    chuck_c: float,
+    header: str,
+    name: str,
+    description: str,
+) -> str:
     solidus, liquidus = melt
     peak = liquidus + PEAK_OVER_LIQUIDUS_C
     return f"""\
-# bonderd tune: identification of the chip's thermal model (daemon/thermal/tune.py). The reflow
-# step's lamps follow the identification experiment, not this profile.
-kind = "vacuum_film_bond"
-name = "bonderd-tune"
-description = "thermal model identification"
+{header}kind = "vacuum_film_bond"
+name = "{name}"
+description = "{description}"
 
 [materials.solder]
 name = "tuning coupon"
@@ -222,7 +266,7 @@ o2_max_partial_mbar = 0.05
 
 [[steps]]
 type = "chuck_stabilize"
-setpoint_c = 25.0
+setpoint_c = {chuck_c!r}
 tolerance_c = 1.0
 settle_s = 5.0
 timeout_s = 300.0
@@ -281,6 +325,19 @@ def section_toml(model: ThermalModel, identified_at: str) -> str:
         f"filament_tau_s = {model.filament_tau_s:.4g}\n"
         f"tc_tau_s = {model.tc_tau_s:.4g}\n"
         f"radiation_c_s_per_1e10_k4 = {model.radiation_c_s_per_1e10_k4:.4g}\n"
+        f'identified_at = "{identified_at}"\n'
+    )
+
+
+def chuck_section_toml(chuck: ChuckModel, identified_at: str) -> str:
+    """The ``[chuck_model]`` section, as bonderd tune prints it (ADR 0175)."""
+    return (
+        "[chuck_model]\n"
+        "# The chuck and its chiller in bonderd tune's cold chuck step (docs/predict.md): the\n"
+        "# chuck's cooling rate with the chiller at full capacity, K/s, and its lag behind the\n"
+        "# coolant, s. Only the twin reads it.\n"
+        f"cool_rate_k_s = {chuck.cool_rate_k_s:.5g}\n"
+        f"lag_s = {chuck.lag_s:.4g}\n"
         f'identified_at = "{identified_at}"\n'
     )
 

@@ -11,8 +11,14 @@ small bias on the nominal plant cancels: the model of the nominal plant gives th
 plant back exactly. The chip's heat capacity stays nominal: tuning cannot observe it apart
 from the rest, and the chip node's behaviour does not depend on how it is split.
 
-What tuning does not identify (the component and chuck, the chiller, the gas) stays nominal:
-a twin can only be as good as what was measured on the machine.
+The chuck and its chiller are calibrated the same way from the tune run's cold chuck step
+(``[chuck_model]``, daemon/thermal/chuck_fit.py, ADR 0175): the chiller's cooling capacity
+by the ratio of the chuck's saturated cooling rates, the chuck–coolant conductance by the
+inverse ratio of the chuck's lags. The chuck's and the coolant's heat capacities stay
+nominal: a cold step sees them only together with the capacity.
+
+What tuning does not identify (the component, the gas) stays nominal: a twin can only be as
+good as what was measured on the machine.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from typing import Final
 
 from drivers.sim.plant.params import PlantParams
 
-__all__ = ["calibrated"]
+__all__ = ["calibrated", "chuck_calibrated"]
 
 # A share or emissivity scaled past this would be unphysical; the ratio is capped there.
 _MAX_FRACTION: Final = 0.99
@@ -58,4 +64,21 @@ def calibrated(
         chip_emissivity=min(p.chip_emissivity * r("radiation_c_s_per_1e10_k4"), _MAX_FRACTION),
         filament_tau_s=p.filament_tau_s * r("filament_tau_s"),
         tc_tau_chip_s=p.tc_tau_chip_s * r("tc_tau_s"),
+    )
+
+
+def chuck_calibrated(
+    params: PlantParams | None, identified: Mapping[str, float], reference: Mapping[str, float]
+) -> PlantParams:
+    """``params`` (default nominal) with its chiller and chuck scaled to ``identified``,
+    given the ``reference`` cold-step measurement on ``params`` itself (keys of
+    ``ChuckModel``: ``cool_rate_k_s``, ``lag_s``)."""
+    p = params if params is not None else PlantParams()
+    if dict(identified) == dict(reference):
+        return p
+    return dataclasses.replace(
+        p,
+        chiller_cool_max_w=p.chiller_cool_max_w * _ratio(identified, reference, "cool_rate_k_s"),
+        # A longer lag is a chuck that takes its coolant's temperature more slowly.
+        g_chuck_fluid_flow_w_k=p.g_chuck_fluid_flow_w_k / _ratio(identified, reference, "lag_s"),
     )

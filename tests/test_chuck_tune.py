@@ -1,0 +1,58 @@
+"""bonderd tune's cold chuck step identifies the chuck and its chiller (ADR 0175).
+
+On the unit under test (bench/data/unit-under-test.toml: chiller capacity −20 %, chuck and
+coolant as nominal), the identified cooling rate falls with the chiller's capacity and the
+twin calibrated by it is given the unit's chiller within a stated tolerance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from bench.predict_error import identify_unit, load_unit
+from daemon.config import ChuckModelSection, Settings
+from daemon.run.predict import twin_of, twin_params
+from daemon.run.rig_sim import chuck_calibrated
+from daemon.thermal.chuck_fit import ChuckRecord, identify_chuck
+from daemon.thermal.fit import TuneError
+from daemon.thermal.source import shipped_sim_chuck
+from drivers.sim.plant import PlantParams
+
+# The ratio of saturated cooling rates stands for the ratio of chiller capacities; the
+# coolant's ambient gain and the hold's last seconds off the limit bias it by a few percent.
+CAPACITY_TOLERANCE = 0.06
+LAG_TOLERANCE = 0.05
+
+
+def test_the_shipped_reference_is_what_tune_measures_on_the_nominal_plant() -> None:
+    _, chuck = identify_unit(PlantParams())
+    ref = shipped_sim_chuck()
+    assert chuck.cool_rate_k_s == pytest.approx(ref["cool_rate_k_s"], rel=1e-4)
+    assert chuck.lag_s == pytest.approx(ref["lag_s"], rel=1e-3)
+    # The nominal chuck gives the nominal plant back: runs without a [chuck_model] unchanged.
+    assert chuck_calibrated(None, ref, ref) == PlantParams()
+
+
+def test_a_tune_on_the_unit_recovers_its_chiller_and_chuck() -> None:
+    unit = load_unit()
+    _, chuck = identify_unit(unit)
+    settings = Settings.model_construct(
+        chuck_model=ChuckModelSection(**dataclasses.asdict(chuck), identified_at="test")
+    )
+    twin = twin_params(settings)
+    assert twin is not None
+    assert twin.chiller_cool_max_w == pytest.approx(unit.chiller_cool_max_w, rel=CAPACITY_TOLERANCE)
+    assert twin.g_chuck_fluid_flow_w_k == pytest.approx(
+        unit.g_chuck_fluid_flow_w_k, rel=LAG_TOLERANCE
+    )
+    assert twin_of(settings)["plant"] == "calibrated to [chuck_model]"
+
+
+def test_a_chuck_step_too_short_to_tell_is_refused_saying_why() -> None:
+    rec = ChuckRecord(setpoint_c=15.0, t=[0.0, 1.0], chuck=[16.0, 15.5], fluid=[14.0, 14.0])
+    with pytest.raises(TuneError, match="chuck step: 0 samples with the chiller at full"):
+        identify_chuck(rec)
+    with pytest.raises(TuneError, match="no samples"):
+        identify_chuck(ChuckRecord())
