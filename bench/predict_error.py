@@ -23,14 +23,17 @@ from daemon.recipe.load import load_recipe_file, parse_recipe
 from daemon.run.predict import predict
 from daemon.run.rig import PlantParams
 from daemon.run.virtual import BOND_RECIPES, REPO, SimRun, run_recipe
-from daemon.thermal.chuck_fit import CHUCK_SETPOINT_C, ChuckModel, ChuckTap, identify_chuck
+from daemon.thermal.chuck_fit import CHUCK_SETPOINT_C, ChuckTap, identify_chuck
+from daemon.thermal.component_fit import identify_component
 from daemon.thermal.fit import identify
 from daemon.thermal.loop import ThermalModel
 from daemon.thermal.source import shipped_sim_model
 from daemon.thermal.tune import (
     CHUCK_STEP_INDEX,
     DEFAULT_MELT,
+    EXPERIMENT_CHUCK_C,
     IdentificationLoop,
+    chuck_keys,
     chuck_recipe,
     experiment_recipe,
 )
@@ -64,7 +67,7 @@ def load_unit(path: Path = UNIT) -> PlantParams:
         raise UnitError(f"{path}: plant: {exc}") from exc
 
 
-def identify_unit(unit: PlantParams) -> tuple[ThermalModel, ChuckModel]:
+def identify_unit(unit: PlantParams) -> tuple[ThermalModel, dict[str, float]]:
     """``bonderd tune --sim`` on the unit: its two runs (the chip's experiment, then the chuck
     run on the model just identified) and their fits."""
     loop = IdentificationLoop(DEFAULT_MELT)
@@ -105,7 +108,8 @@ def identify_unit(unit: PlantParams) -> tuple[ThermalModel, ChuckModel]:
             )
         )
     assert doc["result"] != "aborted", doc["reason"]
-    return model, identify_chuck(taps[0].record)
+    component = identify_component(loop.record, EXPERIMENT_CHUCK_C)
+    return model, chuck_keys(identify_chuck(taps[0].record), component)
 
 
 def _actual(path: Path, unit: PlantParams, model: ThermalModel) -> dict[str, Any]:
@@ -143,13 +147,13 @@ def measure(unit_path: Path = UNIT) -> dict[str, Any]:
     shipped = shipped_sim_model()
     tuned = Settings.model_construct(
         thermal=ThermalSection(**dataclasses.asdict(tuned_model), identified_at="bench"),
-        chuck_model=ChuckModelSection(**dataclasses.asdict(chuck), identified_at="bench"),
+        chuck_model=ChuckModelSection(**chuck, identified_at="bench"),
     )
     untuned = Settings.model_construct()
     out: dict[str, Any] = {
         "unit": str(unit_path.relative_to(REPO)),
         "tuned_model": dataclasses.asdict(tuned_model),
-        "tuned_chuck": dataclasses.asdict(chuck),
+        "tuned_chuck": chuck,
         "recipes": {},
     }
     for path in BOND_RECIPES:

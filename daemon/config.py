@@ -231,6 +231,10 @@ class ChuckModelSection(_Section):
 
     cool_rate_k_s: Annotated[float, Field(gt=0.0)]  # the chuck cooling, chiller at capacity
     lag_s: Annotated[float, Field(gt=0.0)]  # the chuck behind its coolant
+    # The component's couplings per its heat capacity, from the chip experiment's phase A
+    # (daemon/thermal/component_fit.py, ADR 0176); absent: the twin's component is nominal.
+    component_from_chip_per_s: Annotated[float, Field(gt=0.0)] | None = None
+    component_to_chuck_per_s: Annotated[float, Field(gt=0.0)] | None = None
     identified_at: str = ""
 
 

@@ -1,13 +1,13 @@
-"""bonderd tune's cold chuck step identifies the chuck and its chiller (ADR 0175).
+"""bonderd tune identifies the chuck side: chuck and chiller from its chuck run (ADR 0175),
+the component's couplings from the chip experiment's phase A (ADR 0176).
 
-On the unit under test (bench/data/unit-under-test.toml: chiller capacity −20 %, chuck and
-coolant as nominal), the identified cooling rate falls with the chiller's capacity and the
-twin calibrated by it is given the unit's chiller within a stated tolerance.
+On the unit under test (bench/data/unit-under-test.toml: chiller capacity −20 %, component
++20 % heavier and 15 % looser on the chuck, chuck and coolant as nominal) the twin
+calibrated by what tune identified gets the unit's chiller and, on the twin's own heat
+scale, its component, within stated tolerances.
 """
 
 from __future__ import annotations
-
-import dataclasses
 
 import pytest
 
@@ -24,13 +24,16 @@ from drivers.sim.plant import PlantParams
 # coolant's ambient gain and the hold's last seconds off the limit bias it by a few percent.
 CAPACITY_TOLERANCE = 0.06
 LAG_TOLERANCE = 0.05
+# The component's couplings per its capacity: the equation-error fit over phase A.
+COMPONENT_TOLERANCE = 0.03
 
 
 def test_the_shipped_reference_is_what_tune_measures_on_the_nominal_plant() -> None:
     _, chuck = identify_unit(PlantParams())
     ref = shipped_sim_chuck()
-    assert chuck.cool_rate_k_s == pytest.approx(ref["cool_rate_k_s"], rel=1e-4)
-    assert chuck.lag_s == pytest.approx(ref["lag_s"], rel=1e-3)
+    assert chuck.keys() == ref.keys()
+    for key, value in chuck.items():
+        assert value == pytest.approx(ref[key], rel=1e-4), key
     # The nominal chuck gives the nominal plant back: runs without a [chuck_model] unchanged.
     assert chuck_calibrated(None, ref, ref) == PlantParams()
 
@@ -39,7 +42,7 @@ def test_a_tune_on_the_unit_recovers_its_chiller_and_chuck() -> None:
     unit = load_unit()
     _, chuck = identify_unit(unit)
     settings = Settings.model_construct(
-        chuck_model=ChuckModelSection(**dataclasses.asdict(chuck), identified_at="test")
+        chuck_model=ChuckModelSection(**chuck, identified_at="test")
     )
     twin = twin_params(settings)
     assert twin is not None
@@ -48,6 +51,14 @@ def test_a_tune_on_the_unit_recovers_its_chiller_and_chuck() -> None:
         unit.g_chuck_fluid_flow_w_k, rel=LAG_TOLERANCE
     )
     assert twin_of(settings)["plant"] == "calibrated to [chuck_model]"
+    # The component per its capacity, as the unit's: its couplings to chip and chuck.
+    for g_twin, g_unit in (
+        (twin.g_chip_comp_vac_w_k, unit.g_chip_comp_vac_w_k),
+        (twin.g_comp_chuck_clamped_w_k, unit.g_comp_chuck_clamped_w_k),
+    ):
+        assert g_twin / twin.c_component_j_k == pytest.approx(
+            g_unit / unit.c_component_j_k, rel=COMPONENT_TOLERANCE
+        )
 
 
 def test_a_chuck_step_too_short_to_tell_is_refused_saying_why() -> None:

@@ -53,6 +53,9 @@ def test_tuning_the_unit_under_test_makes_the_twin_predict_it() -> None:
     for rec in out["recipes"].values():
         assert rec["tuned"]["verdicts"]["predicted"] == "pass"
         assert rec["tuned"]["verdicts"]["actual"] == "completed"
+        # Every check's value, the component side's too (ADR 0176), within 2 of its unit
+        # (°C, s, °C/s, ...) of what the unit's run measured; untuned they err by 5-9.
+        assert max(rec["tuned"]["checks"].values()) <= 2.0, rec["tuned"]["checks"]
 
 
 def test_a_unit_file_with_an_unknown_field_is_refused_naming_it(tmp_path: Path) -> None:

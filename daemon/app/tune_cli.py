@@ -20,12 +20,14 @@ from daemon.recipe.load import LoadedRecipe, load_recipe_file, parse_recipe
 from daemon.recipe.model import Panel, VacuumFilmBondRecipe
 from daemon.run.rig import assemble
 from daemon.thermal.chuck_fit import CHUCK_SETPOINT_C, ChuckTap, identify_chuck
+from daemon.thermal.component_fit import identify_component
 from daemon.thermal.fit import TuneError, identify
 from daemon.thermal.loop import ChipLoop, ControllerFactory, ThermalModel
 from daemon.thermal.panel_tune import TuneError as PanelTuneError
 from daemon.thermal.panel_tune import ZoneStepLoop, gains_section_toml
 from daemon.thermal.tune import (
     CHUCK_STEP_INDEX,
+    EXPERIMENT_CHUCK_C,
     IdentificationLoop,
     chuck_recipe,
     chuck_section_toml,
@@ -230,13 +232,16 @@ async def run(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     try:
         chuck = identify_chuck(tap.record)
+        component = identify_component(loop.record, EXPERIMENT_CHUCK_C)
     except TuneError as exc:
         print(f"bonderd tune: {exc}", file=sys.stderr)
         return EXIT_FAILED
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     how = "bonderd tune --sim" if args.sim else "bonderd tune"
     section = section_toml(model, f"{stamp} {how} (run {doc['run_id']})")
-    chuck_section = chuck_section_toml(chuck, f"{stamp} {how} (run {chuck_doc['run_id']})")
+    chuck_section = chuck_section_toml(
+        chuck, component, f"{stamp} {how} (run {chuck_doc['run_id']})"
+    )
     sys.stdout.write(section + "\n" + chuck_section)
     if args.write:
         write_model(args.config, section)

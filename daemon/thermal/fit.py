@@ -116,6 +116,16 @@ def _trap(t: Sequence[float], v: Sequence[float], a: int, b: int) -> float:
     return sum((t[i + 1] - t[i]) * (v[i] + v[i + 1]) * 0.5 for i in range(a, b))
 
 
+def trapezoid(t: Sequence[float], v: Sequence[float], a: int, b: int) -> float:
+    """The integral of ``v`` over ``t[a]..t[b]`` (trapezoids)."""
+    return _trap(t, v, a, b)
+
+
+def windows(t: Sequence[float], width_s: float) -> list[tuple[int, int]]:
+    """Consecutive (start, end) index spans of at least ``width_s`` seconds."""
+    return _windows(t, width_s)
+
+
 def _windows(
     t: Sequence[float],
     width_s: float,

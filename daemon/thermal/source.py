@@ -30,7 +30,7 @@ def shipped_sim_model() -> ThermalModel:
 
 def chuck_model_of(section: ChuckModelSection) -> dict[str, float]:
     """The ``[chuck_model]`` values the twin is calibrated by (ADR 0175)."""
-    return section.model_dump(exclude={"identified_at"})
+    return {k: v for k, v in section.model_dump(exclude={"identified_at"}).items() if v is not None}
 
 
 def shipped_sim_chuck() -> dict[str, float]:

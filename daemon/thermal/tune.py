@@ -18,6 +18,7 @@ The fit is daemon/thermal/fit.py (ADR 0064).
 from __future__ import annotations
 
 from daemon.thermal.chuck_fit import CHUCK_SETPOINT_C, ChuckModel
+from daemon.thermal.component_fit import ComponentModel
 from daemon.thermal.fit import Record, fit_linear
 from daemon.thermal.loop import ChipController, ChipLoop, Profile, ThermalModel
 
@@ -329,15 +330,28 @@ def section_toml(model: ThermalModel, identified_at: str) -> str:
     )
 
 
-def chuck_section_toml(chuck: ChuckModel, identified_at: str) -> str:
-    """The ``[chuck_model]`` section, as bonderd tune prints it (ADR 0175)."""
+def chuck_keys(chuck: ChuckModel, component: ComponentModel) -> dict[str, float]:
+    """The ``[chuck_model]`` values of both fits (ADR 0175, 0176)."""
+    return {
+        "cool_rate_k_s": chuck.cool_rate_k_s,
+        "lag_s": chuck.lag_s,
+        "component_from_chip_per_s": component.from_chip_per_s,
+        "component_to_chuck_per_s": component.to_chuck_per_s,
+    }
+
+
+def chuck_section_toml(chuck: ChuckModel, component: ComponentModel, identified_at: str) -> str:
+    """The ``[chuck_model]`` section, as bonderd tune prints it (ADR 0175, 0176)."""
     return (
         "[chuck_model]\n"
-        "# The chuck and its chiller in bonderd tune's cold chuck step (docs/predict.md): the\n"
-        "# chuck's cooling rate with the chiller at full capacity, K/s, and its lag behind the\n"
-        "# coolant, s. Only the twin reads it.\n"
+        "# The chuck side, identified by bonderd tune (docs/predict.md): the chuck's cooling\n"
+        "# rate with the chiller at full capacity, K/s, and its lag behind the coolant, s (the\n"
+        "# chuck run); the component's couplings to chip and chuck per its heat capacity, 1/s\n"
+        "# (the experiment's phase A). Only the twin reads it.\n"
         f"cool_rate_k_s = {chuck.cool_rate_k_s:.5g}\n"
         f"lag_s = {chuck.lag_s:.4g}\n"
+        f"component_from_chip_per_s = {component.from_chip_per_s:.5g}\n"
+        f"component_to_chuck_per_s = {component.to_chuck_per_s:.5g}\n"
         f'identified_at = "{identified_at}"\n'
     )
 

@@ -70,15 +70,36 @@ def calibrated(
 def chuck_calibrated(
     params: PlantParams | None, identified: Mapping[str, float], reference: Mapping[str, float]
 ) -> PlantParams:
-    """``params`` (default nominal) with its chiller and chuck scaled to ``identified``,
-    given the ``reference`` cold-step measurement on ``params`` itself (keys of
-    ``ChuckModel``: ``cool_rate_k_s``, ``lag_s``)."""
+    """``params`` (the nominal plant, or the one ``calibrated`` made of it) with its chiller,
+    chuck and component scaled to ``identified``, given the ``reference`` measurement on the
+    nominal plant (keys of ``[chuck_model]``: ``cool_rate_k_s``, ``lag_s``, and optionally
+    ``component_from_chip_per_s``, ``component_to_chuck_per_s``)."""
     p = params if params is not None else PlantParams()
     if dict(identified) == dict(reference):
         return p
+
+    def r(key: str) -> float:
+        return _ratio(identified, reference, key)
+
+    nominal = PlantParams()
+    # Per component capacity the chip–component coupling is r(from_chip) × nominal; with the
+    # conductance the chip's calibration gave, that fixes the component's capacity, and the
+    # component–chuck conductance follows from its own ratio at that capacity. Heat
+    # capacities on the twin's scale (its chip is nominal), so temperatures match.
+    c_comp = nominal.c_component_j_k * (p.g_chip_comp_vac_w_k / nominal.g_chip_comp_vac_w_k)
+    c_comp /= r("component_from_chip_per_s")
+    comp_scale = c_comp / nominal.c_component_j_k
+    g_mk = r("component_to_chuck_per_s") * comp_scale
     return dataclasses.replace(
         p,
-        chiller_cool_max_w=p.chiller_cool_max_w * _ratio(identified, reference, "cool_rate_k_s"),
+        chiller_cool_max_w=p.chiller_cool_max_w * r("cool_rate_k_s"),
         # A longer lag is a chuck that takes its coolant's temperature more slowly.
-        g_chuck_fluid_flow_w_k=p.g_chuck_fluid_flow_w_k / _ratio(identified, reference, "lag_s"),
+        g_chuck_fluid_flow_w_k=p.g_chuck_fluid_flow_w_k / r("lag_s"),
+        c_component_j_k=c_comp if "component_from_chip_per_s" in identified else p.c_component_j_k,
+        g_comp_chuck_clamped_w_k=nominal.g_comp_chuck_clamped_w_k * g_mk
+        if "component_to_chuck_per_s" in identified
+        else p.g_comp_chuck_clamped_w_k,
+        g_comp_chuck_free_w_k=nominal.g_comp_chuck_free_w_k * g_mk
+        if "component_to_chuck_per_s" in identified
+        else p.g_comp_chuck_free_w_k,
     )
