@@ -9,14 +9,17 @@ scale, its component, within stated tolerances.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bench.predict_error import identify_unit, load_unit
-from daemon.config import ChuckModelSection, Settings
+from daemon.config import ChuckModelSection, ConfigError, Settings, load_settings
 from daemon.run.predict import twin_of, twin_params
 from daemon.run.rig_sim import chuck_calibrated
 from daemon.thermal.chuck_fit import ChuckRecord, identify_chuck
-from daemon.thermal.fit import TuneError
+from daemon.thermal.component_fit import identify_component
+from daemon.thermal.fit import Record, TuneError
 from daemon.thermal.source import shipped_sim_chuck
 from drivers.sim.plant import PlantParams
 
@@ -67,3 +70,26 @@ def test_a_chuck_step_too_short_to_tell_is_refused_saying_why() -> None:
         identify_chuck(rec)
     with pytest.raises(TuneError, match="no samples"):
         identify_chuck(ChuckRecord())
+
+
+def test_a_component_reading_that_ignores_the_lamps_is_refused_saying_why() -> None:
+    # A "component" thermocouple stuck at the chuck's temperature while the chip heats.
+    rec = Record()
+    for i in range(600):
+        t = i * 0.05
+        rec.t.append(t)
+        rec.u.append(10.0 if (i // 100) % 2 else 0.0)
+        rec.y.append(25.0 + 0.2 * i if (i // 100) % 2 else 25.0)
+        rec.sink.append(25.0)
+        rec.phase.append("A")
+    with pytest.raises(TuneError, match=r"component: .*thermocouple read the component"):
+        identify_component(rec, 25.0)
+
+
+def test_a_bad_chuck_model_value_is_refused_naming_the_field(tmp_path: Path) -> None:
+    cfg = tmp_path / "bonderd.toml"
+    cfg.write_text("[chuck_model]\ncool_rate_k_s = -0.1\nlag_s = 26.0\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_settings(cfg, required=True)
+    assert "chuck_model.cool_rate_k_s" in str(err.value)
+    assert str(cfg) in str(err.value)

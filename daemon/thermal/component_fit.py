@@ -50,7 +50,10 @@ def identify_component(rec: Record, chuck_c: float) -> ComponentModel:
         for s, e in spans
     ]
     rhs = [comp[e] - comp[s] for s, e in spans]
-    (_lamp, from_chip, to_chuck), _ = solve(rows, rhs)
+    try:
+        (_lamp, from_chip, to_chuck), _ = solve(rows, rhs)
+    except TuneError as exc:
+        raise TuneError(f"component: {exc}: does its thermocouple read the component?") from exc
     if not (from_chip > 0 and to_chuck > 0):
         raise TuneError(
             f"component: couplings not physical (from chip {from_chip:.4g}/s, "
