@@ -3,7 +3,7 @@ virtual time.
 
     .venv/bin/python -m bench.panel [RECIPE] [--seed N] [--json]
 
-Runs the panel recipe (default ``tests/data/recipes/panel-3x3-sac305.toml``) through the
+Runs the panel recipe (default ``recipes/panel-3x3-sac305.toml``) through the
 executor, the interlocks and the plant with today's control: every lamp zone at the same
 power, the chip loop on the one chip thermocouple (the centre site). Printed per site:
 its peak and its time above liquidus; for the panel ``uniformity_c``, the largest spread
@@ -33,7 +33,7 @@ from daemon.thermal.loop import ChipLoop, ControllerFactory, ThermalModel, chip_
 from daemon.thermal.panel_loop import PanelLoop
 from drivers.sim.plant import PanelLayout, Plant
 
-PANEL_RECIPE = REPO / "tests" / "data" / "recipes" / "panel-3x3-sac305.toml"
+PANEL_RECIPE = REPO / "recipes" / "panel-3x3-sac305.toml"
 PEAK_BAND_C = 1.0  # the control site counts as holding the peak this close to the target
 
 
@@ -70,7 +70,7 @@ async def measure(recipe: Path, seed: int = 0, *, control: str = "equal") -> dic
     last_t = [0.0]
 
     def observe(plant: Plant) -> None:
-        sites = plant.sites()
+        sites = plant.sites_integrated()
         dt = plant.t - last_t[0]
         last_t[0] = plant.t
         if not peaks:
@@ -91,7 +91,12 @@ async def measure(recipe: Path, seed: int = 0, *, control: str = "equal") -> dic
 
     with tempfile.TemporaryDirectory() as tmp:
         doc, sim = await run_recipe(
-            loaded, Path(tmp), seed=seed, on_event=on_event, controller_factory=factory
+            loaded,
+            Path(tmp),
+            seed=seed,
+            on_event=on_event,
+            controller_factory=factory,
+            panel_gains="none",  # equal power unless the zone loop is the factory's
         )
         sim.store.close()
     layout = sim.plant.panel.layout if sim.plant.panel is not None else None

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 
 import structlog
 
-from daemon.config import Settings
+from daemon.config import PanelGainsSection
 from daemon.errors import StepFailed
 from daemon.recipe.model import VacuumFilmBondRecipe
 from daemon.thermal.loop import ChipLoop, ControllerFactory, Profile, ThermalModel, chip_controller
@@ -168,12 +168,11 @@ class PanelLoop(ZoneLoop):
         return out
 
 
-def zone_loop_for(recipe: object, settings: Settings) -> ControllerFactory | None:
-    """The zone loop for a run of ``recipe``: with the configuration's ``[panel_gains]`` for
+def zone_loop_for(recipe: object, gains: PanelGainsSection | None) -> ControllerFactory | None:
+    """The zone loop for a run of ``recipe``: with ``gains`` (the configuration's ``[panel_gains]``) for
     exactly the channels the recipe's panel instruments; None (the chip loop, equal zones)
     for a single chip, without gains, or with gains identified for other channels (said in
     the log: the run is then judged, site by site, on equal power)."""
-    gains = settings.panel_gains
     panel = recipe.panel if isinstance(recipe, VacuumFilmBondRecipe) else None
     if gains is None or panel is None or panel.sites == 1:
         return None
