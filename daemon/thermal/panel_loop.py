@@ -39,8 +39,12 @@ SLEW_PCT_S = 400.0  # as the chip loop (ADR 0060)
 # Tikhonov term of the pseudo-inverse, relative to the largest entry of GᵀG: instrumented
 # sites that see the zones alike (the four corners of a symmetric panel) make G rank-deficient;
 # the regularized inverse then shares the answer evenly among the zones that cannot be told
-# apart (the minimum-norm least-squares solution), instead of failing.
-RIDGE = 1e-6
+# apart (the minimum-norm least-squares solution), instead of failing. Its size is that of the
+# identification's own error (tune finds each gain within a few % of its row's largest, ADR
+# 0162; 1e-3 of GᵀG ~ 3 % of G's largest singular value): smaller, and the noise between two
+# zones the sites cannot tell apart is inverted into opposite weights (ADR 0164: 7.6 °C instead
+# of 3.1 °C on the shipped 3 × 3 panel's tuned gains).
+RIDGE = 1e-3
 
 
 def pinv(a: Sequence[Sequence[float]]) -> list[list[float]]:
