@@ -40,7 +40,8 @@ async def test_the_panel_map_shows_each_sites_peak_verdict_and_whether_it_was_me
     tmp_path: Path,
 ) -> None:
     # Equal power on every zone: the corners fail, so the map has both verdicts to show.
-    html = _section(await _report(PANEL_RECIPE, tmp_path, panel_gains="none"), "panel")
+    page = await _report(PANEL_RECIPE, tmp_path, panel_gains="none")
+    html = _section(page, "panel")
     cells = re.findall(r'<g class="site" data-site="(\d)">(.*?)</g>', html, flags=re.S)
     assert [int(site) for site, _ in cells] == list(range(9))
     by_site = dict((int(site), body) for site, body in cells)
@@ -57,11 +58,26 @@ async def test_the_panel_map_shows_each_sites_peak_verdict_and_whether_it_was_me
     assert rows == [str(i) for i in range(9)]
     assert "no: estimate" in html and "yes (site_0)" in html and "yes (chip)" in html
     assert "uniformity at the peak hold" in html
+    # Each site's trace on demand: collapsed, its own line drawn, dashed where estimated.
+    traces = _section(page, "site-traces")
+    blocks = re.findall(
+        r'<details class="site-trace" id="site-trace-(\d)">(.*?)</details>', traces, flags=re.S
+    )
+    assert [int(i) for i, _ in blocks] == list(range(9))
+    body = dict((int(i), b) for i, b in blocks)
+    assert "site 0: FAIL" in body[0] and "measured (site_0)" in body[0]
+    assert "site 4: PASS" in body[4] and "measured (chip)" in body[4]
+    for side in (1, 3, 5, 7):
+        assert "estimated (no thermocouple)" in body[side] and "(estimate)" in body[side]
+        assert 'stroke-dasharray="8 3"' in body[side]
+    assert 'stroke-dasharray="8 3"' not in body[0]
+    assert body[0].count("<polyline") + body[0].count("<path") >= 2  # the site and the centre
 
 
 async def test_a_single_chip_report_has_no_panel_section(tmp_path: Path) -> None:
     html = await _report(REPO / "recipes" / "sac305-polyimide.toml", tmp_path)
     assert 'id="panel"' not in html
+    assert 'id="site-traces"' not in html
 
 
 def _section(html: str, name: str) -> str:
