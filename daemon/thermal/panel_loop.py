@@ -21,7 +21,7 @@ The chip loop of today (``ChipController``) keeps the control site (the centre, 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import structlog
 
@@ -29,6 +29,7 @@ from daemon.config import PanelGainsSection
 from daemon.errors import StepFailed
 from daemon.recipe.model import VacuumFilmBondRecipe
 from daemon.thermal.loop import ChipLoop, ControllerFactory, Profile, ThermalModel, chip_controller
+from daemon.thermal.panel_reach import unreachable_sites
 from drivers.protocols import site_channel
 
 log = structlog.get_logger(__name__)
@@ -122,6 +123,20 @@ class PanelLoop(ZoneLoop):
     @property
     def weights(self) -> list[float]:
         return list(self._w)
+
+    def unreachable_with_dead(
+        self, dead: Collection[int], *, base_c: float, peak_c: float, window_min_c: float
+    ) -> list[str]:
+        """The instrumented sites' channels the other zones cannot bring into the window
+        with the ``dead`` zones dark (``panel_reach.unreachable_sites``)."""
+        return unreachable_sites(
+            self._gains,
+            self._channels,
+            dead,
+            base_c=base_c,
+            peak_c=peak_c,
+            window_min_c=window_min_c,
+        )
 
     @property
     def expected_c(self) -> float | None:
