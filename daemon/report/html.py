@@ -30,6 +30,7 @@ from daemon.recipe.model import (
 )
 from daemon.report.charts import Failure, build_charts, hold_text, step_at
 from daemon.report.panel_map import panel_section
+from daemon.report.site_traces import site_traces
 from daemon.store.records import RunRecord
 from daemon.store.trace import Sample
 
@@ -328,6 +329,7 @@ def render_report(
         out.append('<tr><td colspan="6">no checks recorded</td></tr>')
     out.append("</tbody></table></section>")
     out.extend(panel_section(doc, recipe))
+    out.extend(site_traces(doc, recipe, samples))
 
     out.append(
         '<section id="steps"><h2>Steps</h2><table><thead><tr><th>#</th><th>step</th>'

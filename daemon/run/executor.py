@@ -322,6 +322,7 @@ class Executor:
         log.info("run_started", run_id=run_id, recipe=recipe.name, lot_id=lot_id)
 
         ctx.inhibit = self.interlocks.lamp_inhibit
+        ctx.dead_zones = self.interlocks.dead_zones
         self.interlocks.arm(
             RunView(
                 limits=RunLimits.of(recipe, self.limits),
@@ -330,6 +331,7 @@ class Executor:
                 lamp_cmd_pct=ctx.lamp_cmd_since,
                 uv_exposing=lambda: ctx.uv_exposing,
                 z_command=lambda: ctx.z_command,
+                lamp_zone_cmds=lambda: ctx.lamp_zone_in_force,
             )
         )
         own_interlocks = not self.interlocks.running

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from daemon.config import ConfigError, Settings, config_hash
+from daemon.config import ConfigError, PanelGainsSection, Settings, config_hash
 from daemon.machine.factory import close_all, connect_all, put_real_drivers, real_transports
 from daemon.machine.monitor import Monitor
 from daemon.recipe.model import AnyRecipe
@@ -40,7 +40,7 @@ from daemon.safety.interlocks import Interlocks
 from daemon.store.records import RunStore
 from daemon.thermal.loop import ControllerFactory, ThermalModel
 from daemon.thermal.panel_loop import zone_loop_for
-from daemon.thermal.source import configured_model
+from daemon.thermal.source import configured_model, configured_panel_gains
 from drivers.clock import Clock, PacedClock, ScaledClock
 from drivers.protocols import Machine
 
@@ -127,6 +127,8 @@ class Rig:
     invariants: InvariantChecker | None = None
     # The loop ``assemble`` was given (tune's experiment, the bench's): kept for every recipe.
     own_factory: ControllerFactory | None = None
+    # The zone-to-site gains a panel recipe's zone loop is built on (None: equal zones).
+    panel_gains: PanelGainsSection | None = None
 
     @property
     def machine(self) -> Machine:
@@ -146,7 +148,7 @@ class Rig:
         holds its gains); on the simulated machine, its panel and solder on the chuck and a
         fresh invariant referee for it (checked after every integration when asked for)."""
         if self.own_factory is None:
-            self.executor.controller_factory = zone_loop_for(recipe, self.settings)
+            self.executor.controller_factory = zone_loop_for(recipe, self.panel_gains)
         plant = self.plant
         if plant is None:
             return
@@ -206,6 +208,7 @@ def assemble(
     scenario: FaultScenario | None = None,
     thermal_model: ThermalModel | Literal["configured"] | None = "configured",
     controller_factory: ControllerFactory | None = None,
+    panel_gains: PanelGainsSection | Literal["configured"] | None = "configured",
     check_invariants: bool = True,
     record_config_hash: str | None = None,
     on_machine: Callable[[Machine, Clock], None] | None = None,
@@ -218,6 +221,8 @@ def assemble(
     under ``sim`` when there is none), None = a machine without one (heating refuses unless
     ``controller_factory`` brings its own loop); ``controller_factory`` replaces the chip loop
     of every heating step (``bonderd tune``'s experiment, the bench's baseline PID);
+    ``panel_gains`` "configured" = the config's ``[panel_gains]`` (the shipped simulation's
+    under ``sim`` when there is none), None = no zone loop (a panel on equal zones);
     ``on_machine`` sees the machine before anything else holds it (a test's spy);
     ``scenario`` needs ``sim``. ``record_config_hash`` overrides the hash a run record carries.
     """
@@ -247,6 +252,9 @@ def assemble(
     )
     rig = Rig(settings, clock, built, store, monitor, interlocks, executor)
     rig.own_factory = controller_factory
+    rig.panel_gains = (
+        configured_panel_gains(settings, sim=sim) if panel_gains == "configured" else panel_gains
+    )
     rig.check_invariants = check_invariants
     if scenario is not None and built.plant is not None:
         rig.injector = injector = FaultInjector(scenario, built.plant, clock)

@@ -98,14 +98,15 @@ async def run_recipe(
     check_invariants: bool = True,
     thermal_model: ThermalModel | Literal["shipped", "none"] = "shipped",
     controller_factory: ControllerFactory | None = None,
-    panel_gains: PanelGainsSection | None = None,
+    panel_gains: PanelGainsSection | Literal["shipped", "none"] = "shipped",
 ) -> tuple[dict[str, Any], SimRun]:
     """Run one recipe on a fresh simulated machine in virtual time.
 
     ``thermal_model``: "shipped" = config/sim.toml's identified model, "none" = as a machine
     whose configuration has no model; ``controller_factory`` replaces the chip loop (the
     bench's baseline PID) and nothing else; ``panel_gains`` is the configuration's
-    ``[panel_gains]`` (a panel recipe's zone loop). ``check_invariants=False`` runs without the
+    ``[panel_gains]`` (a panel recipe's zone loop): "shipped" = config/sim.toml's, "none" =
+    a panel on equal zones. ``check_invariants=False`` runs without the
     plant invariant checker (``SimRun.invariants`` then sees nothing): the interlocks still
     judge every snapshot, as on the machine.
     """
@@ -116,7 +117,7 @@ async def run_recipe(
     spied: list[LampLog] = []
     # The harness's settings are the defaults and nothing of the environment; its records
     # carry no config hash (there is no config file).
-    settings = Settings.model_construct(limits=limits, data_dir=data_dir, panel_gains=panel_gains)
+    settings = Settings.model_construct(limits=limits, data_dir=data_dir)
     rig = assemble(
         settings,
         sim=True,
@@ -126,6 +127,11 @@ async def run_recipe(
         scenario=scenario,
         thermal_model=None if model == "none" else model,
         controller_factory=controller_factory,
+        panel_gains="configured"
+        if panel_gains == "shipped"
+        else None
+        if panel_gains == "none"
+        else panel_gains,
         check_invariants=check_invariants,
         record_config_hash="",
         on_machine=lambda machine, _clock: spied.append(spy_lamps(machine, clock)),

@@ -121,6 +121,10 @@ class Interlocks:
         )
 
     # ---- what the steps ask ------------------------------------------------------------
+    def dead_zones(self) -> frozenset[int]:
+        """The lamp zones the rules found dead this run (0-based)."""
+        return self.rules.dead_zones
+
     def lamp_inhibit(self) -> str | None:
         """Why the lamps must stay at 0 % now, or None when they may be on."""
         if self.trip is not None:

@@ -97,6 +97,11 @@ class RuleEngine:
         self._chiller_seen_running = False
         self._z_last: tuple[float, float] | None = None  # (position, since) while not moving
 
+    @property
+    def dead_zones(self) -> frozenset[int]:
+        """The lamp zones found dark under a command this run (0-based)."""
+        return frozenset(self._dead_zones)
+
     def arm(self, run: RunView) -> None:
         self.run = run
         self._suspended.clear()
@@ -360,7 +365,10 @@ class RuleEngine:
                     "failure",
                 )
             )
-        if self._dead_zones or (energy_on and zones and cmd_low >= lim.lamp_uncommanded_pct):
+        per_zone = run.lamp_zone_cmds()
+        if per_zone is not None and zones and len(per_zone) == len(zones):
+            self._dead_zone_own(zones, per_zone, energy_on, measured, out)
+        elif self._dead_zones or (energy_on and zones and cmd_low >= lim.lamp_uncommanded_pct):
             self._dead_zone(zones, energy_on, cmd_low, measured, out)
         if self._uncommanded >= 2:
             out.append(
@@ -521,6 +529,28 @@ class RuleEngine:
                     "carry the profile; lamp or SCR to be serviced",
                 )
             )
+
+    def _dead_zone_own(
+        self,
+        zones: tuple[float, ...],
+        cmds: tuple[float, ...],
+        energy_on: bool,
+        measured: float,
+        out: list[Finding],
+    ) -> None:
+        """A panel's zones, each judged under its own command (ADR 0165): the zone loop may
+        trim one zone to 0 while another is commanded hard and dark, which the lowest
+        command of all (``_dead_zone``) would never call driven."""
+        lim = self.limits
+        if energy_on and measured >= 1.0:
+            if len(self._zone_dark) != len(zones):
+                self._zone_dark = [0] * len(zones)
+            for i, (value, cmd) in enumerate(zip(zones, cmds, strict=True)):
+                dark = cmd >= lim.lamp_uncommanded_pct and value < 1.0
+                self._zone_dark[i] = self._zone_dark[i] + 1 if dark else 0
+                if self._zone_dark[i] >= 3:
+                    self._dead_zones.add(i)
+        self._dead_zone((), False, 0.0, 0.0, out)  # the latched warning, as for equal zones
 
     def _zstage(self, snap: Snapshot, run: RunView, out: list[Finding]) -> None:
         """Following error, a stall, and the vacuum holds once the support is lifted."""

@@ -105,3 +105,6 @@ class RunView:
     uv_exposing: Callable[[], bool] = lambda: False
     # The Z move last commanded (None: none outstanding, the stage may be anywhere).
     z_command: Callable[[], ZCommand | None] = lambda: None
+    # A panel's zones with powers of their own: each zone's lower of its last two commands
+    # (what was in force across the last reading). None: every zone had the same command.
+    lamp_zone_cmds: Callable[[], tuple[float, ...] | None] = lambda: None

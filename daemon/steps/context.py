@@ -57,6 +57,9 @@ class StepContext:
     # The interlock monitor's verdict: why the lamps must stay at 0 % now (None = they may be
     # on). Checked on every lamp command, so a step cannot undo a trip or a suspension.
     inhibit: Callable[[], str | None] | None = None
+    # The lamp zones the interlocks found dead this run (a panel's reflow asks whether the
+    # others can still carry it, ADR 0165). None: no interlock monitor (nothing found).
+    dead_zones: Callable[[], frozenset[int]] | None = None
     lamp_cmd_pct: float = 0.0  # last commanded power, for the stuck-SCR interlocks
     # (clock time, power) of every change of ``lamp_cmd_pct`` over the last LAMP_CMD_LOG_S:
     # a reading is judged against the commands in force since it was taken (lamp_cmd_since).
@@ -65,6 +68,10 @@ class StepContext:
     # its log, as ``lamp_cmd_pct`` is the highest's. None: every zone has had one command.
     lamp_cmd_low_pct: float | None = None
     lamp_cmd_low_log: deque[tuple[float, float]] = field(default_factory=deque)
+    # Per zone, the lower of its last two commands (set_lamp_zones; None after set_lamps): a
+    # zone dark under its own command is dead even while another zone is trimmed to 0.
+    lamp_zone_in_force: tuple[float, ...] | None = None
+    _lamp_zone_last: tuple[float, ...] | None = field(default=None, init=False, repr=False)
     # Set by the executor when the run is being aborted. Python 3.11's wait_for can swallow a
     # cancellation that lands as its command completes, so the step also stops at its next tick.
     aborting: bool = False
@@ -229,6 +236,7 @@ class StepContext:
         lamps = self.machine.lamps
         await self.command("lamp power", lamps.set_power([pct] * lamps.zones, CMD_TIMEOUT_S))
         self.note_lamp_cmd(pct)
+        self.lamp_zone_in_force = self._lamp_zone_last = None
 
     async def set_lamp_zones(self, pcts: Sequence[float]) -> None:
         """Each zone its own power (a panel's zone loop, docs/panel.md). The interlocks judge
@@ -248,6 +256,12 @@ class StepContext:
         lamps = self.machine.lamps
         await self.command("lamp power", lamps.set_power(list(pcts), CMD_TIMEOUT_S))
         self.note_lamp_cmd(high, low=low)
+        now = tuple(pcts)
+        last = self._lamp_zone_last
+        self.lamp_zone_in_force = (
+            now if last is None else tuple(min(a, b) for a, b in zip(last, now, strict=True))
+        )
+        self._lamp_zone_last = now
 
     async def disable_lamps(self) -> None:
         dio, t = self.machine.dio, CMD_TIMEOUT_S
@@ -255,6 +269,7 @@ class StepContext:
             "lamps to 0 %", self.machine.lamps.set_power([0.0] * self.machine.lamps.zones, t)
         )
         self.note_lamp_cmd(0.0)
+        self.lamp_zone_in_force = self._lamp_zone_last = None
         await self.command("lamp contactor", dio.write_output(OUT_LAMP_CONTACTOR, False, t))
         await self.command("SCR enable", dio.write_output(OUT_SCR_ENABLE, False, t))
         self.lamps_enabled = False

@@ -29,7 +29,7 @@ from daemon.thermal.loop import (
     chip_controller,
     radiation_term,
 )
-from daemon.thermal.panel_loop import ZoneLoop
+from daemon.thermal.panel_loop import PanelLoop, ZoneLoop
 from drivers.protocols import OUT_FILM_CLAMP, VALVE_N2_PURGE, VALVE_PUMP, VALVE_VENT
 from drivers.reading import Status
 
@@ -280,8 +280,12 @@ async def _follow(
     done: Callable[[float, float], bool],
     *,
     continued: bool = False,
+    guard: Callable[[ZoneLoop, Snapshot], None] | None = None,
 ) -> None:
     """Drive the lamps so ``channel`` follows ``profile`` until ``done(t_profile, measured)``.
+
+    ``guard``: asked each period after a panel's zones are commanded; it stops the step by
+    raising (the reflow's dead-zone check, ADR 0165).
 
     The controller is kept in the context from reflow into cooling: a fresh integrator at
     the step boundary would drop the lamps and let the joints cool faster than allowed.
@@ -317,6 +321,8 @@ async def _follow(
         ctx.setpoint_c = profile.at(t_profile)[0]
         if isinstance(ctrl, ZoneLoop):
             await ctx.set_lamp_zones(ctrl.zones(snap.t, snap.temp, pct, cap))
+            if guard is not None:
+                guard(ctrl, snap)
         else:
             await ctx.set_lamps(pct)
         ctx.progress = min(1.0, t_profile / profile.duration_s) if profile.duration_s > 0 else 1.0
@@ -396,7 +402,49 @@ async def reflow(ctx: StepContext, step: Reflow) -> None:
     fastest = max(seg.ramp_c_per_s for seg in step.segments)
     room = max(0.1, min(1.0, 0.5 * (step.max_ramp_c_per_s - fastest)))
     profile = Profile(start, step.segments, then=_next_cool(ctx, step), catch_up_c_s=room)
-    await _follow(ctx, profile, step.control_tc, lambda t, _: t >= profile.duration_s)
+    await _follow(
+        ctx,
+        profile,
+        step.control_tc,
+        lambda t, _: t >= profile.duration_s,
+        guard=_dead_zone_guard(ctx, step),
+    )
+
+
+def _dead_zone_guard(ctx: StepContext, step: Reflow) -> Callable[[ZoneLoop, Snapshot], None]:
+    """Stop the reflow, before it is lost, once a lamp zone is dead and the gain matrix says
+    the other zones at their limits cannot bring every instrumented site into the peak
+    window (ADR 0165). Asked again only when the set of dead zones changes."""
+    examined: list[frozenset[int]] = [frozenset()]
+    peak_c = max(seg.to_c for seg in step.segments)
+
+    def guard(ctrl: ZoneLoop, snap: Snapshot) -> None:
+        dead = ctx.dead_zones() if ctx.dead_zones is not None else frozenset()
+        if dead == examined[0] or not isinstance(ctrl, PanelLoop):
+            return
+        examined[0] = dead
+        base = snap.temp("chuck")
+        if base is None:
+            return
+        lost = ctrl.unreachable_with_dead(
+            dead, base_c=base, peak_c=peak_c, window_min_c=step.peak_window_c.min
+        )
+        zones = ", ".join(str(z + 1) for z in sorted(dead))
+        if lost == [step.control_tc] or lost[:1] == ["chip"]:
+            raise StepFailed(
+                f"lamp zone {zones} dead: the other zones at full power cannot bring the "
+                f"control site ({lost[0]}) to its {peak_c:g} °C peak; stopped before the "
+                "reflow is lost"
+            )
+        if lost:
+            raise StepFailed(
+                f"lamp zone {zones} dead: with the other zones at their limits "
+                f"{', '.join(lost)} cannot reach the peak window "
+                f"(≥ {step.peak_window_c.min:g} °C) while the control site is at "
+                f"{peak_c:g} °C; stopped before the reflow is lost"
+            )
+
+    return guard
 
 
 async def cool(ctx: StepContext, step: Cool) -> None:

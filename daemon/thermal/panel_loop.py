@@ -21,14 +21,15 @@ The chip loop of today (``ChipController``) keeps the control site (the centre, 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import structlog
 
-from daemon.config import Settings
+from daemon.config import PanelGainsSection
 from daemon.errors import StepFailed
 from daemon.recipe.model import VacuumFilmBondRecipe
 from daemon.thermal.loop import ChipLoop, ControllerFactory, Profile, ThermalModel, chip_controller
+from daemon.thermal.panel_reach import unreachable_sites
 from drivers.protocols import site_channel
 
 log = structlog.get_logger(__name__)
@@ -39,8 +40,12 @@ SLEW_PCT_S = 400.0  # as the chip loop (ADR 0060)
 # Tikhonov term of the pseudo-inverse, relative to the largest entry of GᵀG: instrumented
 # sites that see the zones alike (the four corners of a symmetric panel) make G rank-deficient;
 # the regularized inverse then shares the answer evenly among the zones that cannot be told
-# apart (the minimum-norm least-squares solution), instead of failing.
-RIDGE = 1e-6
+# apart (the minimum-norm least-squares solution), instead of failing. Its size is that of the
+# identification's own error (tune finds each gain within a few % of its row's largest, ADR
+# 0162; 1e-3 of GᵀG ~ 3 % of G's largest singular value): smaller, and the noise between two
+# zones the sites cannot tell apart is inverted into opposite weights (ADR 0164: 7.6 °C instead
+# of 3.1 °C on the shipped 3 × 3 panel's tuned gains).
+RIDGE = 1e-3
 
 
 def pinv(a: Sequence[Sequence[float]]) -> list[list[float]]:
@@ -119,6 +124,20 @@ class PanelLoop(ZoneLoop):
     def weights(self) -> list[float]:
         return list(self._w)
 
+    def unreachable_with_dead(
+        self, dead: Collection[int], *, base_c: float, peak_c: float, window_min_c: float
+    ) -> list[str]:
+        """The instrumented sites' channels the other zones cannot bring into the window
+        with the ``dead`` zones dark (``panel_reach.unreachable_sites``)."""
+        return unreachable_sites(
+            self._gains,
+            self._channels,
+            dead,
+            base_c=base_c,
+            peak_c=peak_c,
+            window_min_c=window_min_c,
+        )
+
     @property
     def expected_c(self) -> float | None:
         return self._inner.expected_c
@@ -168,12 +187,11 @@ class PanelLoop(ZoneLoop):
         return out
 
 
-def zone_loop_for(recipe: object, settings: Settings) -> ControllerFactory | None:
-    """The zone loop for a run of ``recipe``: with the configuration's ``[panel_gains]`` for
+def zone_loop_for(recipe: object, gains: PanelGainsSection | None) -> ControllerFactory | None:
+    """The zone loop for a run of ``recipe``: with ``gains`` (the configuration's ``[panel_gains]``) for
     exactly the channels the recipe's panel instruments; None (the chip loop, equal zones)
     for a single chip, without gains, or with gains identified for other channels (said in
     the log: the run is then judged, site by site, on equal power)."""
-    gains = settings.panel_gains
     panel = recipe.panel if isinstance(recipe, VacuumFilmBondRecipe) else None
     if gains is None or panel is None or panel.sites == 1:
         return None

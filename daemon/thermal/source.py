@@ -4,13 +4,21 @@ The configuration's ``[thermal]`` section, written by ``bonderd tune --write`` o
 itself. The simulated machine (``--sim``) is one known machine: the model ``bonderd tune
 --sim`` identified on it ships in ``config/sim.toml`` and is used when the configuration has
 none. A real machine without an identified model gets no model: its heating steps refuse.
+A panel's zone-to-site gains (``[panel_gains]``, ADR 0162) come the same way (ADR 0163).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from daemon.config import ChuckModelSection, ConfigError, Settings, ThermalSection, load_settings
+from daemon.config import (
+    ChuckModelSection,
+    ConfigError,
+    PanelGainsSection,
+    Settings,
+    ThermalSection,
+    load_settings,
+)
 from daemon.thermal.loop import ThermalModel
 
 SIM_CONFIG = Path(__file__).resolve().parents[2] / "config" / "sim.toml"
@@ -46,3 +54,17 @@ def configured_model(settings: Settings, *, sim: bool) -> ThermalModel | None:
     if settings.thermal is not None:
         return model_of(settings.thermal)
     return shipped_sim_model() if sim else None
+
+
+def shipped_sim_panel_gains() -> PanelGainsSection | None:
+    """The panel gains ``bonderd tune --panel recipes/panel-3x3-sac305.toml --sim --write``
+    stored in config/sim.toml: the simulated machine commissioned for its shipped panel."""
+    return load_settings(SIM_CONFIG, required=True).panel_gains
+
+
+def configured_panel_gains(settings: Settings, *, sim: bool) -> PanelGainsSection | None:
+    """The configuration's ``[panel_gains]``; under ``sim`` without one, the shipped ones
+    (as for the thermal model: the simulated machine is one known machine)."""
+    if settings.panel_gains is not None:
+        return settings.panel_gains
+    return shipped_sim_panel_gains() if sim else None

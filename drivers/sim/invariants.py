@@ -60,7 +60,7 @@ class InvariantChecker:
         chip, comp = plant.chip_c, plant.component_c
         if plant.panel is not None:
             # The hard limit holds for every chip of a panel, not the measured one only.
-            chip = max(site.chip_c for site in plant.sites())
+            chip = max(site.chip_c for site in plant.sites_integrated())
         if chip > self.chip_max_c:
             self._once("chip_hard_limit", f"chip {chip:.1f} °C above {self.chip_max_c:g} °C", t)
         if comp > self.tg_c:

@@ -165,6 +165,12 @@ class PanelThermal(ThermalChain):
     def sites(self) -> list[SiteState]:
         """Every site now (integrates up to now first); empty without a panel."""
         self.advance()
+        return self.sites_integrated()
+
+    def sites_integrated(self) -> list[SiteState]:
+        """Every site as far as the plant is integrated, without advancing it: what an
+        observer of ``advance`` reads (advancing there would call the observer again, each
+        time the wall clock has moved on)."""
         model = self._panel
         if model is None:
             return []

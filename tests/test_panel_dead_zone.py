@@ -1,0 +1,65 @@
+"""A dead lamp zone on a panel (issue 17 item 5, ADR 0165): the interlocks find it under its
+own command, and the reflow stops before it is lost when the gain matrix says the other
+zones at their limits cannot bring every instrumented site into the peak window."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from daemon.run.virtual import REPO, run_recipe
+from daemon.thermal.panel_reach import unreachable_sites
+from drivers.sim.faults import parse_scenario
+
+PANEL_RECIPE = REPO / "recipes" / "panel-3x3-sac305.toml"
+CHANNELS = ["chip", "site_0"]
+# Zone 0 lights the centre, zone 1 the corner, zone 2 both a little.
+GAINS = [[3.0, 0.1, 0.5], [0.5, 2.0, 0.5]]
+REACH = {"base_c": 20.0, "peak_c": 245.0, "window_min_c": 238.0}
+
+
+def test_all_zones_alive_reach_every_site() -> None:
+    assert unreachable_sites(GAINS, CHANNELS, set(), **REACH) == []
+
+
+def test_without_the_centres_zone_the_control_site_cannot_reach_its_peak() -> None:
+    # Zones 1 and 2 at full power give the centre 60 °C over the chuck, not 225.
+    assert unreachable_sites(GAINS, CHANNELS, {0}, **REACH) == ["chip"]
+
+
+def test_without_the_corners_zone_the_corner_is_named() -> None:
+    # The centre still gets there, but the corner sees a sixth of it at best.
+    assert unreachable_sites(GAINS, CHANNELS, {1}, **REACH) == ["site_0"]
+
+
+def _dead(zone: int) -> str:
+    return (
+        f'[[fault]]\nat_step = "reflow"\nafter_s = 1.0\ndevice = "lamps.z{zone}"\nkind = "fail"\n'
+    )
+
+
+async def test_a_dead_inner_zone_stops_the_reflow_at_once_naming_the_zone(
+    tmp_path: Path,
+) -> None:
+    scenario = parse_scenario(_dead(1), "inner-zone-dead.toml")
+    doc, sim = await run_recipe(PANEL_RECIPE, tmp_path, scenario=scenario)
+    sim.store.close()
+    assert doc["result"] == "aborted"
+    alarms = {a["code"]: a for a in doc["alarms"]}
+    assert "lamp_zone_dead" in alarms
+    stop = alarms["step_failed"]
+    assert "lamp zone 1 dead" in stop["message"] and "control site (chip)" in stop["message"]
+    reflow = next(s for s in doc["steps"] if s["name"] == "reflow")
+    # Seconds after the fault, not at the step's 300 s timeout; no joint was ever molten.
+    assert reflow["result"] != "completed" and float(reflow["duration_s"]) < 20.0
+    assert all(s["peak_c"] < 217.0 for s in doc["sites"])
+    state = sim.plant.state
+    assert max(state.lamp_output_pct) == 0.0 and not state.contactor_energized
+
+
+async def test_a_dead_corner_zone_the_others_make_up_for_runs_on(tmp_path: Path) -> None:
+    scenario = parse_scenario(_dead(2), "corner-zone-dead.toml")
+    doc, sim = await run_recipe(PANEL_RECIPE, tmp_path, scenario=scenario)
+    sim.store.close()
+    assert "lamp_zone_dead" in {a["code"] for a in doc["alarms"]}
+    assert doc["result"] == "completed", doc["reason"]
+    assert all(s["ok"] for s in doc["sites"])
