@@ -50,7 +50,15 @@ def test_tuning_the_unit_under_test_makes_the_twin_predict_it() -> None:
     # Tuned, chip and chuck: the cycle of every bond recipe within 2 % (issue 18's goal);
     # SnPb's cold chuck is the step the chiller's capacity decides (ADR 0175).
     assert out["predict_error_cycle_pct_tuned"] <= 2.0
-    for rec in out["recipes"].values():
+    for name, rec in out["recipes"].items():
+        # The twin says what the unit then does, pass or fail.
+        verdicts = rec["tuned"]["verdicts"]
+        assert (verdicts["predicted"] == "pass") == (verdicts["actual"] == "completed"), name
+        if name.startswith("panel-"):
+            # The panel's zone-to-site gains are the nominal machine's: the unit would need
+            # its own `bonderd tune --panel`, which this experiment does not run, and the twin
+            # rightly predicts the untuned panel to fail on it.
+            continue
         assert rec["tuned"]["verdicts"]["predicted"] == "pass"
         assert rec["tuned"]["verdicts"]["actual"] == "completed"
         # Every check's value, the component side's too (ADR 0176), within 2 of its unit
