@@ -9,6 +9,7 @@ telemetry document; the supervisor (``daemon.app.serve``) assembles it and keeps
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -546,9 +547,9 @@ class Controller:
         if self._abort_during_start is not None:
             # The abort came while the run was identifying its devices: it ends the run now,
             # as it would have had the commands been taken one after the other.
-            self._refusable(
-                lambda: self.executor.abort(self._abort_during_start or "", code="operator_abort")
-            )
+            # Refused only if the run already ended on its own; the start's reply stands.
+            with contextlib.suppress(CommandRefused):
+                self.executor.abort(self._abort_during_start, code="operator_abort")
         return {
             "run_id": self.executor.run_id,
             "recipe": {"name": loaded.recipe.name, "version": version, "sha256": loaded.sha256},
@@ -604,10 +605,10 @@ class Controller:
     async def _cmd_abort(self, args: AbortArgs, origin: Origin) -> dict[str, Any]:
         who = "the machine's operator" if origin != "remote" else "the MES"
         reason = args.reason or f"aborted by {who}"
-        if self._start_in_flight:
+        if self._start_in_flight and self.executor.state is RunState.IDLE:
+            # No run to abort yet: the start being checked takes it up (_start_checked).
             self._abort_during_start = reason
-            if self.executor.state is RunState.IDLE:
-                return {"state": self.executor.state.value, "run_id": None, "overtook": "start"}
+            return {"state": self.executor.state.value, "run_id": None, "overtook": "start"}
         self._refusable(lambda: self.executor.abort(reason, code="operator_abort"))
         return {"state": self.executor.state.value, "run_id": self.executor.run_id}
 
