@@ -25,6 +25,10 @@ from daemon.run.predict_worker import NICENESS, PredictWorker
 from daemon.run.virtual import RECIPES
 from tests.mqtt_broker import Broker, Serve, running_broker, serving_daemon
 
+# The prediction child runs at SCHED_IDLE: beside a busy test worker it may never get a
+# core, so these run after the parallel part of the suite, alone (ADR 0185).
+pytestmark = pytest.mark.serial
+
 EQ = "bonder-p1"
 REPO = Path(__file__).resolve().parents[1]
 SHORT_HOLD = REPO / "tests" / "data" / "recipes" / "twin-short-peak-hold.toml"

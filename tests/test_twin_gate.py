@@ -20,6 +20,10 @@ DATA = REPO / "tests" / "data" / "recipes"
 SHORT_HOLD = (DATA / "twin-short-peak-hold.toml").read_text()
 FAST_COOL = (DATA / "twin-cool-too-fast-for-chiller.toml").read_text()
 SNPB = (REPO / "recipes" / "snpb-low-tg.toml").read_text()
+# The prediction child runs at SCHED_IDLE: beside a busy test worker it may never get a
+# core, so these run after the parallel part of the suite, alone (ADR 0185).
+pytestmark = pytest.mark.serial
+
 TIMEOUT_S = 120.0  # predictions at nice 19 on a loaded 2-core test machine
 
 
