@@ -56,12 +56,11 @@ class PlantCore:
         self._panel_k_band: tuple[float, float] | None = None
         # Views of ``_panel_k`` the substeps read (panel_thermal.py, docs/adr/0180): each
         # site's first eleven constants, its chip's and its cell's share of each zone, its
-        # cell's way down clamped and free, 1 / C of its cell; and the absorbed power at the
+        # cell's (way down, 1 / C, C) clamped and free; and the absorbed power at the
         # last zone powers it was worked out for.
         self._panel_k_sub: list[tuple[float, ...]] = []
         self._panel_k_zones: list[tuple[tuple[float, ...], tuple[float, ...]]] = []
-        self._panel_g_down: tuple[list[float], list[float]] = ([], [])
-        self._panel_inv_cc: list[float] = []
+        self._panel_cells_k: tuple[list[tuple[float, float, float]], ...] = ([], [])
         self._panel_q_cmd: tuple[list[float], list[tuple[float, float]]] | None = None
         self._panel_no_gap: list[tuple[float, float]] = []
         self._panel_c_cells_sum = 0.0

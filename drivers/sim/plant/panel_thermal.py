@@ -249,8 +249,11 @@ class PanelThermal(ThermalChain):
         self._panel_k_band = (ts, band)
         self._panel_k_sub = [k[:11] for k in k_all]
         self._panel_k_zones = [(k[14 : 14 + zones], k[14 + zones : 14 + 2 * zones]) for k in k_all]
-        self._panel_g_down = ([k[11] for k in k_all], [k[12] for k in k_all])
-        self._panel_inv_cc = [k[13] for k in k_all]
+        c_cells = model.c_cell_j_k
+        self._panel_cells_k = (
+            [(k[11], k[13], c) for k, c in zip(k_all, c_cells, strict=True)],
+            [(k[12], k[13], c) for k, c in zip(k_all, c_cells, strict=True)],
+        )
         self._panel_q_cmd = None
         self._panel_no_gap = [(0.0, 0.0)] * model.sites
         self._panel_c_cells_sum = sum(model.c_cell_j_k)
@@ -321,11 +324,9 @@ class PanelThermal(ThermalChain):
         if self._panel_k_band != (ts, band):
             self._set_panel_constants(model, ts, band)
         sites_k = self._panel_k_sub
-        g_down = self._panel_g_down[0 if self._outputs[OUT_FILM_CLAMP] else 1]
-        inv_cc = self._panel_inv_cc
+        cells_k = self._panel_cells_k[0 if self._outputs[OUT_FILM_CLAMP] else 1]
         g_lat = model.physics.g_lateral_w_k
         pairs = model.pairs
-        c_cells = model.c_cell_j_k
         c_cells_sum = self._panel_c_cells_sum
         flow = self._chiller_running and not self._faults.chiller_failed
         g_kf = g_kf_flow if flow else g_kf_stagnant
@@ -344,7 +345,6 @@ class PanelThermal(ThermalChain):
         tk, tf = self._t_chuck, self._t_fluid
         e_in = e_ch = e_loss = 0.0
         t_comp: list[float] = []
-        tcp = [0.0] * n
         # What each chip and cell absorbs is linear in the filaments, which close on their
         # commands by (1 − k_fil) a substep: the absorbed power closes on its value at the
         # commands the same way, one product a site instead of one sum over the zones.
@@ -380,15 +380,20 @@ class PanelThermal(ThermalChain):
                 dq_cell[b] += q
             q_mk_sum = 0.0
             melt_ref = 0.0
+            t_ref = 0.0
+            mean = 0.0
+            # Each node moves as soon as its own fluxes are in: the cell's lateral share was
+            # summed above from the substep's start, and nothing after a site reads it.
             for i, (
                 (c, lat, h_sol, h_liq, c_band, lat_ts_band, g_atm, g_vac, g_melt, rad, g_gas),
+                (g_d, inv_c_cell, c_cell),
                 (q_chip, q_cell),
                 (gap_chip, gap_cell),
                 hc,
                 t_cell,
-                g_d,
-            ) in enumerate(zip(sites_k, q_cmd, q_gap, hs, tm, g_down, strict=True)):
-                # hs[i] is written below, after zip has read it; tm is not written here.
+                tc_site,
+            ) in enumerate(zip(sites_k, cells_k, q_cmd, q_gap, hs, tm, site_tc, strict=True)):
+                # zip has read hs[i], tm[i] and site_tc[i] before they are written below.
                 if hc <= h_sol:
                     t_i, melt = hc / c, 0.0
                 elif hc >= h_liq:
@@ -396,9 +401,8 @@ class PanelThermal(ThermalChain):
                 else:
                     t_i = (hc + lat_ts_band) / c_band
                     melt = (t_i - ts) / band
-                tcp[i] = t_i
                 if i == ref:
-                    melt_ref = melt
+                    melt_ref, t_ref = melt, t_i
                 q_in_chip = q_chip + gap_chip * left
                 q_in_cell = q_cell + gap_cell * left
                 q_cc = (g_atm + g_vac * pressed + g_melt * melt) * (t_i - t_cell)
@@ -409,7 +413,10 @@ class PanelThermal(ThermalChain):
                 q_mk = g_d * (t_cell - tk)
                 q_mk_sum += q_mk
                 hs[i] = hc + h * (q_in_chip - q_cc - q_loss)
-                dq_cell[i] += q_in_cell + q_cc - q_mk
+                t_moved = t_cell + h * (dq_cell[i] + (q_in_cell + q_cc - q_mk)) * inv_c_cell
+                tm[i] = t_moved
+                mean += c_cell * t_moved
+                site_tc[i] = tc_site + (t_i - tc_site) * k_tc_chip
                 e_in += h * (q_in_chip + q_in_cell)
                 e_loss += h * q_loss
             if melt_ref and coal < 1.0:
@@ -429,16 +436,11 @@ class PanelThermal(ThermalChain):
                     q_ch = q_cool
                 elif q_ch < -q_heat:
                     q_ch = -q_heat
-            mean = 0.0
-            for i in range(n):
-                tm[i] += h * dq_cell[i] * inv_cc[i]
-                mean += c_cells[i] * tm[i]
-                site_tc[i] += (tcp[i] - site_tc[i]) * k_tc_chip
             tk += h * (q_mk_sum - q_kf - q_ka) * inv_ck
             tf += h * (q_kf - q_ch - q_fa) * inv_cf
             e_ch += h * q_ch
             e_loss += h * (q_ka + q_fa)
-            tc_chip += (tcp[ref] - tc_chip) * k_tc_chip
+            tc_chip += (t_ref - tc_chip) * k_tc_chip
             tc_comp += (tm[ref] - tc_comp) * k_tc_other
             tc_chuck += (tk - tc_chuck) * k_tc_other
             t_comp.append(mean / c_cells_sum)
