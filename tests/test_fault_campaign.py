@@ -12,10 +12,16 @@ no lamps, pump, gauge or O2 analyzer in use, a vacuum-film bond no stage, UV or 
 
 Sizes (one core, virtual time, ~1-2 s per vacuum-film run; a lead lift that is not stopped
 early runs ~10-20 s of wall time):
-- default: DEFAULT_PAIRS on the vacuum-film recipes (18 cells, every fault kind, device and
-  step at least once) plus DEFAULT_EXTRA on the bump-reflow and lead-lift recipes (9 cells);
+- default: DEFAULT_PAIRS on the single-chip vacuum-film recipes (18 cells, every fault kind,
+  device and step at least once) plus DEFAULT_EXTRA on the bump-reflow and lead-lift recipes
+  (14 cells) and DEFAULT_PANEL on each panel recipe (10 cells: each kind of a panel's own
+  faults, PANEL_FAULTS, and the usual devices in its reflow and cool);
 - ``BONDERD_CAMPAIGN=pairs``: every device/kind pair once, rotating over recipes and steps;
-- ``BONDERD_CAMPAIGN=full``: the whole matrix, 45 pairs × 28 steps of the 5 shipped recipes.
+- ``BONDERD_CAMPAIGN=full``: the whole matrix, every pair on every step of every shipped
+  recipe (the panel faults on the panel recipes only).
+
+A panel's run must also judge every site when it is not stopped, and a dead zone must be
+named in the reason or an alarm (which of the two depends on the zone loop, ADR 0165).
 """
 
 from __future__ import annotations
