@@ -12,16 +12,23 @@ no lamps, pump, gauge or O2 analyzer in use, a vacuum-film bond no stage, UV or 
 
 Sizes (one core, virtual time, ~1-2 s per vacuum-film run; a lead lift that is not stopped
 early runs ~10-20 s of wall time):
-- default: DEFAULT_PAIRS on the vacuum-film recipes (18 cells, every fault kind, device and
-  step at least once) plus DEFAULT_EXTRA on the bump-reflow and lead-lift recipes (9 cells);
+- default: DEFAULT_PAIRS on the single-chip vacuum-film recipes (18 cells, every fault kind,
+  device and step at least once) plus DEFAULT_EXTRA on the bump-reflow and lead-lift recipes
+  (14 cells) and DEFAULT_PANEL on each panel recipe (10 cells: each kind of a panel's own
+  faults, PANEL_FAULTS, and the usual devices in its reflow and cool);
 - ``BONDERD_CAMPAIGN=pairs``: every device/kind pair once, rotating over recipes and steps;
-- ``BONDERD_CAMPAIGN=full``: the whole matrix, 45 pairs × 28 steps of the 5 shipped recipes.
+- ``BONDERD_CAMPAIGN=full``: the whole matrix, every pair on every step of every shipped
+  recipe (the panel faults on the panel recipes only).
+
+A panel's run must also judge every site when it is not stopped, and a dead zone must be
+named in the reason or an alarm (which of the two depends on the zone loop, ADR 0165).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,6 +82,23 @@ FAULTS: list[tuple[str, str, float | None, tuple[str, ...]]] = [
     ("support_vacuum", "fail", None, ("vacuum hold", "vacuum_hold")),
     ("valves", "no_response", None, ("valves",)),
 ]
+# A panel of chips' own devices (docs/panel.md, "Faults on a panel"): only a panel recipe has
+# them (a site without a thermocouple, or not on the chuck, is refused by the scenario).
+PANEL_FAULTS: list[tuple[str, str, float | None, tuple[str, ...]]] = [
+    *[
+        (f"tc.site_{n}", kind, 5.0 if kind == "drift" else None, (f"site_{n}",))
+        for n in (0, 2, 6, 8)
+        for kind in ("open", "stuck", "drift", "no_response")
+    ],
+    ("lamps.z2", "fail", None, ("lamp",)),
+    ("lamps.z3", "fail", None, ("lamp",)),
+    ("lamps.z4", "fail", None, ("lamp",)),
+    # Half the pressure on a corner chip: it conducts less to the component, runs hotter.
+    ("film.site_0", "uneven", 0.5, ("site_0",)),
+    ("film.site_8", "uneven", 0.5, ("site_8",)),
+]
+PANEL_ONLY = len(FAULTS)  # FAULTS[PANEL_ONLY:] are PANEL_FAULTS
+FAULTS += PANEL_FAULTS
 
 # Faults that may let the run finish, and why (docs/safety.md, "What is not detected").
 MAY_COMPLETE: dict[tuple[str, str], str] = {
@@ -93,6 +117,15 @@ MAY_COMPLETE: dict[tuple[str, str], str] = {
     # One dead zone of four: the controller makes up for it; every process check still holds,
     # and a warning names the zone.
     ("lamps.z1", "fail"): "the other zones carry the profile; the checks prove the result",
+    # On a panel the zone loop decides from the gains whether the other zones can still bring
+    # every site to its window (ADR 0165): completed, every site judged, or stopped naming it.
+    ("lamps.z2", "fail"): "the other zones carry the profile; every site is judged",
+    ("lamps.z3", "fail"): "the other zones carry the profile; every site is judged",
+    ("lamps.z4", "fail"): "the other zones carry the profile; every site is judged",
+    # Uneven film pressure is no device failing: the site's chip runs hotter, and its own
+    # conformance (or the chip limit on its thermocouple) says whether the bond held.
+    ("film.site_0", "uneven"): "no device fault; the site's own checks prove the result",
+    ("film.site_8", "uneven"): "no device fault; the site's own checks prove the result",
     # A frozen analyzer at the good value it had is indistinguishable from a good atmosphere
     # for a single analyzer; the purge step catches it when frozen at a bad value.
     ("o2", "stuck"): "single analyzer frozen at a good value",
@@ -100,7 +133,7 @@ MAY_COMPLETE: dict[tuple[str, str], str] = {
 # Steps after which the lamps never come on again: a fault that only matters for heating (a
 # lamp failure, a stuck SCR behind an open contactor) cannot show any more.
 LATE_STEPS = {"cool", "securement_release", "vent"}
-LATENT_WHEN_LATE = {"lamps", "lamps.z1", "o2"}
+LATENT_WHEN_LATE = {"lamps", "lamps.z1", "lamps.z2", "lamps.z3", "lamps.z4", "o2"}
 # Thermocouple drifts and stuck values late in the run: after heating the TC rules that catch
 # them (disagreement before heat, heat without lamps) may not see them before the run ends.
 LATE_TC_KINDS = {"drift", "stuck"}
@@ -180,7 +213,29 @@ DEFAULT_PAIRS = [
 ]
 
 
-VACUUM_FILM = [r for r in RECIPES if _recipe(r).kind == "vacuum_film_bond"]
+def _is_panel(path: Path) -> bool:
+    recipe = _recipe(path)
+    return getattr(recipe, "panel", None) is not None and recipe.panel.sites > 1  # type: ignore[attr-defined]
+
+
+PANELS = [r for r in RECIPES if _is_panel(r)]
+# The single-chip bond recipes: their 13 steps take DEFAULT_PAIRS at a stride of 5, which
+# visits each of them (5 and 13 are coprime). A panel recipe has its own cells below.
+VACUUM_FILM = [r for r in RECIPES if _recipe(r).kind == "vacuum_film_bond" and r not in PANELS]
+# (step, device, kind) on the shipped 3 × 3 panel: each kind of its own fault, and the usual
+# devices in its reflow and cool (~0.3-1.5 s each: most stop within seconds of the fault).
+DEFAULT_PANEL = [
+    ("reflow", "tc.site_0", "open"),
+    ("reflow", "tc.site_8", "stuck"),
+    ("reflow", "tc.site_2", "drift"),
+    ("reflow", "tc.site_6", "no_response"),
+    ("reflow", "lamps.z1", "fail"),  # the inner zone: stopped before the reflow is lost
+    ("reflow", "film.site_0", "uneven"),
+    ("reflow", "tc.chip", "no_response"),
+    ("reflow", "lamps", "stuck_on"),
+    ("pump_down", "chamber", "leak"),
+    ("cool", "chiller", "fail"),
+]
 # (recipe file stem, step name, device, kind): the other kinds' steps in the default run.
 DEFAULT_EXTRA = [
     ("bump-sac305", "reflow", "o2", "fail"),
@@ -210,16 +265,24 @@ def _cells() -> list[tuple[Path, str, int]]:
             (*slots[(n * 5) % len(slots)], index[pair]) for n, pair in enumerate(DEFAULT_PAIRS)
         ]
         by_stem = {r.stem: r for r in RECIPES}
-        return cells + [(by_stem[r], step, index[(d, k)]) for r, step, d, k in DEFAULT_EXTRA]
+        cells += [(by_stem[r], step, index[(d, k)]) for r, step, d, k in DEFAULT_EXTRA]
+        return cells + [(p, step, index[(d, k)]) for p in PANELS for step, d, k in DEFAULT_PANEL]
     if MODE == "full":
         for recipe in RECIPES:
-            cells += [(recipe, step, i) for step in _steps(recipe) for i in range(len(FAULTS))]
+            faults = range(len(FAULTS)) if recipe in PANELS else range(PANEL_ONLY)
+            cells += [(recipe, step, i) for step in _steps(recipe) for i in faults]
         return cells
     for r, recipe in enumerate(RECIPES):
         steps = _steps(recipe)
         # A share of the pairs on each recipe, rotating through its steps.
-        for i in range(r, len(FAULTS), len(RECIPES)):
+        for i in range(r, PANEL_ONLY, len(RECIPES)):
             cells.append((recipe, steps[(i // len(RECIPES)) % len(steps)], i))
+    for p in PANELS:
+        # Every panel fault on every panel, rotating through its steps.
+        steps = _steps(p)
+        cells += [
+            (p, steps[n % len(steps)], i) for n, i in enumerate(range(PANEL_ONLY, len(FAULTS)))
+        ]
     return cells
 
 
@@ -245,6 +308,17 @@ def _assert_safe(sim: SimRun) -> None:
     s = sim.plant.state
     assert max(s.lamp_output_pct) == 0.0 and not s.contactor_energized
     assert not s.outputs["scr_enable"] and not s.uv_shutter_open
+
+
+def _assert_panel_record(doc: dict[str, Any], device: str, kind: str) -> None:
+    """A panel's run, however it ended: every site in the document if it was judged, and a
+    dead zone named where the operator reads it (the reason or an alarm)."""
+    if doc["result"] != "aborted":
+        assert sorted(s["site"] for s in doc["sites"]) == list(range(9)), "a site not judged"
+    if device.startswith("lamps.z") and kind == "fail":
+        zone = f"lamp zone {device.removeprefix('lamps.z')}"
+        said = [doc["reason"], *(a["message"] for a in doc["alarms"])]
+        assert any(zone in text for text in said), f"{zone} not named: {said}"
 
 
 @pytest.mark.parametrize(
@@ -273,6 +347,8 @@ async def test_fault_cell(recipe: Path, step: str, index: int, tmp_path: Path) -
     assert sim.store.samples(doc["run_id"]), "trace lost"
     started = [p["name"] for _, e, p in sim.events if e == "StepStarted"]
     assert [s["name"] for s in doc["steps"]] == started
+    if recipe in PANELS:
+        _assert_panel_record(doc, device, kind)
     if doc["result"] != "aborted":
         assert _may_complete(recipe, device, kind, step), (
             f"{device} {kind} in {step}: run {doc['result']} ({doc['reason']})"

@@ -11,12 +11,13 @@ so. The run fails if any site fails, and the check names the sites and what they
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from daemon.judge.reflow import chip_hotter_check, cool_checks, reflow_checks
-from daemon.judge.series import Trace
+from daemon.judge.series import Series, Trace
 from daemon.judge.types import Check
 from daemon.recipe.model import Panel, Reflow, VacuumFilmBondRecipe
 from daemon.store.trace import Sample
@@ -164,6 +165,39 @@ def with_estimates(panel: Panel, samples: Sequence[Sample]) -> list[Sample]:
     return out
 
 
+def site_columns(panel: Panel, samples: Sequence[Sample]) -> list[Series]:
+    """Per site, the signal it is judged on, sample by sample: what its channel holds in
+    ``with_estimates``'s samples (the thermocouple's reading, or the estimate where the site
+    has no thermocouple or its thermocouple gave no reading), None where there is neither or
+    it is not a number, as ``Trace`` reads a chip channel.
+
+    The same numbers as ``Trace`` of ``with_estimates`` (tests/test_panel_judge_columns.py),
+    without a copy of every sample and its temperatures (docs/adr/0180).
+    """
+    channels = site_channels(panel)
+    measured = [(i, channels[i]) for i in panel.instrumented_sites]
+    cache: dict[tuple[int, ...], list[tuple[int, list[float]]]] = {}
+    cols: list[Series] = [[] for _ in range(panel.sites)]
+    isnan = math.isnan
+    for s in samples:
+        temps = s.temps_c
+        reading = [(i, v) for i, ch in measured if (v := temps.get(ch)) is not None]
+        known = tuple(i for i, _ in reading)
+        targets = cache.get(known)
+        if targets is None:
+            targets = cache[known] = list(surface_weights(panel, known).items())
+        for i, v in reading:
+            cols[i].append(None if isnan(v) else v)
+        for j, w in targets:
+            if not w:
+                cols[j].append(None)
+                continue
+            # with_estimates's sum, term for term: the same number.
+            e = sum(wk * v for wk, (_, v) in zip(w, reading, strict=True))
+            cols[j].append(None if isnan(e) else e)
+    return cols
+
+
 # ------------------------------------------------------------------------------- verdicts
 
 
@@ -190,12 +224,19 @@ def evaluate_panel(recipe: object, samples: Sequence[Sample]) -> PanelVerdict | 
         return None
     channels = site_channels(panel)
     measured = set(panel.instrumented_sites)
-    full = with_estimates(panel, samples)
-    hold = _peak_hold(recipe, full)
+    hold = _peak_hold(recipe, samples)
     verdicts: list[SiteVerdict] = []
     means: list[float] = []
-    for i in range(panel.sites):
-        tr = Trace(recipe, full, chip_channel=channels[i])
+    base: Trace | None = None
+    for i, column in enumerate(site_columns(panel, samples)):
+        if base is None:
+            tr = base = Trace(recipe, samples, chip_channel=channels[i])
+            if tr.chip != column:
+                # Site 0's own channel is not what it is judged on (its estimate stands in
+                # for a missing reading): its trace is the others' kind.
+                tr = Trace.sharing(base, channels[i], column)
+        else:
+            tr = Trace.sharing(base, channels[i], column)
         checks = [*reflow_checks(tr), *cool_checks(tr), chip_hotter_check(tr)]
         peak = next((c.value for c in checks if c.check.startswith("peak_in_window")), None)
         tal = next((c.value for c in checks if c.check.startswith("time_above_liquidus")), None)

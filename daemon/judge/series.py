@@ -85,15 +85,40 @@ class Trace:
         # legitimately change pace (lamps off for venting once the cool is done). Rates are
         # read only in heating and cooling steps (the ramp and cooling-rate checks, their
         # metrics): the other steps' windows are not computed.
-        self.rate: Series = []
+        self.rate: Series = self._rates()
+
+    @classmethod
+    def sharing(cls, base: Trace, chip_channel: str, chip: Series) -> Trace:
+        """The trace of the same samples judged on another chip signal (a panel's site):
+        ``base``'s columns but the chip's and its rates, which are computed from ``chip``.
+
+        A panel is judged once per site on the same samples; only the chip column differs,
+        so the others (read by every check, never written) are shared, not rebuilt nine
+        times (docs/adr/0180).
+        """
+        if len(chip) != len(base.samples):
+            raise ValueError(f"chip has {len(chip)} values, the trace {len(base.samples)} samples")
+        tr = cls.__new__(cls)
+        tr.recipe, tr.samples, tr.chip_channel = base.recipe, base.samples, chip_channel
+        tr.t, tr.phase, tr.heating, tr.cooling = base.t, base.phase, base.heating, base.cooling
+        tr.component, tr.chuck = base.component, base.chuck
+        tr.pressure, tr.o2, tr.o2_partial = base.pressure, base.o2, base.o2_partial
+        tr.chip = chip
+        tr.rate = tr._rates()
+        return tr
+
+    def _rates(self) -> Series:
+        rate: Series = []
+        samples = self.samples
         start = 0
         for end in range(1, len(samples) + 1):
             if end == len(samples) or samples[end].step != samples[start].step:
                 if self.heating[start] or self.cooling[start]:
-                    self.rate += rates(self.t[start:end], self.chip[start:end])
+                    rate += rates(self.t[start:end], self.chip[start:end])
                 else:
-                    self.rate += [None] * (end - start)
+                    rate += [None] * (end - start)
                 start = end
+        return rate
 
     def _temperature_columns(self, samples: Sequence[Sample]) -> None:
         """The chip, component-average and hottest-chuck columns in one pass.

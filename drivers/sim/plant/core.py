@@ -54,6 +54,25 @@ class PlantCore:
         # The panel's per-site constants and the (solidus, band) they are for.
         self._panel_k: list[tuple[float, ...]] = []
         self._panel_k_band: tuple[float, float] | None = None
+        # Views of ``_panel_k`` the substeps read (panel_thermal.py, docs/adr/0180): each
+        # site's first eleven constants, its chip's and its cell's share of each zone, its
+        # cell's (way down, 1 / C, C) clamped and free; and the absorbed power at the
+        # last zone powers it was worked out for.
+        self._panel_k_sub: list[tuple[float, ...]] = []
+        self._panel_k_zones: list[tuple[tuple[float, ...], tuple[float, ...]]] = []
+        self._panel_cells_k: tuple[list[tuple[float, float, float]], ...] = ([], [])
+        self._panel_q_cmd: tuple[list[float], list[tuple[float, float]]] | None = None
+        self._panel_no_gap: list[tuple[float, float]] = []
+        self._panel_c_cells_sum = 0.0
+        # (substep, the thermal constants, the filaments', the chip's and the other
+        # thermocouples' lag factors for it): panel_thermal.py.
+        self._panel_lags: tuple[float, object, float, float, float] = (
+            math.nan,
+            None,
+            0.0,
+            0.0,
+            0.0,
+        )
         self._site_contact: list[float] = []  # film pressure per site now, × the layout's
         self._lamp_cmd = [0.0] * p.zones
 

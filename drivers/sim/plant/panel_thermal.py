@@ -82,25 +82,38 @@ def _site_constants(
     return out
 
 
+ZoneShares = list[tuple[tuple[float, ...], tuple[float, ...]]]  # per site: chip's, cell's
+
+
 def _absorbed(
-    sites_k: list[SiteConstants], cmd: list[float], fil: list[float]
+    zones_k: ZoneShares, cmd: Sequence[float], fil: Sequence[float]
 ) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
     """Per site, the power its chip and its cell would absorb with the filaments at their
     commands, W, and what they absorb now less that."""
-    zones = len(fil)
     at_cmd: list[tuple[float, float]] = []
     gap: list[tuple[float, float]] = []
-    for k in sites_k:
+    for chip_f, cell_f in zones_k:
         chip = cell = chip0 = cell0 = 0.0
-        for z in range(zones):
-            a_chip, a_cell = k[14 + z], k[14 + zones + z]
-            chip += a_chip * cmd[z]
-            cell += a_cell * cmd[z]
-            chip0 += a_chip * fil[z]
-            cell0 += a_cell * fil[z]
+        for a_chip, a_cell, c, f in zip(chip_f, cell_f, cmd, fil, strict=True):
+            chip += a_chip * c
+            cell += a_cell * c
+            chip0 += a_chip * f
+            cell0 += a_cell * f
         at_cmd.append((chip, cell))
         gap.append((chip0 - chip, cell0 - cell))
     return at_cmd, gap
+
+
+def _absorbed_at_cmd(zones_k: ZoneShares, cmd: Sequence[float]) -> list[tuple[float, float]]:
+    """``_absorbed``'s first half: the filaments are at their commands."""
+    at_cmd: list[tuple[float, float]] = []
+    for chip_f, cell_f in zones_k:
+        chip = cell = 0.0
+        for a_chip, a_cell, c in zip(chip_f, cell_f, cmd, strict=True):
+            chip += a_chip * c
+            cell += a_cell * c
+        at_cmd.append((chip, cell))
+    return at_cmd
 
 
 class PanelThermal(ThermalChain):
@@ -227,6 +240,24 @@ class PanelThermal(ThermalChain):
 
     # ------------------------------------------------------------- integration
 
+    def _set_panel_constants(self, model: PanelModel, ts: float, band: float) -> None:
+        """The sites' constants for this solder band and film contact, and the views of
+        them the substeps read (no slicing or choosing per substep)."""
+        k_all = _site_constants(model, ts, band, self._site_contact)
+        zones = len(model.zone_max_w)
+        self._panel_k = k_all
+        self._panel_k_band = (ts, band)
+        self._panel_k_sub = [k[:11] for k in k_all]
+        self._panel_k_zones = [(k[14 : 14 + zones], k[14 + zones : 14 + 2 * zones]) for k in k_all]
+        c_cells = model.c_cell_j_k
+        self._panel_cells_k = (
+            [(k[11], k[13], c) for k, c in zip(k_all, c_cells, strict=True)],
+            [(k[12], k[13], c) for k, c in zip(k_all, c_cells, strict=True)],
+        )
+        self._panel_q_cmd = None
+        self._panel_no_gap = [(0.0, 0.0)] * model.sites
+        self._panel_c_cells_sum = sum(model.c_cell_j_k)
+
     def _integrate_panel(self, h: float, p_means: Sequence[float], p_o2: float) -> list[float]:
         """``_integrate_thermal`` for a panel: the same span, substeps and outputs (the
         component's mean temperature at the end of each substep)."""
@@ -266,27 +297,37 @@ class PanelThermal(ThermalChain):
             coal_tau,
             coal_o2_half,
         ) = self._k_thermal
-        k_fil = 1.0 - math.exp(-h / fil_tau)
-        k_tc_chip = 1.0 - math.exp(-h / tc_tau_chip)
-        k_tc_other = 1.0 - math.exp(-h / tc_tau_other)
+        # The substep is the same span after span (dt_s, but for a span cut by an event):
+        # its lags' factors are worked out once for it, the same numbers each time.
+        lags = self._panel_lags
+        if lags[0] != h or lags[1] is not self._k_thermal:
+            lags = self._panel_lags = (
+                h,
+                self._k_thermal,
+                1.0 - math.exp(-h / fil_tau),
+                1.0 - math.exp(-h / tc_tau_chip),
+                1.0 - math.exp(-h / tc_tau_other),
+            )
+        k_fil, k_tc_chip, k_tc_other = lags[2], lags[3], lags[4]
 
         zone_w = [
             pct / 100.0 * w for pct, w in zip(self.lamp_output_pct(), model.zone_max_w, strict=True)
         ]
         fil = self._filament
-        fil_settled = all(abs(f - w) < 1e-9 for f, w in zip(fil, zone_w, strict=True))
+        fil_settled = True
+        for f, w in zip(fil, zone_w, strict=True):
+            if not abs(f - w) < 1e-9:
+                fil_settled = False
+                break
         ref = model.layout.reference_site
         ts, band = self._k_band[0], self._k_band[1]
         if self._panel_k_band != (ts, band):
-            self._panel_k = _site_constants(model, ts, band, self._site_contact)
-            self._panel_k_band = (ts, band)
-        sites_k = self._panel_k
-        clamped = self._outputs[OUT_FILM_CLAMP]
-        g_down = [k[11] if clamped else k[12] for k in sites_k]
+            self._set_panel_constants(model, ts, band)
+        sites_k = self._panel_k_sub
+        cells_k = self._panel_cells_k[0 if self._outputs[OUT_FILM_CLAMP] else 1]
         g_lat = model.physics.g_lateral_w_k
         pairs = model.pairs
-        c_cells = model.c_cell_j_k
-        c_cells_sum = sum(c_cells)
+        c_cells_sum = self._panel_c_cells_sum
         flow = self._chiller_running and not self._faults.chiller_failed
         g_kf = g_kf_flow if flow else g_kf_stagnant
         sp = self._chiller_sp
@@ -304,11 +345,22 @@ class PanelThermal(ThermalChain):
         tk, tf = self._t_chuck, self._t_fluid
         e_in = e_ch = e_loss = 0.0
         t_comp: list[float] = []
-        tcp = [0.0] * n
         # What each chip and cell absorbs is linear in the filaments, which close on their
         # commands by (1 − k_fil) a substep: the absorbed power closes on its value at the
         # commands the same way, one product a site instead of one sum over the zones.
-        q_cmd, q_gap = _absorbed(sites_k, zone_w, fil)
+        # Settled, the gap is within 1e-9 W of nothing and counts × 0.0: a zero gap adds
+        # the same (a power ≥ 0 plus ±0.0 is that power), and the power at the commands is
+        # worked out again only when they change (lamps off, or held: docs/adr/0180).
+        if not fil_settled:
+            q_cmd, q_gap = _absorbed(self._panel_k_zones, zone_w, fil)
+        else:
+            cached = self._panel_q_cmd
+            if cached is not None and cached[0] == zone_w:
+                q_cmd = cached[1]
+            else:
+                q_cmd = _absorbed_at_cmd(self._panel_k_zones, zone_w)
+                self._panel_q_cmd = (zone_w, q_cmd)
+            q_gap = self._panel_no_gap
         decay = 1.0 - k_fil
         left = 0.0 if fil_settled else 1.0  # of the gap at the span's start, still open
         for p_mean in p_means:
@@ -328,21 +380,20 @@ class PanelThermal(ThermalChain):
                 dq_cell[b] += q
             q_mk_sum = 0.0
             melt_ref = 0.0
+            t_ref = 0.0
+            mean = 0.0
+            # Each node moves as soon as its own fluxes are in: the cell's lateral share was
+            # summed above from the substep's start, and nothing after a site reads it.
             for i, (
-                c,
-                lat,
-                h_sol,
-                h_liq,
-                c_band,
-                lat_ts_band,
-                g_atm,
-                g_vac,
-                g_melt,
-                rad,
-                g_gas,
-                *_,
-            ) in enumerate(sites_k):
-                hc = hs[i]
+                (c, lat, h_sol, h_liq, c_band, lat_ts_band, g_atm, g_vac, g_melt, rad, g_gas),
+                (g_d, inv_c_cell, c_cell),
+                (q_chip, q_cell),
+                (gap_chip, gap_cell),
+                hc,
+                t_cell,
+                tc_site,
+            ) in enumerate(zip(sites_k, cells_k, q_cmd, q_gap, hs, tm, site_tc, strict=True)):
+                # zip has read hs[i], tm[i] and site_tc[i] before they are written below.
                 if hc <= h_sol:
                     t_i, melt = hc / c, 0.0
                 elif hc >= h_liq:
@@ -350,22 +401,22 @@ class PanelThermal(ThermalChain):
                 else:
                     t_i = (hc + lat_ts_band) / c_band
                     melt = (t_i - ts) / band
-                tcp[i] = t_i
                 if i == ref:
-                    melt_ref = melt
-                t_cell = tm[i]
-                (q_in_chip, q_in_cell), (gap_chip, gap_cell) = q_cmd[i], q_gap[i]
-                q_in_chip += gap_chip * left
-                q_in_cell += gap_cell * left
+                    melt_ref, t_ref = melt, t_i
+                q_in_chip = q_chip + gap_chip * left
+                q_in_cell = q_cell + gap_cell * left
                 q_cc = (g_atm + g_vac * pressed + g_melt * melt) * (t_i - t_cell)
                 tck = t_i + KELVIN
                 q_loss = rad * (tck * tck * tck * tck - amb_k4) + g_gas * gas * (t_i - amb)
                 # The cell's way down: the chuck under it and, on the rim, the clamped
                 # component beyond the panel, which sits on the chuck too.
-                q_mk = g_down[i] * (t_cell - tk)
+                q_mk = g_d * (t_cell - tk)
                 q_mk_sum += q_mk
                 hs[i] = hc + h * (q_in_chip - q_cc - q_loss)
-                dq_cell[i] += q_in_cell + q_cc - q_mk
+                t_moved = t_cell + h * (dq_cell[i] + (q_in_cell + q_cc - q_mk)) * inv_c_cell
+                tm[i] = t_moved
+                mean += c_cell * t_moved
+                site_tc[i] = tc_site + (t_i - tc_site) * k_tc_chip
                 e_in += h * (q_in_chip + q_in_cell)
                 e_loss += h * q_loss
             if melt_ref and coal < 1.0:
@@ -385,16 +436,11 @@ class PanelThermal(ThermalChain):
                     q_ch = q_cool
                 elif q_ch < -q_heat:
                     q_ch = -q_heat
-            mean = 0.0
-            for i, k in enumerate(sites_k):
-                tm[i] += h * dq_cell[i] * k[13]
-                mean += c_cells[i] * tm[i]
-                site_tc[i] += (tcp[i] - site_tc[i]) * k_tc_chip
             tk += h * (q_mk_sum - q_kf - q_ka) * inv_ck
             tf += h * (q_kf - q_ch - q_fa) * inv_cf
             e_ch += h * q_ch
             e_loss += h * (q_ka + q_fa)
-            tc_chip += (tcp[ref] - tc_chip) * k_tc_chip
+            tc_chip += (t_ref - tc_chip) * k_tc_chip
             tc_comp += (tm[ref] - tc_comp) * k_tc_other
             tc_chuck += (tk - tc_chuck) * k_tc_other
             t_comp.append(mean / c_cells_sum)
