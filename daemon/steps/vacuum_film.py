@@ -320,7 +320,7 @@ async def _follow(
         )
         ctx.setpoint_c = profile.at(t_profile)[0]
         if isinstance(ctrl, ZoneLoop):
-            await ctx.set_lamp_zones(ctrl.zones(snap.t, snap.temp, pct, cap))
+            await ctx.set_lamp_zones(ctrl.zones(snap.t, snap.temp, pct, cap, snap.lamp_pct))
             if guard is not None:
                 guard(ctrl, snap)
         else:
