@@ -210,13 +210,13 @@ class PanelLoop(ZoneLoop):
         )
 
     def compensate(self, dead: Collection[int]) -> None:
-        """Re-solve the feed-forward and the trims without the ``dead`` zones: the others
-        carry their share, within their limits (ADR 0167). The integrators start again, as
-        the trims they held were the healthy head's."""
+        """Re-solve the feed-forward without the ``dead`` zones: the others carry their share,
+        each within its limits (ADR 0167). The trims keep the healthy head's least-squares
+        answer, the dead zones' part of it lost: re-solved over the live zones they traded
+        the estimated sides against the measured corners and left the corners 1.7 °C over
+        the centre, too fast in the cool (dead corner zone, the 3 × 3 recipe)."""
         self._dead = frozenset(dead)
         self._w = feedforward_weights(self._site_gains, self._dead)
-        self._p = weighted_pinv(self._site_gains, self._site_weights, self._dead)
-        self._i = [0.0] * len(self._sites)
 
     @property
     def expected_c(self) -> float | None:
@@ -264,15 +264,15 @@ class PanelLoop(ZoneLoop):
         # The sites' temperature change asked for, and the zones' least-squares answer.
         want = [-(self._kp * e + i / self._ti) for e, i in zip(err, self._i, strict=True)]
         want[0] = 0.0
-        trim = [sum(p * d for p, d in zip(row, want, strict=True)) for row in self._p]
-        trim = [min(self._trim_max, max(-self._trim_max, x)) for x in trim]
+        asked = [sum(p * d for p, d in zip(row, want, strict=True)) for row in self._p]
+        trim = [min(self._trim_max, max(-self._trim_max, x)) for x in asked]
         top = min(cap_pct, 100.0)
         raw = [common_pct * w + x for w, x in zip(self._w, trim, strict=True)]
         out = [min(top, max(0.0, v)) for v in raw]
-        dead = self._dead
-        # A dead zone is left out of the anti-windup: it is dark whatever it is told.
-        limited = any(
-            v != r for z, (v, r) in enumerate(zip(out, raw, strict=True)) if z not in dead
+        # A trim at its bound is a limit too: integrating on would wind up what it cannot
+        # deliver.
+        limited = any(v != r for v, r in zip(out, raw, strict=True)) or any(
+            a != x for a, x in zip(asked, trim, strict=True)
         )
         if common_pct > 0.0 and not limited:
             self._i = [i + e * dt for i, e in zip(self._i, err, strict=True)]
