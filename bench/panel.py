@@ -1,7 +1,7 @@
 """Uniformity of a panel of chips at the peak (docs/panel.md), on the simulated plant in
 virtual time.
 
-    .venv/bin/python -m bench.panel [RECIPE] [--seed N] [--json]
+    .venv/bin/python -m bench.panel [RECIPE] [--seed N] [--json] [--controls equal,zones,tuned,model]
 
 Runs the panel recipe (default ``recipes/panel-3x3-sac305.toml``) through the
 executor, the interlocks and the plant with today's control: every lamp zone at the same
