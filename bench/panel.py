@@ -1,7 +1,7 @@
 """Uniformity of a panel of chips at the peak (docs/panel.md), on the simulated plant in
 virtual time.
 
-    .venv/bin/python -m bench.panel [RECIPE] [--seed N] [--json]
+    .venv/bin/python -m bench.panel [RECIPE] [--seed N] [--json] [--controls equal,zones,tuned,model]
 
 Runs the panel recipe (default ``recipes/panel-3x3-sac305.toml``) through the
 executor, the interlocks and the plant with today's control: every lamp zone at the same
@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import structlog
 
-from bench.panel_gains import identify_gains
+from bench.panel_gains import identify_gains, identify_model
 from bench.tracking import SETTLE_S
 from daemon.config import Limits
 from daemon.recipe.load import load_recipe_file
@@ -44,11 +44,12 @@ CONTROLS = {
     "equal": "equal power on every zone, chip loop on the centre site",
     "zones": "zone loop on the open-loop gain matrix (bench/panel_gains.py)",
     "tuned": "zone loop on config/sim.toml's [panel_gains] (bonderd tune --panel --sim)",
+    "model": "zone loop on the open-loop site model of every site (bench/panel_gains.py)",
 }
 PEAK_BAND_C = 1.0  # the control site counts as holding the peak this close to the target
 
 
-def zone_loop_factory(panel: Panel) -> ControllerFactory:
+def zone_loop_factory(panel: Panel, *, with_model: bool = False) -> ControllerFactory:
     """The zone loop on the gain matrix identified by stepping each zone (bench/panel_gains.py)."""
     layout = PanelLayout(
         rows=panel.rows,
@@ -59,10 +60,11 @@ def zone_loop_factory(panel: Panel) -> ControllerFactory:
         instrumented=panel.instrumented_sites,
     )
     gains, channels = identify_gains(layout)
+    sites = identify_model(layout) if with_model else None
 
     def factory(model: ThermalModel | None, melt: tuple[float, float] | None) -> ChipLoop:
         assert model is not None, "the zone loop runs on the identified chip model"
-        return PanelLoop(chip_controller(model, melt), gains, channels)
+        return PanelLoop(chip_controller(model, melt), gains, channels, model=sites)
 
     return factory
 
@@ -71,7 +73,11 @@ async def measure(recipe: Path, seed: int = 0, *, control: str = "equal") -> dic
     loaded = load_recipe_file(recipe, Limits())
     model = loaded.recipe
     assert isinstance(model, VacuumFilmBondRecipe) and model.panel is not None
-    factory = zone_loop_factory(model.panel) if control == "zones" else None
+    factory = (
+        zone_loop_factory(model.panel, with_model=control == "model")
+        if control in ("zones", "model")
+        else None
+    )
     gains: Literal["shipped", "none"] = "shipped" if control == "tuned" else "none"
     reflow = next(s for s in model.steps if isinstance(s, Reflow))
     peak_target = reflow.segments[-1].to_c
@@ -211,11 +217,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("recipe", nargs="?", type=Path, default=PANEL_RECIPE)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--controls",
+        default=",".join(CONTROLS),
+        help=f"comma-separated, of {', '.join(CONTROLS)} (default all)",
+    )
     args = parser.parse_args(argv)
     logging.disable(logging.WARNING)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
     recs = [
-        asyncio.run(measure(args.recipe, args.seed, control=c)) for c in ("equal", "zones", "tuned")
+        asyncio.run(measure(args.recipe, args.seed, control=c)) for c in args.controls.split(",")
     ]
     if args.json:
         print(json.dumps(recs, indent=2))

@@ -11,6 +11,9 @@ joints, which is what its ratios need to be right about.
 
 from __future__ import annotations
 
+import dataclasses
+
+from daemon.thermal.panel_model import SiteModel, step_time_constant
 from drivers.clock import ManualClock
 from drivers.protocols import OUT_FILM_CLAMP, OUT_LAMP_CONTACTOR, OUT_SCR_ENABLE, VALVE_PUMP
 from drivers.sim.plant import PanelLayout, Plant
@@ -67,3 +70,65 @@ def identify_gains(layout: PanelLayout) -> tuple[list[list[float]], list[str]]:
         _run(plant, clock, SETTLE_S)
     plant.set_output(OUT_LAMP_CONTACTOR, False)
     return gains, channels
+
+
+def identify_model(layout: PanelLayout) -> SiteModel:
+    """The site model of every site of ``layout`` (docs/adr/0166), identified as
+    ``bonderd tune --panel --commissioning`` does: a thermocouple on every site for the
+    experiment, each zone stepped, per site the gains and the time constant of its
+    response to the zone that lights it most."""
+    full = dataclasses.replace(layout, instrumented=tuple(range(layout.sites)))
+    clock = ManualClock()
+    plant = Plant(clock)
+    plant.set_panel(full)
+    chans = full.site_channels
+    ref = full.reference_site
+    order = [ref] + [i for i in chans if i != ref]
+    channels = [chans[i] for i in order]
+    plant.set_output(OUT_FILM_CLAMP, True)
+    plant.chiller_start()
+    plant.set_valve(VALVE_PUMP, True)
+    plant.pump_start()
+    _run(plant, clock, 120.0)
+    plant.set_output(OUT_LAMP_CONTACTOR, True)
+    plant.set_output(OUT_SCR_ENABLE, True)
+    zones = plant.params.zones
+    plant.set_lamp_power([BASE_PCT] * zones)
+    _run(plant, clock, 2 * SETTLE_S)
+    gains = [[0.0] * zones for _ in channels]
+    curves: list[list[tuple[list[float], list[float]]]] = [[] for _ in channels]
+    for z in range(zones):
+        before = _sites(plant, channels)
+        chuck0 = plant.state.chuck_c
+        t0 = clock.t
+        pct = [BASE_PCT] * zones
+        pct[z] += STEP_PCT
+        plant.set_lamp_power(pct)
+        times: list[float] = []
+        rises: list[list[float]] = [[] for _ in channels]
+        end = clock.t + SETTLE_S
+        while clock.t < end - 1e-9:
+            clock.t = min(end, clock.t + 0.1)
+            plant.advance()
+            now = _sites(plant, channels)
+            drift = plant.state.chuck_c - chuck0
+            times.append(clock.t - t0)
+            for k in range(len(channels)):
+                rises[k].append(now[k] - before[k] - drift)
+        for k in range(len(channels)):
+            gains[k][z] = rises[k][-1] / STEP_PCT
+            curves[k].append((times, rises[k]))
+        plant.set_lamp_power([BASE_PCT] * zones)
+        _run(plant, clock, SETTLE_S)
+    plant.set_output(OUT_LAMP_CONTACTOR, False)
+    taus = []
+    for k in range(len(channels)):
+        z = max(range(zones), key=lambda zz: abs(gains[k][zz]))
+        times, rise = curves[k][z]
+        taus.append(step_time_constant([0.0, *times], [0.0, *rise], rise[-1]))
+    return SiteModel(
+        channels=tuple(channels),
+        gains=tuple(tuple(r) for r in gains),
+        tau_s=tuple(taus),
+        positions=tuple(full.row_col(i) for i in order),
+    )

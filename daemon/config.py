@@ -241,12 +241,18 @@ class ChuckModelSection(_Section):
 class PanelGainsSection(_Section):
     """A panel's zone-to-site gain matrix (°C per % of each zone at each instrumented site),
     identified by stepping each zone (docs/panel.md, ADR 0162). With it, a recipe whose
-    panel instruments these channels runs on the zone loop; without it, on equal power."""
+    panel instruments these channels runs on the zone loop; without it, on equal power.
+    Identified on a commissioning panel with a thermocouple on every site (``bonderd tune
+    --panel RECIPE --commissioning``) it has a row for every site and each site's time
+    constant ``tau_s``: the site model whose observer estimates the sites a product panel
+    leaves without a thermocouple (ADR 0166)."""
 
     channels: Annotated[
         list[Annotated[str, Field(pattern=r"^(chip|site_[0-9]{1,3})$")]], Field(min_length=1)
     ]
     gains_c_per_pct: Annotated[list[list[float]], Field(min_length=1)]
+    # Each channel's first-order time constant, s (the site model); empty: gains only.
+    tau_s: list[Annotated[float, Field(gt=0.0)]] = []
     identified_at: str = ""
 
     @model_validator(mode="after")
@@ -259,6 +265,8 @@ class PanelGainsSection(_Section):
             raise ValueError("gains_c_per_pct: one row per channel")
         if len({len(r) for r in self.gains_c_per_pct}) != 1 or not self.gains_c_per_pct[0]:
             raise ValueError("gains_c_per_pct: every row one gain per lamp zone")
+        if self.tau_s and len(self.tau_s) != len(self.channels):
+            raise ValueError("tau_s: one time constant per channel")
         return self
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.panel_gains import identify_gains
+from bench.panel_gains import identify_gains, identify_model
 from daemon.app.cli import main
 from daemon.config import load_settings
 from daemon.run.virtual import REPO
@@ -52,3 +52,29 @@ def test_tune_panel_refuses_a_recipe_without_a_panel(tmp_path: Path) -> None:
     cfg = tmp_path / "bonderd.toml"
     cfg.write_text(f'data_dir = "{tmp_path / "data"}"\n', encoding="utf-8")
     assert main(["tune", "--panel", str(single), "--sim", "--config", str(cfg)]) == 2
+
+
+def test_tune_panel_commissioning_identifies_every_sites_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "bonderd.toml"
+    cfg.write_text(f'data_dir = "{tmp_path / "data"}"\n', encoding="utf-8")
+    args = ["tune", "--panel", str(PANEL_RECIPE), "--commissioning", "--sim", "--speed", "2000"]
+    assert main([*args, "--config", str(cfg), "--write"]) == 0
+    printed = tomllib.loads(capsys.readouterr().out)["panel_gains"]
+    assert sorted(printed["channels"]) == sorted(
+        ["chip"] + [f"site_{i}" for i in (0, 1, 2, 3, 5, 6, 7, 8)]
+    )
+    # Against the open-loop identification on the plant itself: the gains to a few per cent
+    # of each row's largest, the time constants to 10 % (the run's own chuck and noise).
+    truth = identify_model(PanelLayout(3, 3, solder_mg=SOLDER, instrumented=(0, 2, 4, 6, 8)))
+    want = dict(zip(truth.channels, zip(truth.gains, truth.tau_s, strict=True), strict=True))
+    for ch, row, tau in zip(
+        printed["channels"], printed["gains_c_per_pct"], printed["tau_s"], strict=True
+    ):
+        gains, t = want[ch]
+        for g, w in zip(row, gains, strict=True):
+            assert g == pytest.approx(w, abs=0.06 * max(gains))
+        assert tau == pytest.approx(t, rel=0.1)
+    settings = load_settings(cfg, required=True)
+    assert settings.panel_gains is not None and len(settings.panel_gains.tau_s) == 9

@@ -212,6 +212,13 @@ def _parser() -> argparse.ArgumentParser:
         help="instead: identify the zone-to-site gains of this panel recipe's panel by "
         "stepping each lamp zone; print (--write: store) them as [panel_gains] (docs/panel.md)",
     )
+    tu.add_argument(
+        "--commissioning",
+        action="store_true",
+        help="with --panel: a commissioning panel with a thermocouple on every site; "
+        "identify every site's gains and time constant, the site model that estimates the "
+        "sites the product panel leaves without one (docs/panel.md)",
+    )
     data_dir(tu)
 
     us = add("user", "accounts of the operator station (docs/hmi.md)")

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from daemon.config import ConfigError, Settings, load_settings
-from daemon.judge.panel import site_channels
 from daemon.recipe.load import LoadedRecipe, load_recipe_file, parse_recipe
 from daemon.recipe.model import Panel, VacuumFilmBondRecipe
 from daemon.run.rig import assemble
@@ -35,6 +34,7 @@ from daemon.thermal.tune import (
     replace_section,
     section_toml,
 )
+from drivers.protocols import site_channel
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 DEFAULT_CONFIG = Path("/etc/bonderd/bonderd.toml")
@@ -137,15 +137,17 @@ async def chuck_run(
     return doc, tap
 
 
-def _panel_text(panel: Panel) -> str:
-    """The recipe's ``[panel]`` table again, for the experiment recipe."""
+def _panel_text(panel: Panel, *, every_site: bool = False) -> str:
+    """The recipe's ``[panel]`` table again, for the experiment recipe; ``every_site``:
+    with a thermocouple on every site (the commissioning panel)."""
+    instrumented = list(range(panel.sites)) if every_site else list(panel.instrumented_sites)
     lines = [
         "[panel]",
         f"rows = {panel.rows}",
         f"cols = {panel.cols}",
         f"pitch_mm = {panel.pitch_mm!r}",
         f"chip_mm = {panel.chip_mm!r}",
-        f"instrumented = {list(panel.instrumented_sites)!r}",
+        f"instrumented = {instrumented!r}",
     ]
     if panel.solder_mg is not None:
         lines.append(f"solder_mg = {list(panel.solder_mg)!r}")
@@ -165,7 +167,10 @@ async def panel_run(args: argparse.Namespace) -> int:
         return EXIT_INVALID
     solder = product.materials.solder
     melt = (solder.solidus_c, solder.liquidus_c)
-    channels = list(site_channels(panel)[i] for i in panel.instrumented_sites)
+    commissioning = bool(getattr(args, "commissioning", False))
+    sites = range(panel.sites) if commissioning else panel.instrumented_sites
+    ref = panel.reference_site
+    channels = [site_channel(i, ref) for i in sites]
     channels.sort(key=lambda ch: ch != "chip")  # the control site's first
     loops: list[ZoneStepLoop] = []
 
@@ -176,7 +181,11 @@ async def panel_run(args: argparse.Namespace) -> int:
         settings, sim=args.sim, speed=args.speed, seed=args.seed, controller_factory=factory
     )
     loops.append(ZoneStepLoop(channels, rig.machine.lamps.zones))
-    text = experiment_recipe(melt, loops[0].duration_s()) + "\n" + _panel_text(panel)
+    text = (
+        experiment_recipe(melt, loops[0].duration_s())
+        + "\n"
+        + _panel_text(panel, every_site=commissioning)
+    )
     loaded = parse_recipe(text.encode(), "bonderd tune --panel", settings.limits)
     rig.prepare(loaded.recipe)
     try:
@@ -192,12 +201,14 @@ async def panel_run(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     try:
         gains = loop.gains()
+        taus = loop.time_constants() if commissioning else []
     except PanelTuneError as exc:
         print(f"bonderd tune: {exc}", file=sys.stderr)
         return EXIT_FAILED
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    how = "bonderd tune --panel --sim" if args.sim else "bonderd tune --panel"
-    section = gains_section_toml(channels, gains, f"{stamp} {how} (run {doc['run_id']})")
+    how = "bonderd tune --panel" + (" --commissioning" if commissioning else "")
+    how += " --sim" if args.sim else ""
+    section = gains_section_toml(channels, gains, f"{stamp} {how} (run {doc['run_id']})", taus)
     sys.stdout.write(section)
     if args.write:
         write_model(args.config, section, "[panel_gains]")

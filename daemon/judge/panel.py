@@ -25,6 +25,10 @@ from drivers.protocols import site_channel
 
 ESTIMATE_SUFFIX: Final = "_est"
 ESTIMATE_METHOD: Final = "quadratic surface through the instrumented sites' readings"
+MODEL_METHOD: Final = (
+    "site model identified on the commissioning panel, driven by the zones' readings and "
+    "corrected by the instrumented sites (recorded by the zone loop)"
+)
 PANEL_CHECK: Final = "every_site_conformed"
 # A fit whose normal matrix has a pivot under this (relative) is degenerate for the sites
 # that read: the next simpler surface is used.
@@ -42,12 +46,14 @@ class SiteVerdict:
     tal_s: float | None
     ok: bool
     failed_checks: tuple[str, ...]
+    method: str = ESTIMATE_METHOD  # how an uninstrumented site was estimated
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["failed_checks"] = list(self.failed_checks)
+        method = d.pop("method")
         if not self.instrumented:
-            d["estimate"] = ESTIMATE_METHOD
+            d["estimate"] = method
         return d
 
 
@@ -144,11 +150,17 @@ def surface_weights(panel: Panel, known: Sequence[int]) -> dict[int, list[float]
 
 
 def with_estimates(panel: Panel, samples: Sequence[Sample]) -> list[Sample]:
-    """The samples with every uninstrumented site's estimate added as its channel."""
+    """The samples with every uninstrumented site's estimate added as its channel.
+
+    Where the run recorded its site model's estimate (channel ``site_<n>_est``, the zone
+    loop's observer, ADR 0166) that is the estimate; elsewhere (before the loop started,
+    between its steps, after it) the surface through the measured sites, shifted by the
+    model's last (or first) difference from it, so the estimate does not jump where the
+    model's record starts and ends (a jump would read as a heating or cooling rate)."""
     channels = site_channels(panel)
     measured = [(i, channels[i]) for i in panel.instrumented_sites]
     cache: dict[tuple[int, ...], dict[int, list[float]]] = {}
-    out: list[Sample] = []
+    surfaces: list[dict[str, float | None]] = []
     for s in samples:
         temps = s.temps_c
         reading = [(i, v) for i, ch in measured if (v := temps.get(ch)) is not None]
@@ -161,41 +173,99 @@ def with_estimates(panel: Panel, samples: Sequence[Sample]) -> list[Sample]:
             est[channels[j]] = (
                 sum(wk * v for wk, (_, v) in zip(w, reading, strict=True)) if w else None
             )
+        surfaces.append(est)
+    est_channels = [
+        channels[j] for j in range(panel.sites) if j not in set(panel.instrumented_sites)
+    ]
+    # The model's first difference from the surface, carried back to the start.
+    offset: dict[str, float] = {}
+    for s, surf in zip(samples, surfaces, strict=True):
+        for ch in est_channels:
+            m, f = s.temps_c.get(ch), surf.get(ch)
+            if ch not in offset and m is not None and f is not None:
+                offset[ch] = m - f
+        if len(offset) == len(est_channels):
+            break
+    out: list[Sample] = []
+    for s, surf in zip(samples, surfaces, strict=True):
+        temps = s.temps_c
+        est = {}
+        for ch in est_channels:
+            m, f = temps.get(ch), surf.get(ch)
+            if m is not None:
+                est[ch] = m
+                if f is not None:
+                    offset[ch] = m - f
+            else:
+                est[ch] = None if f is None else f + offset.get(ch, 0.0)
         out.append(dataclasses.replace(s, temps_c={**temps, **est}))
     return out
 
 
 def site_columns(panel: Panel, samples: Sequence[Sample]) -> list[Series]:
     """Per site, the signal it is judged on, sample by sample: what its channel holds in
-    ``with_estimates``'s samples (the thermocouple's reading, or the estimate where the site
-    has no thermocouple or its thermocouple gave no reading), None where there is neither or
-    it is not a number, as ``Trace`` reads a chip channel.
+    ``with_estimates``'s samples (the thermocouple's reading; for a site without one the
+    site model's recorded estimate, or the shifted surface where the model recorded none),
+    None where there is nothing or it is not a number, as ``Trace`` reads a chip channel.
 
     The same numbers as ``Trace`` of ``with_estimates`` (tests/test_panel_judge_columns.py),
     without a copy of every sample and its temperatures (docs/adr/0180).
     """
     channels = site_channels(panel)
+    instrumented = set(panel.instrumented_sites)
     measured = [(i, channels[i]) for i in panel.instrumented_sites]
-    cache: dict[tuple[int, ...], list[tuple[int, list[float]]]] = {}
+    estimated = [j for j in range(panel.sites) if j not in instrumented]
+    cache: dict[tuple[int, ...], list[list[float]]] = {}
     cols: list[Series] = [[] for _ in range(panel.sites)]
+    surface: dict[int, list[float | None]] = {j: [] for j in estimated}
     isnan = math.isnan
     for s in samples:
         temps = s.temps_c
         reading = [(i, v) for i, ch in measured if (v := temps.get(ch)) is not None]
-        known = tuple(i for i, _ in reading)
-        targets = cache.get(known)
-        if targets is None:
-            targets = cache[known] = list(surface_weights(panel, known).items())
+        for i, _ in measured:
+            cols[i].append(None)
         for i, v in reading:
-            cols[i].append(None if isnan(v) else v)
-        for j, w in targets:
-            if not w:
-                cols[j].append(None)
-                continue
+            cols[i][-1] = None if isnan(v) else v
+        known = tuple(i for i, _ in reading)
+        weights = cache.get(known)
+        if weights is None:
+            table = surface_weights(panel, known)
+            weights = cache[known] = [table[j] for j in estimated]
+        for j, w in zip(estimated, weights, strict=True):
             # with_estimates's sum, term for term: the same number.
-            e = sum(wk * v for wk, (_, v) in zip(w, reading, strict=True))
-            cols[j].append(None if isnan(e) else e)
+            surface[j].append(
+                sum(wk * v for wk, (_, v) in zip(w, reading, strict=True)) if w else None
+            )
+    for j in estimated:
+        ch = channels[j]
+        model = [s.temps_c.get(ch) for s in samples]
+        # with_estimates's offsets: the model's first difference from the surface, carried
+        # back to the start, then its latest, carried forward.
+        offset: float | None = next(
+            (
+                m - f
+                for m, f in zip(model, surface[j], strict=True)
+                if m is not None and f is not None
+            ),
+            None,
+        )
+        col = cols[j]
+        for m, f in zip(model, surface[j], strict=True):
+            if m is not None:
+                e: float | None = m
+                if f is not None:
+                    offset = m - f
+            else:
+                e = None if f is None else f + (0.0 if offset is None else offset)
+            col.append(None if e is None or isnan(e) else e)
     return cols
+
+
+def estimate_method(samples: Sequence[Sample], channel: str) -> str:
+    """How ``channel`` (an uninstrumented site's) was estimated in this run."""
+    if any(s.temps_c.get(channel) is not None for s in samples):
+        return MODEL_METHOD
+    return ESTIMATE_METHOD
 
 
 # ------------------------------------------------------------------------------- verdicts
@@ -243,7 +313,18 @@ def evaluate_panel(recipe: object, samples: Sequence[Sample]) -> PanelVerdict | 
         failed = tuple(c.check for c in checks if not c.ok)
         r, c = divmod(i, panel.cols)
         verdicts.append(
-            SiteVerdict(i, r, c, i in measured, channels[i], peak, tal, not failed, failed)
+            SiteVerdict(
+                i,
+                r,
+                c,
+                i in measured,
+                channels[i],
+                peak,
+                tal,
+                not failed,
+                failed,
+                ESTIMATE_METHOD if i in measured else estimate_method(samples, channels[i]),
+            )
         )
         held = [v for k in hold if (v := tr.chip[k]) is not None]
         if held:

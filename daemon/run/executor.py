@@ -659,6 +659,9 @@ class Executor:
         # inlined, the same expressions: every channel, every sample.
         ok = Status.OK
         p, o2, lamps = snap.pressure, snap.o2, snap.lamp_pct
+        temps = {ch: (r.value if r.status is ok else None) for ch, r in snap.temps.items()}
+        if ctx is not None and ctx.site_estimates:
+            temps.update(ctx.site_estimates)  # marked ``_est``: a panel's model (ADR 0166)
         if stage is not None:
             pos, force = stage.position_um, stage.force_n
             z_um = pos.value if pos.status is ok else None
@@ -669,7 +672,7 @@ class Executor:
             t_s=round(snap.t - self._run_t0, 3),
             step=self.current_step or "",
             setpoint_c=ctx.setpoint_c if ctx is not None else None,
-            temps_c={ch: (r.value if r.status is ok else None) for ch, r in snap.temps.items()},
+            temps_c=temps,
             pressure_mbar=p.value if p is not None and p.status is ok else None,
             o2_ppm=o2.value if o2 is not None and o2.status is ok else None,
             lamp_pct=sum(lamps) / len(lamps) if lamps else 0.0,

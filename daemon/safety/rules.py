@@ -525,8 +525,10 @@ class RuleEngine:
                 Finding(
                     "lamp_zone_dead",
                     Action.WARN,
-                    f"lamp zone {names} delivering nothing while commanded: the other zones "
-                    "carry the profile; lamp or SCR to be serviced",
+                    f"lamp zone {names} delivering nothing while commanded: the run goes on "
+                    "only while the other zones can carry the profile (a panel's reflow stops "
+                    "when they cannot bring every site into its window); lamp or SCR to be "
+                    "serviced",
                 )
             )
 

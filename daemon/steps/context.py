@@ -45,6 +45,10 @@ class StepContext:
     deadline: float | None = None
     timeout_s: float = 0.0
     setpoint_c: float | None = None  # recorded in the trace
+    # A panel's site-model estimates of the sites without a thermocouple, by their estimate
+    # channel (``site_<n>_est``), while the zone loop runs (ADR 0166): recorded in the trace
+    # under those marked names, never as a reading. Empty for everything else.
+    site_estimates: dict[str, float | None] = field(default_factory=dict)
     progress: float = 0.0  # 0..1 within the step, for the operator's display
     lamps_enabled: bool = field(default=False)
     # The chip loop, kept from reflow into cooling (no gap at the hand-over); built by
@@ -274,3 +278,4 @@ class StepContext:
         await self.command("SCR enable", dio.write_output(OUT_SCR_ENABLE, False, t))
         self.lamps_enabled = False
         self.setpoint_c = None
+        self.site_estimates = {}

@@ -320,7 +320,9 @@ async def _follow(
         )
         ctx.setpoint_c = profile.at(t_profile)[0]
         if isinstance(ctrl, ZoneLoop):
-            await ctx.set_lamp_zones(ctrl.zones(snap.t, snap.temp, pct, cap))
+            await ctx.set_lamp_zones(ctrl.zones(snap.t, snap.temp, pct, cap, snap.lamp_pct))
+            if isinstance(ctrl, PanelLoop) and ctrl.has_model:
+                ctx.site_estimates = {f"{ch}_est": v for ch, v in ctrl.estimates.items()}
             if guard is not None:
                 guard(ctrl, snap)
         else:
@@ -328,6 +330,7 @@ async def _follow(
         ctx.progress = min(1.0, t_profile / profile.duration_s) if profile.duration_s > 0 else 1.0
         if done(t_profile, measured):
             ctx.follow_ended_t = snap.t
+            ctx.site_estimates = {}  # the observer advances only while the loop runs
             return
 
 
@@ -443,6 +446,9 @@ def _dead_zone_guard(ctx: StepContext, step: Reflow) -> Callable[[ZoneLoop, Snap
                 f"(≥ {step.peak_window_c.min:g} °C) while the control site is at "
                 f"{peak_c:g} °C; stopped before the reflow is lost"
             )
+        # The model says every site can still get there: the other zones take the dead one's
+        # share, each within its limits (ADR 0167).
+        ctrl.compensate(dead)
 
     return guard
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 
 from daemon.thermal.loop import Profile
 from daemon.thermal.panel_loop import ZoneLoop
+from daemon.thermal.panel_model import step_time_constant
 
 BASE_PCT = 20.0
 STEP_PCT = 10.0
@@ -38,6 +39,9 @@ class ZoneStepLoop(ZoneLoop):
         # Per phase (base, step z, base, step z+1, ...): sums of each channel and the chuck.
         self._sums: dict[int, list[float]] = {}
         self._counts: dict[int, int] = {}
+        # Per step phase: (time into the phase, every channel's reading, the chuck's), the
+        # step responses the site model's time constants are read from (ADR 0166).
+        self._series: dict[int, list[tuple[float, list[float]]]] = {}
 
     def duration_s(self) -> float:
         return 2.0 * SETTLE_S + 2.0 * SETTLE_S * self.n_zones
@@ -59,7 +63,12 @@ class ZoneStepLoop(ZoneLoop):
         return 2.0 * SETTLE_S if phase == 0 else 2.0 * SETTLE_S + phase * SETTLE_S
 
     def zones(
-        self, t: float, temp: Callable[[str], float | None], common_pct: float, cap_pct: float
+        self,
+        t: float,
+        temp: Callable[[str], float | None],
+        common_pct: float,
+        cap_pct: float,
+        delivered: Sequence[float] = (),
     ) -> list[float]:
         if self._t0 is None:
             self._t0 = t
@@ -69,13 +78,16 @@ class ZoneStepLoop(ZoneLoop):
             self.done = True
         if self.done:
             return [0.0] * self.n_zones
-        if elapsed >= self._phase_end(phase) - AVERAGE_S:
-            values = [temp(ch) for ch in [*self.channels, "chuck"]]
-            if all(v is not None for v in values):
-                sums = self._sums.setdefault(phase, [0.0] * len(values))
-                for i, v in enumerate(values):
-                    sums[i] += v  # type: ignore[operator]
-                self._counts[phase] = self._counts.get(phase, 0) + 1
+        values = [temp(ch) for ch in [*self.channels, "chuck"]]
+        valid = all(v is not None for v in values)
+        if phase % 2 == 1 and valid:
+            start = self._phase_end(phase - 1)
+            self._series.setdefault(phase, []).append((elapsed - start, values))  # type: ignore[arg-type]
+        if valid and elapsed >= self._phase_end(phase) - AVERAGE_S:
+            sums = self._sums.setdefault(phase, [0.0] * len(values))
+            for i, v in enumerate(values):
+                sums[i] += v  # type: ignore[operator]
+            self._counts[phase] = self._counts.get(phase, 0) + 1
         pct = [BASE_PCT] * self.n_zones
         if phase % 2 == 1:
             pct[(phase - 1) // 2] += STEP_PCT
@@ -98,8 +110,32 @@ class ZoneStepLoop(ZoneLoop):
                 out[k][z] = (step[k] - before[k] - chuck) / STEP_PCT
         return out
 
+    def time_constants(self) -> list[float]:
+        """Each channel's first-order time constant, s, read from its response to the zone
+        that lights it most (the largest rise over the noise): the rise over the base before
+        the step, less the chuck's, through ``step_time_constant``."""
+        gains = self.gains()
+        means = {p: [v / self._counts[p] for v in self._sums[p]] for p in self._sums}
+        out: list[float] = []
+        for k in range(len(self.channels)):
+            z = max(range(self.n_zones), key=lambda zz: abs(gains[k][zz]))
+            phase = 2 * z + 1
+            series = self._series.get(phase)
+            if not series:
+                raise TuneError(f"no readings of the step of zone {z + 1}")
+            base = means[2 * z]
+            times = [0.0] + [t for t, _ in series]
+            rise = [0.0] + [v[k] - base[k] - (v[-1] - base[-1]) for _, v in series]
+            out.append(step_time_constant(times, rise, gains[k][z] * STEP_PCT))
+        return out
 
-def gains_section_toml(channels: Sequence[str], gains: Sequence[Sequence[float]], at: str) -> str:
+
+def gains_section_toml(
+    channels: Sequence[str],
+    gains: Sequence[Sequence[float]],
+    at: str,
+    tau_s: Sequence[float] = (),
+) -> str:
     """The ``[panel_gains]`` section of the configuration, as ``bonderd tune --panel`` prints it."""
     rows = ", ".join("[" + ", ".join(f"{g:.4g}" for g in row) + "]" for row in gains)
     names = ", ".join(f'"{c}"' for c in channels)
@@ -109,5 +145,11 @@ def gains_section_toml(channels: Sequence[str], gains: Sequence[Sequence[float]]
         "# °C per % of each lamp zone at each instrumented site, the control site's first.\n"
         f"channels = [{names}]\n"
         f"gains_c_per_pct = [{rows}]\n"
-        f'identified_at = "{at}"\n'
+        + (
+            "# Every site's time constant, s: the site model of the commissioning panel.\n"
+            f"tau_s = [{', '.join(f'{t:.4g}' for t in tau_s)}]\n"
+            if tau_s
+            else ""
+        )
+        + f'identified_at = "{at}"\n'
     )
