@@ -177,6 +177,7 @@ def with_estimates(panel: Panel, samples: Sequence[Sample]) -> list[Sample]:
     est_channels = [
         channels[j] for j in range(panel.sites) if j not in set(panel.instrumented_sites)
     ]
+    est_set = set(est_channels)
     # The model's first difference from the surface, carried back to the start.
     offset: dict[str, float] = {}
     for s, surf in zip(samples, surfaces, strict=True):
@@ -189,7 +190,8 @@ def with_estimates(panel: Panel, samples: Sequence[Sample]) -> list[Sample]:
     out: list[Sample] = []
     for s, surf in zip(samples, surfaces, strict=True):
         temps = s.temps_c
-        est = {}
+        # A measured site whose reading was lost: the surface stands in, as it always did.
+        est = {ch: f for ch, f in surf.items() if ch not in est_set}
         for ch in est_channels:
             m, f = temps.get(ch), surf.get(ch)
             if m is not None:
@@ -204,8 +206,9 @@ def with_estimates(panel: Panel, samples: Sequence[Sample]) -> list[Sample]:
 
 def site_columns(panel: Panel, samples: Sequence[Sample]) -> list[Series]:
     """Per site, the signal it is judged on, sample by sample: what its channel holds in
-    ``with_estimates``'s samples (the thermocouple's reading; for a site without one the
-    site model's recorded estimate, or the shifted surface where the model recorded none),
+    ``with_estimates``'s samples (the thermocouple's reading, the surface where it was lost;
+    for a site without one the site model's recorded estimate, or the shifted surface where
+    the model recorded none),
     None where there is nothing or it is not a number, as ``Trace`` reads a chip channel.
 
     The same numbers as ``Trace`` of ``with_estimates`` (tests/test_panel_judge_columns.py),
@@ -215,27 +218,26 @@ def site_columns(panel: Panel, samples: Sequence[Sample]) -> list[Series]:
     instrumented = set(panel.instrumented_sites)
     measured = [(i, channels[i]) for i in panel.instrumented_sites]
     estimated = [j for j in range(panel.sites) if j not in instrumented]
-    cache: dict[tuple[int, ...], list[list[float]]] = {}
+    cache: dict[tuple[int, ...], dict[int, list[float]]] = {}
     cols: list[Series] = [[] for _ in range(panel.sites)]
     surface: dict[int, list[float | None]] = {j: [] for j in estimated}
     isnan = math.isnan
     for s in samples:
         temps = s.temps_c
         reading = [(i, v) for i, ch in measured if (v := temps.get(ch)) is not None]
-        for i, _ in measured:
-            cols[i].append(None)
-        for i, v in reading:
-            cols[i][-1] = None if isnan(v) else v
         known = tuple(i for i, _ in reading)
-        weights = cache.get(known)
-        if weights is None:
-            table = surface_weights(panel, known)
-            weights = cache[known] = [table[j] for j in estimated]
-        for j, w in zip(estimated, weights, strict=True):
+        table = cache.get(known)
+        if table is None:
+            table = cache[known] = surface_weights(panel, known)
+        for i, v in reading:
+            cols[i].append(None if isnan(v) else v)
+        for j, w in table.items():
             # with_estimates's sum, term for term: the same number.
-            surface[j].append(
-                sum(wk * v for wk, (_, v) in zip(w, reading, strict=True)) if w else None
-            )
+            e = sum(wk * v for wk, (_, v) in zip(w, reading, strict=True)) if w else None
+            if j in instrumented:  # a lost reading: the surface stands in
+                cols[j].append(None if e is None or isnan(e) else e)
+            else:
+                surface[j].append(e)
     for j in estimated:
         ch = channels[j]
         model = [s.temps_c.get(ch) for s in samples]
@@ -252,12 +254,12 @@ def site_columns(panel: Panel, samples: Sequence[Sample]) -> list[Series]:
         col = cols[j]
         for m, f in zip(model, surface[j], strict=True):
             if m is not None:
-                e: float | None = m
+                value: float | None = m
                 if f is not None:
                     offset = m - f
             else:
-                e = None if f is None else f + (0.0 if offset is None else offset)
-            col.append(None if e is None or isnan(e) else e)
+                value = None if f is None else f + (0.0 if offset is None else offset)
+            col.append(None if value is None or isnan(value) else value)
     return cols
 
 
