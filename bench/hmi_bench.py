@@ -10,7 +10,13 @@ Figures:
 - ``hmi_serve_cpu_pct``: the daemon's CPU % of one core over the window, the station open
   (the browser's own CPU is the browser's, not counted).
 
-    .venv/bin/python -m bench.hmi_bench [--seconds 45] [--clients 5]
+The daemon runs at the unit's priority (``Nice=`` and its real-time class,
+``CPUSchedulingPolicy=``: ADR 0152) when the bench may give it (root), else at the
+ordinary class (``serve_sched`` null); chromium at the bench's own, nice 0, as a kiosk
+browser in the operator's session.
+
+    .venv/bin/python -m bench.hmi_bench [--seconds 45] [--clients 5] [--no-browser]
+        [--reconnect S] [--sched unit|none|fifo:N]
 """
 
 from __future__ import annotations
