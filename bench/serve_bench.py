@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,57 @@ def unit_nice(unit: Path = UNIT) -> int:
     """The ``Nice=`` the service unit runs the daemon at (0 when it sets none)."""
     found = re.search(r"^Nice=(-?\d+)\s*$", unit.read_text(), re.MULTILINE)
     return int(found.group(1)) if found else 0
+
+
+@dataclass(frozen=True)
+class Sched:
+    """The real-time class the service unit gives the daemon's event loop (ADR 0152):
+    ``CPUSchedulingPolicy=``, ``CPUSchedulingPriority=``, ``CPUSchedulingResetOnFork=``."""
+
+    policy: str  # "fifo" or "rr"
+    priority: int
+    reset_on_fork: bool
+
+    def __str__(self) -> str:
+        return f"{self.policy}:{self.priority}{'+reset_on_fork' if self.reset_on_fork else ''}"
+
+    def apply(self, pid: int) -> None:
+        policy = {"fifo": os.SCHED_FIFO, "rr": os.SCHED_RR}[self.policy]
+        if self.reset_on_fork:
+            policy |= os.SCHED_RESET_ON_FORK
+        os.sched_setscheduler(pid, policy, os.sched_param(self.priority))
+
+
+def unit_sched(unit: Path = UNIT) -> Sched | None:
+    """The unit's real-time scheduling of the daemon, or None when it leaves it to ``Nice=``."""
+    text = unit.read_text()
+
+    def key(name: str) -> str | None:
+        found = re.search(rf"^{name}=(\S+)\s*$", text, re.MULTILINE)
+        return found.group(1) if found else None
+
+    policy = key("CPUSchedulingPolicy")
+    if policy not in ("fifo", "rr"):
+        return None
+    return Sched(
+        policy,
+        int(key("CPUSchedulingPriority") or 1),
+        (key("CPUSchedulingResetOnFork") or "no") in ("yes", "true", "1", "on"),
+    )
+
+
+def achievable_sched(wanted: Sched | None) -> Sched | None:
+    """``wanted`` if this process may give a child that class (root, CAP_SYS_NICE or an
+    RLIMIT_RTPRIO that allows it), else None: the bench then says it ran without."""
+    if wanted is None:
+        return None
+    own = os.sched_getscheduler(0), os.sched_getparam(0)
+    try:  # probe on ourselves, then put it back
+        wanted.apply(0)
+    except PermissionError:
+        return None
+    os.sched_setscheduler(0, own[0], own[1])
+    return wanted
 
 
 def achievable_nice(wanted: int) -> int:
@@ -76,9 +128,12 @@ class QuietServe(Serve):
     """The test harness's daemon, logging at INFO as on the line (DEBUG costs CPU), at
     niceness ``nice``."""
 
-    def __init__(self, config: Path, *, speed: float, nice: int) -> None:
+    def __init__(
+        self, config: Path, *, speed: float, nice: int, sched: Sched | None = None
+    ) -> None:
         super().__init__(config, speed=speed)
         self.nice = nice
+        self.sched = sched
 
     def start(self) -> None:
         self._log_file = self.log_path.open("wb")
@@ -101,8 +156,11 @@ class QuietServe(Serve):
             env=self.env,
             cwd=REPO,
         )
-        # Before its imports are done, long before its threads exist (they inherit it).
+        # Before its imports are done, long before its threads exist (they inherit it; with
+        # reset-on-fork they start at the ordinary class and nice 0, as under the unit).
         os.setpriority(os.PRIO_PROCESS, self.proc.pid, self.nice)
+        if self.sched is not None:
+            self.sched.apply(self.proc.pid)
 
 
 async def latency(settings: MqttSettings, n: int) -> list[float]:
