@@ -31,7 +31,7 @@ from daemon.errors import StepFailed
 from daemon.recipe.model import VacuumFilmBondRecipe
 from daemon.thermal.loop import ChipLoop, ControllerFactory, Profile, ThermalModel, chip_controller
 from daemon.thermal.panel_model import SiteModel, SiteObserver
-from daemon.thermal.panel_reach import unreachable_sites
+from daemon.thermal.panel_reach import Reach, examine
 from drivers.protocols import site_channel
 
 log = structlog.get_logger(__name__)
@@ -194,19 +194,28 @@ class PanelLoop(ZoneLoop):
     def has_model(self) -> bool:
         return self._observer is not None
 
-    def unreachable_with_dead(
-        self, dead: Collection[int], *, base_c: float, peak_c: float, window_min_c: float
-    ) -> list[str]:
-        """The sites' channels the other zones cannot bring into the window with the
-        ``dead`` zones dark (``panel_reach.unreachable_sites``): every site's on the model,
-        the instrumented sites' on their gains without one."""
-        return unreachable_sites(
+    def reach_with_dead(
+        self,
+        dead: Collection[int],
+        *,
+        base_c: float,
+        peak_c: float,
+        window_min_c: float,
+        window_max_c: float,
+        max_spread_c: float | None,
+    ) -> Reach:
+        """What the twin says of the sites with the ``dead`` zones dark
+        (``panel_reach.examine``): every site's on the model, the instrumented sites' on their
+        gains without one."""
+        return examine(
             self._site_gains,
             self._sites,
             dead,
             base_c=base_c,
             peak_c=peak_c,
             window_min_c=window_min_c,
+            window_max_c=window_max_c,
+            max_spread_c=max_spread_c,
         )
 
     def compensate(self, dead: Collection[int]) -> None:
