@@ -429,6 +429,17 @@ def _dead_zone_guard(ctx: StepContext, step: Reflow) -> Callable[[ZoneLoop, Snap
     max_spread = None if cool_step is None else cool_step.max_rate_c_per_s * FREEZE_IN_STEP_S
 
     def guard(ctrl: ZoneLoop, snap: Snapshot) -> None:
+        if isinstance(ctrl, PanelLoop):
+            ctrl.ceiling_c = win.max  # a measured site over the window's top pulls down (0169)
+            hot = ctrl.over_ceiling(snap.temp)
+            if hot is not None:
+                # Its peak is out of the window whatever follows: stopped naming it, not let
+                # ride on to the chip limit while the others are brought on (ADR 0169).
+                raise StepFailed(
+                    f"{hot[0]} at {hot[1]:.1f} °C over the peak window's top ({win.max:g} °C) "
+                    f"{ctrl.ceiling_held_s:.1f} s after its zones were pulled down; its bond "
+                    "is out of the window, stopped before the chip limit"
+                )
         dead = ctx.dead_zones() if ctx.dead_zones is not None else frozenset()
         if dead == examined[0] or not isinstance(ctrl, PanelLoop):
             return
