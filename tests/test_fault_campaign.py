@@ -230,6 +230,8 @@ DEFAULT_PANEL = [
     ("reflow", "tc.site_2", "drift"),
     ("reflow", "tc.site_6", "no_response"),
     ("reflow", "lamps.z1", "fail"),  # the inner zone: stopped before the reflow is lost
+    # A measured corner hot under its film: its zones pulled down, then stopped naming it
+    # under the chip limit (ADR 0169; it once rode to chip_overtemp at 272.1 °C).
     ("reflow", "film.site_0", "uneven"),
     ("reflow", "tc.chip", "no_response"),
     ("reflow", "lamps", "stuck_on"),

@@ -30,6 +30,7 @@ from daemon.thermal.loop import (
     radiation_term,
 )
 from daemon.thermal.panel_loop import PanelLoop, ZoneLoop
+from daemon.thermal.panel_reach import FREEZE_IN_STEP_S
 from drivers.protocols import OUT_FILM_CLAMP, VALVE_N2_PURGE, VALVE_PUMP, VALVE_VENT
 from drivers.reading import Status
 
@@ -415,13 +416,30 @@ async def reflow(ctx: StepContext, step: Reflow) -> None:
 
 
 def _dead_zone_guard(ctx: StepContext, step: Reflow) -> Callable[[ZoneLoop, Snapshot], None]:
-    """Stop the reflow, before it is lost, once a lamp zone is dead and the gain matrix says
-    the other zones at their limits cannot bring every instrumented site into the peak
-    window (ADR 0165). Asked again only when the set of dead zones changes."""
+    """Stop the reflow, before it is lost, once a lamp zone is dead and the twin says the
+    other zones at their limits cannot bring every site into the peak window, bottom and top,
+    or not close enough together to freeze in step within the cool's rate (ADRs 0165, 0168).
+    Asked again only when the set of dead zones changes."""
     examined: list[frozenset[int]] = [frozenset()]
     peak_c = max(seg.to_c for seg in step.segments)
+    win = step.peak_window_c
+    cool_step = next((s for s in ctx.recipe.steps if isinstance(s, Cool)), None)
+    # Sites this far apart at the peak reach their freeze more than FREEZE_IN_STEP_S apart
+    # at the cool's rate (panel_reach, ADR 0168); without a cool step no rate is judged.
+    max_spread = None if cool_step is None else cool_step.max_rate_c_per_s * FREEZE_IN_STEP_S
 
     def guard(ctrl: ZoneLoop, snap: Snapshot) -> None:
+        if isinstance(ctrl, PanelLoop):
+            ctrl.ceiling_c = win.max  # a measured site over the window's top pulls down (0169)
+            hot = ctrl.over_ceiling(snap.temp)
+            if hot is not None:
+                # Its peak is out of the window whatever follows: stopped naming it, not let
+                # ride on to the chip limit while the others are brought on (ADR 0169).
+                raise StepFailed(
+                    f"{hot[0]} at {hot[1]:.1f} °C over the peak window's top ({win.max:g} °C) "
+                    f"{ctrl.ceiling_held_s:.1f} s after its zones were pulled down; its bond "
+                    "is out of the window, stopped before the chip limit"
+                )
         dead = ctx.dead_zones() if ctx.dead_zones is not None else frozenset()
         if dead == examined[0] or not isinstance(ctrl, PanelLoop):
             return
@@ -429,24 +447,45 @@ def _dead_zone_guard(ctx: StepContext, step: Reflow) -> Callable[[ZoneLoop, Snap
         base = snap.temp("chuck")
         if base is None:
             return
-        lost = ctrl.unreachable_with_dead(
-            dead, base_c=base, peak_c=peak_c, window_min_c=step.peak_window_c.min
+        reach = ctrl.reach_with_dead(
+            dead,
+            base_c=base,
+            peak_c=peak_c,
+            window_min_c=win.min,
+            window_max_c=win.max,
+            max_spread_c=max_spread,
         )
         zones = ", ".join(str(z + 1) for z in sorted(dead))
-        if lost == [step.control_tc] or lost[:1] == ["chip"]:
+        if reach.control_lost:
             raise StepFailed(
                 f"lamp zone {zones} dead: the other zones at full power cannot bring the "
-                f"control site ({lost[0]}) to its {peak_c:g} °C peak; stopped before the "
-                "reflow is lost"
+                f"control site ({step.control_tc}) to its {peak_c:g} °C peak; stopped before "
+                "the reflow is lost"
             )
-        if lost:
+        if reach.below or reach.above:
+            out = []
+            if reach.below:
+                out.append(
+                    f"{', '.join(reach.below)} cannot reach the peak window (≥ {win.min:g} °C)"
+                )
+            if reach.above:
+                out.append(
+                    f"{', '.join(reach.above)} cannot stay under the window's top ({win.max:g} °C)"
+                )
             raise StepFailed(
                 f"lamp zone {zones} dead: with the other zones at their limits "
-                f"{', '.join(lost)} cannot reach the peak window "
-                f"(≥ {step.peak_window_c.min:g} °C) while the control site is at "
-                f"{peak_c:g} °C; stopped before the reflow is lost"
+                f"{'; '.join(out)} while the control site is at {peak_c:g} °C; stopped "
+                "before the reflow is lost"
             )
-        # The model says every site can still get there: the other zones take the dead one's
+        if reach.apart and max_spread is not None:
+            raise StepFailed(
+                f"lamp zone {zones} dead: with the other zones at their limits the sites "
+                f"cannot be brought within {max_spread:g} °C of each other at the peak "
+                f"(best {reach.spread_c:.1f} °C; {', '.join(reach.apart)} too far from the "
+                f"control site): they would freeze out of step and cool faster than "
+                f"{max_spread / FREEZE_IN_STEP_S:g} °C/s; stopped before the reflow is lost"
+            )
+        # The twin says every site can still get there: the other zones take the dead one's
         # share, each within its limits (ADR 0167).
         ctrl.compensate(dead)
 

@@ -31,7 +31,7 @@ from daemon.errors import StepFailed
 from daemon.recipe.model import VacuumFilmBondRecipe
 from daemon.thermal.loop import ChipLoop, ControllerFactory, Profile, ThermalModel, chip_controller
 from daemon.thermal.panel_model import SiteModel, SiteObserver
-from daemon.thermal.panel_reach import unreachable_sites
+from daemon.thermal.panel_reach import Reach, examine
 from drivers.protocols import site_channel
 
 log = structlog.get_logger(__name__)
@@ -59,6 +59,17 @@ ESTIMATE_WEIGHT = 0.5
 # 4, 4 s → 1.16 °C.
 MODEL_KP = 3.0
 MODEL_TI_S = 3.0
+
+# A measured site over the ceiling (the reflow's peak window top) pulls the zones that light
+# it down (ADR 0169): the least-norm zone change lowering that site, this many °C per °C
+# over it, plus as many per °C·s held. Without it the least-squares trims weighed one hot
+# corner (uneven film) against the three cold ones its zone also lights, and left the corner
+# zone up until the corner rode to the chip limit (272 °C).
+CEILING_KP = 1.0
+CEILING_KI_S = 1.0
+# A site still over its ceiling this long after the cut began is beyond what the zones can
+# do without dropping the others: the reflow stops naming it (ADR 0169).
+CEILING_GRACE_S = 3.0
 
 
 def pinv(a: Sequence[Sequence[float]]) -> list[list[float]]:
@@ -176,6 +187,11 @@ class PanelLoop(ZoneLoop):
             self._site_gains = self._gains
             self._site_weights = [1.0] * len(channels)
         self._dead: frozenset[int] = frozenset()
+        have = set(channels)
+        self._measured = [i for i, ch in enumerate(self._sites) if ch in have]
+        self.ceiling_c: float | None = None  # set by the reflow (its peak window's top)
+        self._cut = [0.0] * len(self._site_gains[0])  # held ceiling cut per zone, %
+        self._over_s = 0.0  # how long a measured site has been over the ceiling
         self._w = feedforward_weights(self._site_gains)
         self._p = weighted_pinv(self._site_gains, self._site_weights)
         self._kp = kp if kp is not None else (MODEL_KP if model is not None else 0.5)
@@ -194,19 +210,28 @@ class PanelLoop(ZoneLoop):
     def has_model(self) -> bool:
         return self._observer is not None
 
-    def unreachable_with_dead(
-        self, dead: Collection[int], *, base_c: float, peak_c: float, window_min_c: float
-    ) -> list[str]:
-        """The sites' channels the other zones cannot bring into the window with the
-        ``dead`` zones dark (``panel_reach.unreachable_sites``): every site's on the model,
-        the instrumented sites' on their gains without one."""
-        return unreachable_sites(
+    def reach_with_dead(
+        self,
+        dead: Collection[int],
+        *,
+        base_c: float,
+        peak_c: float,
+        window_min_c: float,
+        window_max_c: float,
+        max_spread_c: float | None,
+    ) -> Reach:
+        """What the twin says of the sites with the ``dead`` zones dark
+        (``panel_reach.examine``): every site's on the model, the instrumented sites' on their
+        gains without one."""
+        return examine(
             self._site_gains,
             self._sites,
             dead,
             base_c=base_c,
             peak_c=peak_c,
             window_min_c=window_min_c,
+            window_max_c=window_max_c,
+            max_spread_c=max_spread_c,
         )
 
     def compensate(self, dead: Collection[int]) -> None:
@@ -268,13 +293,14 @@ class PanelLoop(ZoneLoop):
         trim = [min(self._trim_max, max(-self._trim_max, x)) for x in asked]
         top = min(cap_pct, 100.0)
         raw = [common_pct * w + x for w, x in zip(self._w, trim, strict=True)]
+        raw = self._ceiling(raw, temps, dt)
         out = [min(top, max(0.0, v)) for v in raw]
         # A trim at its bound is a limit too: integrating on would wind up what it cannot
         # deliver.
         limited = any(v != r for v, r in zip(out, raw, strict=True)) or any(
             a != x for a, x in zip(asked, trim, strict=True)
         )
-        if common_pct > 0.0 and not limited:
+        if common_pct > 0.0 and not limited and not any(self._cut):
             self._i = [i + e * dt for i, e in zip(self._i, err, strict=True)]
         last = self._last_out
         if last is not None and dt > 0.0:
@@ -282,6 +308,43 @@ class PanelLoop(ZoneLoop):
             out = [min(p + step, max(p - step, v)) for v, p in zip(out, last, strict=True)]
         self._last_out = out
         return out
+
+    @property
+    def ceiling_held_s(self) -> float:
+        return self._over_s
+
+    def over_ceiling(self, temp: Callable[[str], float | None]) -> tuple[str, float] | None:
+        """The hottest measured site and its reading once it has stayed over ``ceiling_c``
+        for ``CEILING_GRACE_S`` with its zones pulled down: the loop cannot bring it back."""
+        if self.ceiling_c is None or self._over_s < CEILING_GRACE_S:
+            return None
+        got = [(ch, temp(ch)) for ch in self._channels]
+        hot = [(ch, v) for ch, v in got if v is not None and v > self.ceiling_c]
+        return max(hot, key=lambda p: p[1]) if hot else None
+
+    def _ceiling(self, raw: list[float], temps: Sequence[float | None], dt: float) -> list[float]:
+        """The zones less the ceiling's cut: the hottest measured site over ``ceiling_c``
+        lowered by the least-norm zone change along its gain row (ADR 0169); the cut held
+        once made (a site pulled back under its ceiling would climb again without it)."""
+        if self.ceiling_c is None:
+            return raw
+        over, k = 0.0, -1
+        for i in self._measured:
+            v = temps[i]
+            if v is not None and v - self.ceiling_c > over:
+                over, k = v - self.ceiling_c, i
+        row = self._site_gains[k] if k >= 0 else []
+        norm = sum(g * g for g in row)
+        self._over_s = self._over_s + dt if k >= 0 else 0.0
+        if k >= 0 and norm > 0.0:
+            live = [0.0 if z in self._dead else g / norm for z, g in enumerate(row)]
+            self._cut = [
+                c + CEILING_KI_S * over * dt * d for c, d in zip(self._cut, live, strict=True)
+            ]
+            return [
+                r - c - CEILING_KP * over * d for r, c, d in zip(raw, self._cut, live, strict=True)
+            ]
+        return [r - c for r, c in zip(raw, self._cut, strict=True)]
 
 
 def site_model_of(recipe: object, gains: PanelGainsSection | None) -> SiteModel | None:
