@@ -33,6 +33,9 @@ from dataclasses import dataclass
 # a site that never rose (no zone lights it measurably) gets this one, it rests on G ≈ 0.
 DEFAULT_TAU_S = 5.0
 
+# The observer's lag factors are kept for this many distinct periods (then worked out anew).
+_LAG_PERIODS_KEPT = 8
+
 
 @dataclass(frozen=True, slots=True)
 class SiteModel:
@@ -86,6 +89,7 @@ class SiteObserver:
         # read (a thermocouple dropping out of one snapshot drops it from the correction).
         self._weights: dict[tuple[int, ...], list[list[float]]] = {}
         self._zones = len(self._g[0])
+        self._lags: dict[float, list[float]] = {}
 
     @property
     def estimated(self) -> list[int]:
@@ -109,18 +113,36 @@ class SiteObserver:
         """Every site's temperature (in ``channels`` order) at ``t``, after advancing the
         model under ``delivered`` (each zone's %, as read) since the last call. None where a
         site neither reads nor can be estimated (no chuck reading, no measured site)."""
-        g, n = self._g, len(self._g)
+        g = self._g
         u = list(delivered) if len(delivered) == self._zones else [0.0] * self._zones
         x = self._x
+        # Dot products as plain loops from 0.0: ``sum`` of a generator adds the same terms
+        # in the same order from 0 (0 + a float is that float), at twice the cost per cycle.
         if x is None:
-            x = self._x = [sum(a * b for a, b in zip(row, u, strict=True)) for row in g]
+            x = self._x = []
+            for row in g:
+                ss = 0.0
+                for a, b in zip(row, u, strict=True):
+                    ss += a * b
+                x.append(ss)
         else:
             dt = max(0.0, t - (self._last_t if self._last_t is not None else t))
-            for i in range(n):
-                ss = sum(a * b for a, b in zip(g[i], u, strict=True))
-                x[i] += (ss - x[i]) * (1.0 - math.exp(-dt / self._tau[i]))
+            # The lags' factors are the same ``math.exp`` of the same operands whenever a
+            # period recurs (the clock's 0.05 s comes as two or three doubles, cycle after
+            # cycle): kept per period, a handful of them.
+            lags = self._lags.get(dt)
+            if lags is None:
+                if len(self._lags) >= _LAG_PERIODS_KEPT:
+                    self._lags.clear()
+                lags = self._lags[dt] = [1.0 - math.exp(-dt / tau) for tau in self._tau]
+            for i, (row, k) in enumerate(zip(g, lags, strict=True)):
+                ss = 0.0
+                for a, b in zip(row, u, strict=True):
+                    ss += a * b
+                xi = x[i]
+                x[i] = xi + (ss - xi) * k
         self._last_t = t
-        out: list[float | None] = [None] * n
+        out: list[float | None] = [None] * len(g)
         chans = self.channels
         known: list[int] = []
         resid: list[float] = []
@@ -133,7 +155,10 @@ class SiteObserver:
         if chuck_c is None or not known:
             return out
         for j, w in zip(self._est, self._weights_for(tuple(known)), strict=True):
-            out[j] = chuck_c + x[j] + sum(a * r for a, r in zip(w, resid, strict=True))
+            corr = 0.0
+            for a, r in zip(w, resid, strict=True):
+                corr += a * r
+            out[j] = chuck_c + x[j] + corr
         return out
 
 
