@@ -34,14 +34,10 @@ def _sites(plant: Plant, channels: list[str]) -> list[float]:
     return [plant.tc_junction(ch) for ch in channels]
 
 
-def identify_gains(layout: PanelLayout) -> tuple[list[list[float]], list[str]]:
-    """(G, channels): G[k][z] in °C per %, channels[0] the control site's (chip)."""
-    clock = ManualClock()
-    plant = Plant(clock)
-    plant.set_panel(layout)
-    chans = layout.site_channels
-    ref = layout.reference_site
-    channels = [chans[ref]] + [ch for site, ch in chans.items() if site != ref]
+def _settled_at_base(plant: Plant, clock: ManualClock) -> int:
+    """The experiment's start, for either identification: the panel under the film's vacuum
+    on the chilled chuck, every zone at the base power until the sites settle. Returns the
+    number of zones."""
     plant.set_output(OUT_FILM_CLAMP, True)
     plant.chiller_start()
     plant.set_valve(VALVE_PUMP, True)
@@ -52,6 +48,18 @@ def identify_gains(layout: PanelLayout) -> tuple[list[list[float]], list[str]]:
     zones = plant.params.zones
     plant.set_lamp_power([BASE_PCT] * zones)
     _run(plant, clock, 2 * SETTLE_S)
+    return zones
+
+
+def identify_gains(layout: PanelLayout) -> tuple[list[list[float]], list[str]]:
+    """(G, channels): G[k][z] in °C per %, channels[0] the control site's (chip)."""
+    clock = ManualClock()
+    plant = Plant(clock)
+    plant.set_panel(layout)
+    chans = layout.site_channels
+    ref = layout.reference_site
+    channels = [chans[ref]] + [ch for site, ch in chans.items() if site != ref]
+    zones = _settled_at_base(plant, clock)
     gains = [[0.0] * zones for _ in channels]
     for z in range(zones):
         before = _sites(plant, channels)
@@ -85,16 +93,7 @@ def identify_model(layout: PanelLayout) -> SiteModel:
     ref = full.reference_site
     order = [ref] + [i for i in chans if i != ref]
     channels = [chans[i] for i in order]
-    plant.set_output(OUT_FILM_CLAMP, True)
-    plant.chiller_start()
-    plant.set_valve(VALVE_PUMP, True)
-    plant.pump_start()
-    _run(plant, clock, 120.0)
-    plant.set_output(OUT_LAMP_CONTACTOR, True)
-    plant.set_output(OUT_SCR_ENABLE, True)
-    zones = plant.params.zones
-    plant.set_lamp_power([BASE_PCT] * zones)
-    _run(plant, clock, 2 * SETTLE_S)
+    zones = _settled_at_base(plant, clock)
     gains = [[0.0] * zones for _ in channels]
     curves: list[list[tuple[list[float], list[float]]]] = [[] for _ in channels]
     for z in range(zones):
