@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from drivers.protocols import OUT_FILM_CLAMP, TC_CHANNELS
 from drivers.sim.plant.panel import PanelLayout, PanelModel, PanelPhysics, panel_model
-from drivers.sim.plant.params import KELVIN
+from drivers.sim.plant.panel_substeps import ZoneShares, absorbed, substeps
 from drivers.sim.plant.thermal import ThermalChain
 
 
@@ -82,30 +82,8 @@ def _site_constants(
     return out
 
 
-ZoneShares = list[tuple[tuple[float, ...], tuple[float, ...]]]  # per site: chip's, cell's
-
-
-def _absorbed(
-    zones_k: ZoneShares, cmd: Sequence[float], fil: Sequence[float]
-) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
-    """Per site, the power its chip and its cell would absorb with the filaments at their
-    commands, W, and what they absorb now less that."""
-    at_cmd: list[tuple[float, float]] = []
-    gap: list[tuple[float, float]] = []
-    for chip_f, cell_f in zones_k:
-        chip = cell = chip0 = cell0 = 0.0
-        for a_chip, a_cell, c, f in zip(chip_f, cell_f, cmd, fil, strict=True):
-            chip += a_chip * c
-            cell += a_cell * c
-            chip0 += a_chip * f
-            cell0 += a_cell * f
-        at_cmd.append((chip, cell))
-        gap.append((chip0 - chip, cell0 - cell))
-    return at_cmd, gap
-
-
 def _absorbed_at_cmd(zones_k: ZoneShares, cmd: Sequence[float]) -> list[tuple[float, float]]:
-    """``_absorbed``'s first half: the filaments are at their commands."""
+    """``absorbed``'s first half: the filaments are at their commands."""
     at_cmd: list[tuple[float, float]] = []
     for chip_f, cell_f in zones_k:
         chip = cell = 0.0
@@ -319,32 +297,11 @@ class PanelThermal(ThermalChain):
             if not abs(f - w) < 1e-9:
                 fil_settled = False
                 break
-        ref = model.layout.reference_site
         ts, band = self._k_band[0], self._k_band[1]
         if self._panel_k_band != (ts, band):
             self._set_panel_constants(model, ts, band)
-        sites_k = self._panel_k_sub
-        cells_k = self._panel_cells_k[0 if self._outputs[OUT_FILM_CLAMP] else 1]
-        g_lat = model.physics.g_lateral_w_k
-        pairs = model.pairs
-        c_cells_sum = self._panel_c_cells_sum
         flow = self._chiller_running and not self._faults.chiller_failed
-        g_kf = g_kf_flow if flow else g_kf_stagnant
-        sp = self._chiller_sp
-        chill_i = self._chiller_i
-        q_ch = 0.0
         tc = self._tc
-        tc_chip, tc_comp, tc_chuck = tc["chip"], tc["component"], tc["chuck"]
-        site_tc = self._site_tc
-        coal = self._coalescence
-        coal_k = 1.0 / (coal_tau * (1.0 + p_o2 / coal_o2_half))
-
-        hs = self._site_h
-        tm = self._cell_t
-        n = len(hs)
-        tk, tf = self._t_chuck, self._t_fluid
-        e_in = e_ch = e_loss = 0.0
-        t_comp: list[float] = []
         # What each chip and cell absorbs is linear in the filaments, which close on their
         # commands by (1 − k_fil) a substep: the absorbed power closes on its value at the
         # commands the same way, one product a site instead of one sum over the zones.
@@ -352,7 +309,7 @@ class PanelThermal(ThermalChain):
         # the same (a power ≥ 0 plus ±0.0 is that power), and the power at the commands is
         # worked out again only when they change (lamps off, or held: docs/adr/0180).
         if not fil_settled:
-            q_cmd, q_gap = _absorbed(self._panel_k_zones, zone_w, fil)
+            q_cmd, q_gap = absorbed(self._panel_k_zones, zone_w, fil)
         else:
             cached = self._panel_q_cmd
             if cached is not None and cached[0] == zone_w:
@@ -361,96 +318,65 @@ class PanelThermal(ThermalChain):
                 q_cmd = _absorbed_at_cmd(self._panel_k_zones, zone_w)
                 self._panel_q_cmd = (zone_w, q_cmd)
             q_gap = self._panel_no_gap
-        decay = 1.0 - k_fil
-        left = 0.0 if fil_settled else 1.0  # of the gap at the span's start, still open
-        for p_mean in p_means:
-            if not fil_settled:
-                for z, w in enumerate(zone_w):
-                    fil[z] += (w - fil[z]) * k_fil
-                left *= decay
-            pressed = (p_atm - p_mean) * inv_patm
-            pressed = 0.0 if pressed < 0.0 else (1.0 if pressed > 1.0 else pressed)
-            gas = p_mean * inv_patm
-
-            # Every flux from the state at the substep's start, then every node moves.
-            dq_cell = [0.0] * n
-            for a, b in pairs:
-                q = g_lat * (tm[a] - tm[b])
-                dq_cell[a] -= q
-                dq_cell[b] += q
-            q_mk_sum = 0.0
-            melt_ref = 0.0
-            t_ref = 0.0
-            mean = 0.0
-            # Each node moves as soon as its own fluxes are in: the cell's lateral share was
-            # summed above from the substep's start, and nothing after a site reads it.
-            for i, (
-                (c, lat, h_sol, h_liq, c_band, lat_ts_band, g_atm, g_vac, g_melt, rad, g_gas),
-                (g_d, inv_c_cell, c_cell),
-                (q_chip, q_cell),
-                (gap_chip, gap_cell),
-                hc,
-                t_cell,
-                tc_site,
-            ) in enumerate(zip(sites_k, cells_k, q_cmd, q_gap, hs, tm, site_tc, strict=True)):
-                # zip has read hs[i], tm[i] and site_tc[i] before they are written below.
-                if hc <= h_sol:
-                    t_i, melt = hc / c, 0.0
-                elif hc >= h_liq:
-                    t_i, melt = (hc - lat) / c, 1.0
-                else:
-                    t_i = (hc + lat_ts_band) / c_band
-                    melt = (t_i - ts) / band
-                if i == ref:
-                    melt_ref, t_ref = melt, t_i
-                q_in_chip = q_chip + gap_chip * left
-                q_in_cell = q_cell + gap_cell * left
-                q_cc = (g_atm + g_vac * pressed + g_melt * melt) * (t_i - t_cell)
-                tck = t_i + KELVIN
-                q_loss = rad * (tck * tck * tck * tck - amb_k4) + g_gas * gas * (t_i - amb)
-                # The cell's way down: the chuck under it and, on the rim, the clamped
-                # component beyond the panel, which sits on the chuck too.
-                q_mk = g_d * (t_cell - tk)
-                q_mk_sum += q_mk
-                hs[i] = hc + h * (q_in_chip - q_cc - q_loss)
-                t_moved = t_cell + h * (dq_cell[i] + (q_in_cell + q_cc - q_mk)) * inv_c_cell
-                tm[i] = t_moved
-                mean += c_cell * t_moved
-                site_tc[i] = tc_site + (t_i - tc_site) * k_tc_chip
-                e_in += h * (q_in_chip + q_in_cell)
-                e_loss += h * q_loss
-            if melt_ref and coal < 1.0:
-                coal += (1.0 - coal) * melt_ref * coal_k * h
-            q_kf = g_kf * (tk - tf)
-            q_ka = g_ka * (tk - amb)
-            q_fa = g_fa * (tf - amb)
-            if flow:
-                err = tf - sp
-                chill_i += ki * err * h
-                if chill_i > q_cool:
-                    chill_i = q_cool
-                elif chill_i < -q_heat:
-                    chill_i = -q_heat
-                q_ch = kp * err + chill_i
-                if q_ch > q_cool:
-                    q_ch = q_cool
-                elif q_ch < -q_heat:
-                    q_ch = -q_heat
-            tk += h * (q_mk_sum - q_kf - q_ka) * inv_ck
-            tf += h * (q_kf - q_ch - q_fa) * inv_cf
-            e_ch += h * q_ch
-            e_loss += h * (q_ka + q_fa)
-            tc_chip += (t_ref - tc_chip) * k_tc_chip
-            tc_comp += (tm[ref] - tc_comp) * k_tc_other
-            tc_chuck += (tk - tc_chuck) * k_tc_other
-            t_comp.append(mean / c_cells_sum)
-
-        self._filament = fil
+        k = (
+            h,
+            k_fil,
+            k_tc_chip,
+            k_tc_other,
+            ts,
+            band,
+            model.physics.g_lateral_w_k,
+            self._panel_c_cells_sum,
+            g_kf_flow if flow else g_kf_stagnant,
+            g_ka,
+            g_fa,
+            self._chiller_sp,
+            kp,
+            ki,
+            q_cool,
+            q_heat,
+            amb,
+            amb_k4,
+            p_atm,
+            inv_patm,
+            inv_ck,
+            inv_cf,
+            1.0 / (coal_tau * (1.0 + p_o2 / coal_o2_half)),
+        )
+        state = (
+            self._t_chuck,
+            self._t_fluid,
+            self._chiller_i,
+            tc["chip"],
+            tc["component"],
+            tc["chuck"],
+            self._coalescence,
+        )
+        t_comp, state, q_ch, e_in, e_ch, e_loss = substeps(
+            p_means,
+            k,
+            state,
+            flow,
+            model.layout.reference_site,
+            fil_settled,
+            fil,
+            zone_w,
+            self._panel_k_sub,
+            self._panel_cells_k[0 if self._outputs[OUT_FILM_CLAMP] else 1],
+            q_cmd,
+            q_gap,
+            model.pairs,
+            self._site_h,
+            self._cell_t,
+            self._site_tc,
+        )
+        tk, tf, chill_i, tc_chip, tc_comp, tc_chuck, coal = state
         self._t_comp = t_comp[-1] if t_comp else self._t_comp
         self._t_chuck, self._t_fluid = tk, tf
         self._chiller_i = chill_i
         self._chiller_q = q_ch if flow else 0.0
         tc["chip"], tc["component"], tc["chuck"] = tc_chip, tc_comp, tc_chuck
+        site_tc = self._site_tc
         for i, ch in self._site_channels:
             tc[ch] = site_tc[i]
         self._coalescence = coal
