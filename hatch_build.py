@@ -23,6 +23,7 @@ from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 # Module path (without the extension suffix) -> its C source, both from the project root.
 KERNELS = {
     "drivers/sim/plant/_panel_native": "drivers/sim/plant/_panel_native.c",
+    "daemon/judge/_series_native": "daemon/judge/_series_native.c",
 }
 # -O2 reorders no floating-point operation; the two -f flags keep it that way everywhere.
 CFLAGS = ["-O2", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math", "-Wall"]

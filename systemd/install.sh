@@ -77,9 +77,11 @@ export UV_PYTHON_DOWNLOADS=never UV_PYTHON="$PY"
 # --- the code --------------------------------------------------------------------------------
 say "code -> $OPT"
 mkdir -p "$OPT"
-CODE=(daemon drivers recipes config docs systemd tools pyproject.toml uv.lock README.md)
+CODE=(daemon drivers recipes config docs systemd tools pyproject.toml hatch_build.py uv.lock README.md)
 for item in "${CODE[@]}"; do rm -rf "${OPT:?}/$item"; done   # no stale modules of an older version
-tar -C "$SRC" --exclude=__pycache__ --exclude='*.pyc' -cf - "${CODE[@]}" | tar -C "$OPT" -xf -
+# Built modules stay behind: the venv's wheel compiles its own (hatch_build.py, ADR 0186).
+tar -C "$SRC" --exclude=__pycache__ --exclude='*.pyc' --exclude='*.so' -cf - "${CODE[@]}" \
+  | tar -C "$OPT" -xf -
 
 # --- the venv: built beside the old one, swapped in when complete ----------------------------
 say "venv (uv.lock, no dev tools) -> $OPT/.venv"

@@ -71,6 +71,21 @@ def test_code_and_venv_with_the_locked_dependencies(staged: Path) -> None:
     out = subprocess.run([str(bonderd), "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("bonderd ")
     assert (opt / ".venv/bin/bonderctl").is_file()
+    # The venv's wheel carries the C twins it compiled, and nothing built came with the code.
+    twins = subprocess.run(
+        [
+            str(opt / ".venv/bin/python"),
+            "-c",
+            "from drivers.sim.plant import panel_substeps; from daemon.judge import series; "
+            "print(panel_substeps.NATIVE, series._native is not None)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=staged,
+    )
+    assert twins.stdout.split() == ["True", "True"]
+    assert not [*(opt / "daemon").rglob("*.so"), *(opt / "drivers").rglob("*.so")]
     # Exactly the lock's versions, and no dev tools in the service's venv.
     site = next((opt / ".venv/lib").glob("python3*/site-packages"))
     installed = {

@@ -229,11 +229,18 @@ def site_columns(panel: Panel, samples: Sequence[Sample]) -> list[Series]:
         table = cache.get(known)
         if table is None:
             table = cache[known] = surface_weights(panel, known)
+        values = []
         for i, v in reading:
             cols[i].append(None if isnan(v) else v)
+            values.append(v)
         for j, w in table.items():
-            # with_estimates's sum, term for term: the same number.
-            e = sum(wk * v for wk, (_, v) in zip(w, reading, strict=True)) if w else None
+            # with_estimates's sum, term for term: the same number (a plain loop from 0.0
+            # adds as ``sum`` does, ADR 0181).
+            e: float | None = None
+            if w:
+                e = 0.0
+                for wk, v in zip(w, values, strict=True):
+                    e += wk * v
             if j in instrumented:  # a lost reading: the surface stands in
                 cols[j].append(None if e is None or isnan(e) else e)
             else:

@@ -18,6 +18,11 @@ from daemon.recipe.model import (
 )
 from daemon.store.trace import Sample
 
+try:
+    from daemon.judge import _series_native as _native
+except ImportError:  # built without a C compiler: the Python reference, slower
+    _native = None  # type: ignore[assignment]
+
 # The judge's phases, from the step catalogue.
 HEATING_TYPES: Final = step_types(lambda s: s.heats)
 COOLING_TYPES: Final = step_types(lambda s: s.cools)
@@ -241,6 +246,15 @@ def time_above(t: Sequence[float], values: Series, span: Mask, level: float) -> 
 
 
 def rates(t: Sequence[float], values: Series) -> Series:
+    """Per sample: least-squares slope (°C/s) of the series over a centred window
+    (``rates_py``; its C twin where the project was built with one, the same numbers to the
+    bit: docs/adr/0186)."""
+    if _native is not None:
+        return _native.rates(t, values, RATE_WINDOW_S, RATE_MIN_POINTS, RATE_MIN_SPAN_S, RATE_RESUM)
+    return rates_py(t, values)
+
+
+def rates_py(t: Sequence[float], values: Series) -> Series:
     """Per sample: least-squares slope (°C/s) of the series over a centred window.
 
     The window's sums slide: a point is added as the window reaches it and taken off as the

@@ -289,7 +289,13 @@ class PanelLoop(ZoneLoop):
         # The sites' temperature change asked for, and the zones' least-squares answer.
         want = [-(self._kp * e + i / self._ti) for e, i in zip(err, self._i, strict=True)]
         want[0] = 0.0
-        asked = [sum(p * d for p, d in zip(row, want, strict=True)) for row in self._p]
+        # Plain loops from 0.0: the same adds in the same order as ``sum`` (ADR 0181).
+        asked: list[float] = []
+        for row in self._p:
+            ss = 0.0
+            for p, d in zip(row, want, strict=True):
+                ss += p * d
+            asked.append(ss)
         trim = [min(self._trim_max, max(-self._trim_max, x)) for x in asked]
         top = min(cap_pct, 100.0)
         raw = [common_pct * w + x for w, x in zip(self._w, trim, strict=True)]
