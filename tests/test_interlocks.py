@@ -206,8 +206,48 @@ def test_lamps_switched_off_after_the_read_are_not_a_stuck_scr() -> None:
     clock.t = 10.25
     assert "lamp_uncommanded" not in codes(eng, snap(10.1, lamp_pct=lit))
     assert "lamp_uncommanded" not in codes(eng, snap(10.15, lamp_pct=lit))
-    codes(eng, snap(10.2, lamp_pct=lit))
-    assert codes(eng, snap(10.25, lamp_pct=lit))["lamp_uncommanded"] is Action.TRIP
+    # Read at the switch-off's own instant: before or after it, no telling (ADR 0187).
+    assert "lamp_uncommanded" not in codes(eng, snap(10.2, lamp_pct=lit))
+    clock.t = 10.3
+    codes(eng, snap(10.25, lamp_pct=lit))
+    assert codes(eng, snap(10.3, lamp_pct=lit))["lamp_uncommanded"] is Action.TRIP
+
+
+def test_a_command_at_the_reads_own_instant_is_not_known_to_precede_it() -> None:
+    """On the paced clock of ``serve --sim`` the read, the controller's next command and the
+    judgement can share one clock instant in any order: a read of 74 % judged after a cut to
+    54 % at its own instant tripped a good run (``test_serve_runs``, ~1 run in 8 under the
+    CI's load). A stuck SCR still trips on the next two reads."""
+    clock = ManualClock(311.6)
+    ctx = _context(clock)
+    ctx.note_lamp_cmd(74.7)
+    eng = RuleEngine(LIMITS)
+    eng.arm(RunView(RUN_LIMITS, lambda: "cool", lambda: True, ctx.lamp_cmd_since))
+    clock.t = 311.65
+    lit = (74.7, 74.7, 74.7, 74.7)
+    ctx.note_lamp_cmd(54.7)  # after the read below, at the same instant
+    assert ctx.lamp_cmd_since(311.65) == (54.7, 74.7)
+    assert "lamp_uncommanded" not in codes(eng, snap(311.65, lamp_pct=lit))
+    clock.t = 311.7
+    ctx.note_lamp_cmd(13.4)
+    assert "lamp_uncommanded" not in codes(eng, snap(311.7, lamp_pct=(54.7,) * 4))
+    clock.t = 311.8
+    codes(eng, snap(311.75, lamp_pct=lit))  # the SCR stays at 74.7 % under 13.4 %
+    assert codes(eng, snap(311.8, lamp_pct=lit))["lamp_uncommanded"] is Action.TRIP
+
+
+def test_a_reading_older_than_the_command_log_is_not_judged_on_the_lamps() -> None:
+    """The log keeps LAMP_CMD_LOG_S of commands; at 100x that is 20 ms of wall time, and the
+    staleness limit is a second of it. A reading from before the log's oldest entry was
+    taken under a command the log no longer has: neither a stuck SCR nor a dark lamp."""
+    clock = ManualClock(0.0)
+    ctx = _context(clock)
+    for i in range(100):
+        clock.t = 0.05 * i
+        ctx.note_lamp_cmd(80.0 if i < 90 else 0.0)
+    assert ctx.lamp_cmd_log[0][0] > 1.0  # the 80 % of 1.0 s is gone
+    assert ctx.lamp_cmd_since(1.0) == (0.0, 100.0)
+    assert ctx.lamp_cmd_since(4.42) == (0.0, 80.0)  # still in the log: judged
 
 
 def test_lamp_commands_in_force_since_a_reading() -> None:

@@ -80,11 +80,12 @@ def _since_reference(
     log: Iterable[tuple[float, float]], now_pct: float, t: float
 ) -> tuple[float, float]:
     """ADR 0098's definition, over the whole log: the lowest and highest command in force at
-    any time from ``t`` to now (``now_pct``: the command in force now)."""
+    any time from ``t`` to now (``now_pct``: the command in force now). A command at ``t``
+    itself may have come after the read: it counts as one since ``t`` (ADR 0187)."""
     low = high = now_pct
     in_force = 0.0
     for when, pct in log:
-        if when <= t:
+        if when < t:
             in_force = pct
         else:
             low, high = min(low, pct), max(high, pct)

@@ -72,6 +72,10 @@ class StepContext:
     # its log, as ``lamp_cmd_pct`` is the highest's. None: every zone has had one command.
     lamp_cmd_low_pct: float | None = None
     lamp_cmd_low_log: deque[tuple[float, float]] = field(default_factory=deque)
+    # Whether each log has lost its oldest entries: a reading older than what is left was
+    # taken under a command no longer known (lamp_cmd_since answers "any": ADR 0187).
+    _lamp_log_cut: bool = field(default=False, init=False, repr=False)
+    _lamp_low_log_cut: bool = field(default=False, init=False, repr=False)
     # Per zone, the lower of its last two commands (set_lamp_zones; None after set_lamps): a
     # zone dark under its own command is dead even while another zone is trimmed to 0.
     lamp_zone_in_force: tuple[float, ...] | None = None
@@ -181,15 +185,17 @@ class StepContext:
         log.append((now, pct))
         # Keep the entry in force at the horizon: it is the command a reading taken then saw.
         horizon = now - LAMP_CMD_LOG_S
-        while len(log) > 1 and log[1][0] <= horizon:
+        while len(log) > 1 and log[1][0] < horizon:
             log.popleft()
+            self._lamp_log_cut = True
         if low is not None or self.lamp_cmd_low_pct is not None:
             lo = pct if low is None else low
             self.lamp_cmd_low_pct = lo
             low_log = self.lamp_cmd_low_log
             low_log.append((now, lo))
-            while len(low_log) > 1 and low_log[1][0] <= horizon:
+            while len(low_log) > 1 and low_log[1][0] < horizon:
                 low_log.popleft()
+                self._lamp_low_log_cut = True
 
     def lamp_cmd_since(self, t: float) -> tuple[float, float]:
         """The lowest and highest power commanded at any time from clock time ``t`` to now.
@@ -199,6 +205,12 @@ class StepContext:
         the output the reading shows answers a command of then, not of now: judged against
         the command of now, a host that delays the judgement two periods made a stuck SCR
         out of a lamp switched off (ADR 0098).
+
+        A command logged at ``t`` itself counts as one since ``t``, and the one before it as
+        in force at ``t``: on a discrete-event clock the read and the command share an
+        instant in either order, and a read that came first saw the old command (ADR 0187).
+        A reading older than the log (the host held its judgement past LAMP_CMD_LOG_S) was
+        taken under a command no longer known: the answer is then 0 to 100 %, no judgement.
         """
         low = high = self.lamp_cmd_pct
         in_force = 0.0
@@ -207,21 +219,27 @@ class StepContext:
         # newest, a snapshot judged a cycle after its read looks at a few entries, not the
         # whole LAMP_CMD_LOG_S of them (~80 at 20 Hz).
         for when, pct in reversed(self.lamp_cmd_log):
-            if when <= t:
+            if when < t:
                 in_force = pct
                 break
             if pct < low:
                 low = pct
             elif pct > high:
                 high = pct
+        else:
+            if self._lamp_log_cut:
+                return 0.0, 100.0
         if self.lamp_cmd_low_pct is not None:
             # A panel: the low end is the lowest zone's, from its own log (the same walk).
             low, in_force_low = self.lamp_cmd_low_pct, 0.0
             for when, pct in reversed(self.lamp_cmd_low_log):
-                if when <= t:
+                if when < t:
                     in_force_low = pct
                     break
                 low = min(low, pct)
+            else:
+                if self._lamp_low_log_cut:
+                    return 0.0, max(high, in_force)
             return min(low, in_force_low), max(high, in_force)
         return min(low, in_force), max(high, in_force)
 
