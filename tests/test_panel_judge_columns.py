@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
+
+import pytest
 
 from bench.panel import PANEL_RECIPE
 from daemon.config import Limits
@@ -92,3 +95,30 @@ def test_the_panel_verdict_is_the_one_judged_on_the_samples_with_estimates() -> 
         assert [(c.check, c.value, c.detail) for c in checks if c.check.startswith("peak")] == [
             (c.check, s.peak_c, c.detail) for c in checks if c.check.startswith("peak")
         ]
+
+
+def test_the_run_trace_shared_with_the_sites_gives_the_same_verdict() -> None:
+    """judge_run builds one trace for the run's checks and the panel's sites (the reference
+    site reuses it when its column is the control channel's): the same verdict as a panel
+    judged on traces of its own, with the control channel whole and with gaps in it."""
+    recipe = _recipe()
+    assert recipe.panel is not None
+    # The control channel without its lost readings (where every site's reading is lost,
+    # the estimate is lost too): the reference site is judged on the run's own trace.
+    whole = [
+        replace(s, temps_c={**s.temps_c, "chip": s.temps_c.get("site_0")})
+        if s.temps_c.get("chip") is None
+        else s
+        for s in _samples(recipe)
+    ]
+    reference = recipe.panel.reference_site
+    assert site_channels(recipe.panel)[reference] == "chip"
+    assert site_columns(recipe.panel, whole)[reference] == Trace(recipe, whole).chip
+    for samples in (_samples(recipe), whole):
+        own = evaluate_panel(recipe, samples)
+        shared = evaluate_panel(recipe, samples, Trace(recipe, samples))
+        assert own is not None and shared is not None
+        assert shared.sites == own.sites
+        assert shared.uniformity_c == own.uniformity_c and shared.check == own.check
+    with pytest.raises(ValueError, match="other samples"):
+        evaluate_panel(recipe, whole, Trace(recipe, _samples(recipe)))

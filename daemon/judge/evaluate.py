@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from daemon.judge.lead_lift import evaluate_lead_lift
 from daemon.judge.panel import SiteVerdict, evaluate_panel
 from daemon.judge.reflow import VACUUM_LIMIT_MBAR, evaluate_reflow
+from daemon.judge.series import Trace
 from daemon.judge.types import Check, Metrics, StepOutcome
 from daemon.recipe.model import AnyRecipe, LeadLiftRecipe
 from daemon.store.trace import Sample
@@ -38,8 +39,13 @@ def judge_run(
     """
     if isinstance(recipe, LeadLiftRecipe):
         return Judgement(*evaluate_lead_lift(recipe, samples, steps))
-    checks, metrics = evaluate_reflow(recipe, samples, steps, vacuum_limit_mbar=vacuum_limit_mbar)
-    panel = evaluate_panel(recipe, samples)
+    # One trace for the run's checks and the panel's sites: the reference site is judged on
+    # the same column the run is.
+    tr = Trace(recipe, samples)
+    checks, metrics = evaluate_reflow(
+        recipe, samples, steps, vacuum_limit_mbar=vacuum_limit_mbar, trace=tr
+    )
+    panel = evaluate_panel(recipe, samples, tr)
     if panel is None:
         return Judgement(checks, metrics)
     return Judgement(

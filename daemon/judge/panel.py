@@ -293,9 +293,12 @@ def _peak_hold(recipe: VacuumFilmBondRecipe, samples: Sequence[Sample]) -> list[
     return idx
 
 
-def evaluate_panel(recipe: object, samples: Sequence[Sample]) -> PanelVerdict | None:
+def evaluate_panel(
+    recipe: object, samples: Sequence[Sample], base: Trace | None = None
+) -> PanelVerdict | None:
     """Every site's verdict, the panel's uniformity and the check that every site held;
-    None for a recipe without a panel of more than one site."""
+    None for a recipe without a panel of more than one site. ``base``: the samples' trace
+    if the caller built one (the whole run's, judged on the reflow's control channel)."""
     if not isinstance(recipe, VacuumFilmBondRecipe) or recipe.panel is None:
         return None
     panel = recipe.panel
@@ -306,15 +309,16 @@ def evaluate_panel(recipe: object, samples: Sequence[Sample]) -> PanelVerdict | 
     hold = _peak_hold(recipe, samples)
     verdicts: list[SiteVerdict] = []
     means: list[float] = []
-    base: Trace | None = None
+    if base is not None and base.samples is not samples:
+        raise ValueError("base: a trace of other samples than the ones judged")
     for i, column in enumerate(site_columns(panel, samples)):
         if base is None:
-            tr = base = Trace(recipe, samples, chip_channel=channels[i])
-            if tr.chip != column:
-                # Site 0's own channel is not what it is judged on (its estimate stands in
-                # for a missing reading): its trace is the others' kind.
-                tr = Trace.sharing(base, channels[i], column)
+            base = Trace(recipe, samples, chip_channel=channels[i])
+        if base.chip_channel == channels[i] and base.chip == column:
+            tr = base  # the site the base was judged on (the reference site, as a rule)
         else:
+            # Another site, or the base's own channel is not what the site is judged on
+            # (its estimate stands in for a missing reading).
             tr = Trace.sharing(base, channels[i], column)
         checks = [*reflow_checks(tr), *cool_checks(tr), chip_hotter_check(tr)]
         peak = next((c.value for c in checks if c.check.startswith("peak_in_window")), None)

@@ -506,13 +506,18 @@ def evaluate_reflow(
     steps: Sequence[StepOutcome],
     *,
     vacuum_limit_mbar: float = VACUUM_LIMIT_MBAR,
+    trace: Trace | None = None,
 ) -> tuple[list[Check], Metrics]:
     """Judge the recorded run against the recipe's process conditions.
 
     ``samples`` are the run's trace in time order (as recorded); ``steps`` the outcomes of
     the steps that started, in order. Returns every check, passed or not, and the metrics.
+    ``trace``: the samples' ``Trace`` when the caller has built it (a panel's judgement
+    shares it with its sites).
     """
-    tr = Trace(recipe, samples)
+    if trace is not None and trace.samples is not samples:
+        raise ValueError("trace: built from other samples than the ones judged")
+    tr = Trace(recipe, samples) if trace is None else trace
     if isinstance(recipe, BumpReflowRecipe):
         # No component and no film: the chip sits on a carrier in N2 at about atmosphere.
         bump = [
